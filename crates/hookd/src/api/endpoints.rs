@@ -1,0 +1,551 @@
+//! Endpoints: where an application's webhooks go, their secrets and custom headers.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use hookd_signing::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::apps;
+use super::auth::Principal;
+use super::error::{ApiError, FieldError};
+use super::extract::{Json, Path, Query};
+use super::pagination::{ListResponse, PageParams};
+use super::serde_util::double_option;
+use super::AppState;
+use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::time::{now_millis, rfc3339};
+use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
+use crate::store::{Application, Endpoint, Order, RetiringSecret};
+
+/// How long a rotated-out secret keeps signing, unless the caller says otherwise.
+const DEFAULT_GRACE_SECONDS: i64 = 24 * 60 * 60;
+/// The most channels an endpoint or message may name.
+pub const MAX_CHANNELS: usize = 10;
+/// The most custom headers an endpoint may carry.
+const MAX_HEADERS: usize = 20;
+
+pub fn routes() -> Router<AppState> {
+    let base = "/api/v1/app/{app_id}/endpoint";
+    Router::new()
+        .route(base, get(list).post(create))
+        .route(
+            &format!("{base}/{{endpoint_id}}"),
+            get(read).put(replace).patch(patch).delete(remove),
+        )
+        .route(&format!("{base}/{{endpoint_id}}/secret"), get(read_secret))
+        .route(
+            &format!("{base}/{{endpoint_id}}/secret/rotate"),
+            post(rotate_secret),
+        )
+        .route(
+            &format!("{base}/{{endpoint_id}}/headers"),
+            get(read_headers).put(replace_headers).patch(patch_headers),
+        )
+        .route(&format!("{base}/{{endpoint_id}}/stats"), get(stats))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointIn {
+    url: String,
+    #[serde(default)]
+    description: String,
+    uid: Option<Uid>,
+    #[serde(default)]
+    disabled: bool,
+    #[serde(alias = "filterTypes")]
+    event_types: Option<Vec<EventTypeName>>,
+    channels: Option<Vec<Channel>>,
+    secret: Option<String>,
+    #[serde(alias = "rateLimit")]
+    throttle_rate: Option<u16>,
+    metadata: Option<BTreeMap<String, String>>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointPatch {
+    url: Option<String>,
+    description: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    uid: Option<Option<Uid>>,
+    disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes", deserialize_with = "double_option")]
+    event_types: Option<Option<Vec<EventTypeName>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    channels: Option<Option<Vec<Channel>>>,
+    #[serde(default, alias = "rateLimit", deserialize_with = "double_option")]
+    throttle_rate: Option<Option<u16>>,
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub uid: Option<String>,
+    pub version: i64,
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<i64>,
+    pub rate_limit: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(ep: Endpoint) -> Self {
+        Self {
+            id: ep.id,
+            url: ep.url,
+            description: ep.description,
+            uid: ep.uid,
+            version: 1,
+            disabled: ep.disabled,
+            filter_types: ep.event_types.clone(),
+            event_types: ep.event_types,
+            channels: ep.channels,
+            throttle_rate: ep.throttle_rate,
+            rate_limit: ep.throttle_rate,
+            metadata: ep.metadata,
+            created_at: rfc3339(ep.created_at),
+            updated_at: rfc3339(ep.updated_at),
+        }
+    }
+}
+
+/// Loads an endpoint of an application the caller may see.
+pub async fn load(
+    state: &AppState,
+    principal: &Principal,
+    app_key: &str,
+    endpoint_key: &str,
+) -> Result<(Application, Endpoint), ApiError> {
+    let app = apps::load(state, principal, app_key).await?;
+    let endpoint = state
+        .store
+        .get_endpoint(&app.id, endpoint_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    Ok((app, endpoint))
+}
+
+fn parse_url(url: &str) -> Result<String, ApiError> {
+    EndpointUrl::parse(url)
+        .map(|u| u.to_string())
+        .map_err(|e| ApiError::invalid(&["body", "url"], e.to_string()))
+}
+
+fn check_rate(rate: Option<u16>) -> Result<Option<i64>, ApiError> {
+    match rate {
+        Some(0) => Err(ApiError::invalid(
+            &["body", "throttleRate"],
+            "must be at least 1 message per second",
+        )),
+        other => Ok(other.map(i64::from)),
+    }
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.len() > 1024 {
+        return Err(ApiError::invalid(
+            &["body", "description"],
+            "must be at most 1024 characters long",
+        ));
+    }
+    Ok(())
+}
+
+/// Event types an endpoint subscribes to must be in the catalog.
+async fn check_event_types(
+    state: &AppState,
+    types: Option<Vec<EventTypeName>>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(types) = types else {
+        return Ok(None);
+    };
+    if types.is_empty() {
+        return Err(ApiError::invalid(
+            &["body", "eventTypes"],
+            "must not be empty; leave it out to receive every event type",
+        ));
+    }
+    let names: Vec<String> = types.into_iter().map(String::from).collect();
+    let known = state.store.known_event_types(&names).await?;
+    let unknown: Vec<FieldError> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !known.contains(name))
+        .map(|(i, name)| FieldError {
+            loc: vec!["body".into(), "eventTypes".into(), i.to_string()],
+            msg: format!("event type {name:?} does not exist"),
+            kind: "value_error".into(),
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::invalid_fields(unknown));
+    }
+    Ok(Some(names))
+}
+
+/// Channels, when given, hold between one and ten names.
+pub fn check_channels(channels: Option<Vec<Channel>>) -> Result<Option<Vec<String>>, ApiError> {
+    match channels {
+        Some(list) if list.is_empty() || list.len() > MAX_CHANNELS => Err(ApiError::invalid(
+            &["body", "channels"],
+            format!("must hold between 1 and {MAX_CHANNELS} channels"),
+        )),
+        other => Ok(other.map(|list| list.into_iter().map(String::from).collect())),
+    }
+}
+
+fn parse_secret(secret: Option<String>) -> Result<Secret, ApiError> {
+    match secret {
+        None => Ok(Secret::generate()),
+        Some(text) => {
+            Secret::parse(&text).map_err(|e| ApiError::invalid(&["body", "secret"], e.to_string()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(app_id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ListResponse<EndpointOut>>, ApiError> {
+    let app = apps::load(&state, &principal, &app_id).await?;
+    let page = params.page.parse(Order::Ascending)?;
+    let rows = state.store.list_endpoints(&app.id, &page).await?;
+    Ok(axum::Json(ListResponse::build(
+        rows,
+        &page,
+        |e| e.id.clone(),
+        EndpointOut::from,
+    )))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(app_id): Path<String>,
+    Json(input): Json<EndpointIn>,
+) -> Result<(StatusCode, axum::Json<EndpointOut>), ApiError> {
+    let app = apps::load(&state, &principal, &app_id).await?;
+    let endpoint = new_endpoint(&state, &app, input, None).await?;
+    state.store.create_endpoint(&endpoint).await?;
+    Ok((StatusCode::CREATED, axum::Json(endpoint.into())))
+}
+
+async fn new_endpoint(
+    state: &AppState,
+    app: &Application,
+    input: EndpointIn,
+    uid_from_path: Option<String>,
+) -> Result<Endpoint, ApiError> {
+    let url = parse_url(&input.url)?;
+    check_description(&input.description)?;
+    let now = now_millis();
+    Ok(Endpoint {
+        id: new_id(IdPrefix::Endpoint),
+        app_id: app.id.clone(),
+        uid: input.uid.map(String::from).or(uid_from_path),
+        url,
+        description: input.description,
+        disabled: input.disabled,
+        event_types: check_event_types(state, input.event_types).await?,
+        channels: check_channels(input.channels)?,
+        throttle_rate: check_rate(input.throttle_rate)?,
+        metadata: input.metadata.unwrap_or_default(),
+        headers: check_headers(input.headers.unwrap_or_default())?,
+        secret: parse_secret(input.secret)?,
+        retiring_secrets: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<axum::Json<EndpointOut>, ApiError> {
+    let (_, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    Ok(axum::Json(endpoint.into()))
+}
+
+/// PUT creates the endpoint (with the path as its uid) when it does not exist yet.
+async fn replace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Json(input): Json<EndpointIn>,
+) -> Result<(StatusCode, axum::Json<EndpointOut>), ApiError> {
+    let app = apps::load(&state, &principal, &app_id).await?;
+    let Some(mut endpoint) = state.store.get_endpoint(&app.id, &endpoint_id).await? else {
+        let uid = Uid::parse(endpoint_id.clone())
+            .map_err(|e| ApiError::invalid(&["path", "endpoint_id"], e.to_string()))?;
+        let endpoint = new_endpoint(&state, &app, input, Some(uid.into())).await?;
+        state.store.create_endpoint(&endpoint).await?;
+        return Ok((StatusCode::CREATED, axum::Json(endpoint.into())));
+    };
+    endpoint.url = parse_url(&input.url)?;
+    check_description(&input.description)?;
+    endpoint.description = input.description;
+    endpoint.uid = input.uid.map(String::from);
+    endpoint.disabled = input.disabled;
+    endpoint.event_types = check_event_types(&state, input.event_types).await?;
+    endpoint.channels = check_channels(input.channels)?;
+    endpoint.throttle_rate = check_rate(input.throttle_rate)?;
+    endpoint.metadata = input.metadata.unwrap_or_default();
+    endpoint.updated_at = now_millis();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok((StatusCode::OK, axum::Json(endpoint.into())))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Json(input): Json<EndpointPatch>,
+) -> Result<axum::Json<EndpointOut>, ApiError> {
+    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    if let Some(url) = input.url {
+        endpoint.url = parse_url(&url)?;
+    }
+    if let Some(description) = input.description {
+        check_description(&description)?;
+        endpoint.description = description;
+    }
+    if let Some(uid) = input.uid {
+        endpoint.uid = uid.map(String::from);
+    }
+    if let Some(disabled) = input.disabled {
+        endpoint.disabled = disabled;
+    }
+    if let Some(types) = input.event_types {
+        endpoint.event_types = check_event_types(&state, types).await?;
+    }
+    if let Some(channels) = input.channels {
+        endpoint.channels = check_channels(channels)?;
+    }
+    if let Some(rate) = input.throttle_rate {
+        endpoint.throttle_rate = check_rate(rate)?;
+    }
+    if let Some(metadata) = input.metadata {
+        endpoint.metadata = metadata;
+    }
+    endpoint.updated_at = now_millis();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(axum::Json(endpoint.into()))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (app, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    state.store.delete_endpoint(&app.id, &endpoint.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct SecretOut {
+    key: String,
+}
+
+async fn read_secret(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<axum::Json<SecretOut>, ApiError> {
+    let (_, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    Ok(axum::Json(SecretOut {
+        key: endpoint.secret.expose(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RotateIn {
+    key: Option<String>,
+    grace_period_seconds: Option<u32>,
+}
+
+/// Replaces the secret; the old one keeps signing (beside the new) through its grace period.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Json(input): Json<RotateIn>,
+) -> Result<StatusCode, ApiError> {
+    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    let new_secret = match input.key {
+        None => Secret::generate(),
+        Some(text) => {
+            Secret::parse(&text).map_err(|e| ApiError::invalid(&["body", "key"], e.to_string()))?
+        }
+    };
+    let now = now_millis();
+    let grace = input
+        .grace_period_seconds
+        .map_or(DEFAULT_GRACE_SECONDS, i64::from);
+    endpoint.retiring_secrets.retain(|old| old.expires_at > now);
+    endpoint.retiring_secrets.push(RetiringSecret {
+        secret: endpoint.secret.expose(),
+        expires_at: now + grace * 1000,
+    });
+    endpoint.secret = new_secret;
+    endpoint.updated_at = now;
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Headers hookd sets itself or that would break HTTP framing.
+fn reserved_header(name: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-connection",
+        "user-agent",
+    ];
+    let name = name.to_ascii_lowercase();
+    RESERVED.contains(&name.as_str()) || name.starts_with("webhook-") || name.starts_with("svix-")
+}
+
+fn check_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::invalid(
+            &["body", "headers"],
+            format!("at most {MAX_HEADERS} headers are allowed"),
+        ));
+    }
+    for (name, value) in &headers {
+        let loc = ["body", "headers", name.as_str()];
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ApiError::invalid(&loc, "is not a valid header name"));
+        }
+        if reserved_header(name) {
+            return Err(ApiError::invalid(
+                &loc,
+                "is set by hookd and cannot be overridden",
+            ));
+        }
+        if value.len() > 4096 || axum::http::HeaderValue::from_str(value).is_err() {
+            return Err(ApiError::invalid(&loc, "is not a valid header value"));
+        }
+    }
+    Ok(headers)
+}
+
+#[derive(Serialize)]
+struct HeadersOut {
+    headers: BTreeMap<String, String>,
+    sensitive: Vec<String>,
+}
+
+async fn read_headers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<axum::Json<HeadersOut>, ApiError> {
+    let (_, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    Ok(axum::Json(HeadersOut {
+        headers: endpoint.headers,
+        sensitive: Vec::new(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct HeadersIn {
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HeadersPatchIn {
+    headers: BTreeMap<String, Option<String>>,
+}
+
+async fn replace_headers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Json(input): Json<HeadersIn>,
+) -> Result<StatusCode, ApiError> {
+    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    endpoint.headers = check_headers(input.headers)?;
+    endpoint.updated_at = now_millis();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// PATCH merges: a value sets the header, null removes it.
+async fn patch_headers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Json(input): Json<HeadersPatchIn>,
+) -> Result<StatusCode, ApiError> {
+    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    let mut headers = endpoint.headers.clone();
+    for (name, value) in input.headers {
+        match value {
+            Some(value) => headers.insert(name, value),
+            None => headers.remove(&name),
+        };
+    }
+    endpoint.headers = check_headers(headers)?;
+    endpoint.updated_at = now_millis();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct StatsOut {
+    success: u64,
+    pending: u64,
+    sending: u64,
+    fail: u64,
+    canceled: u64,
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> Result<axum::Json<StatsOut>, ApiError> {
+    let (app, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    let s = state.store.endpoint_stats(&app.id, &endpoint.id).await?;
+    Ok(axum::Json(StatsOut {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.fail,
+        canceled: s.canceled,
+    }))
+}

@@ -1,0 +1,273 @@
+//! The event type catalog.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::extract::{Json, Path, Query};
+use super::pagination::{ListResponse, PageParams};
+use super::serde_util::double_option;
+use super::AppState;
+use crate::domain::time::{now_millis, rfc3339};
+use crate::domain::EventTypeName;
+use crate::store::{EventType, Order};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/event-type", get(list).post(create))
+        .route(
+            "/api/v1/event-type/{event_type_name}",
+            get(read).put(replace).patch(patch).delete(remove),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventTypeIn {
+    name: EventTypeName,
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    deprecated: bool,
+    schemas: Option<serde_json::Value>,
+    feature_flag: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventTypeUpdate {
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    deprecated: bool,
+    schemas: Option<serde_json::Value>,
+    feature_flag: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventTypePatch {
+    description: Option<String>,
+    archived: Option<bool>,
+    deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    schemas: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    feature_flag: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventTypeOut {
+    name: String,
+    description: String,
+    archived: bool,
+    deprecated: bool,
+    schemas: Option<serde_json::Value>,
+    feature_flag: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(et: EventType) -> Self {
+        Self {
+            name: et.name,
+            description: et.description,
+            archived: et.archived,
+            deprecated: et.deprecated,
+            schemas: et.schemas,
+            feature_flag: et.feature_flag,
+            created_at: rfc3339(et.created_at),
+            updated_at: rfc3339(et.updated_at),
+        }
+    }
+}
+
+fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.len() > 4096 {
+        return Err(ApiError::invalid(
+            &["body", "description"],
+            "must be at most 4096 characters long",
+        ));
+    }
+    Ok(())
+}
+
+fn check_schemas(schemas: &Option<serde_json::Value>) -> Result<(), ApiError> {
+    match schemas {
+        Some(value) if !value.is_object() => Err(ApiError::invalid(
+            &["body", "schemas"],
+            "must be an object mapping a version to a JSON Schema",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn load(state: &AppState, name: &str) -> Result<EventType, ApiError> {
+    state
+        .store
+        .get_event_type(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event type"))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    #[serde(flatten)]
+    page: PageParams,
+    include_archived: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ListResponse<EventTypeOut>>, ApiError> {
+    let page = params.page.parse(Order::Ascending)?;
+    let include_archived = match params.include_archived.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["query", "include_archived"],
+                "must be true or false",
+            ))
+        }
+    };
+    let rows = state
+        .store
+        .list_event_types(&page, include_archived)
+        .await?;
+    Ok(axum::Json(ListResponse::build(
+        rows,
+        &page,
+        |e| e.name.clone(),
+        EventTypeOut::from,
+    )))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(input): Json<EventTypeIn>,
+) -> Result<(StatusCode, axum::Json<EventTypeOut>), ApiError> {
+    principal.require_org()?;
+    check_description(&input.description)?;
+    check_schemas(&input.schemas)?;
+    let now = now_millis();
+    let event_type = EventType {
+        name: input.name.into(),
+        description: input.description,
+        archived: input.archived,
+        deprecated: input.deprecated,
+        schemas: input.schemas,
+        feature_flag: input.feature_flag,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_event_type(&event_type).await?;
+    Ok((StatusCode::CREATED, axum::Json(event_type.into())))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Path(name): Path<String>,
+) -> Result<axum::Json<EventTypeOut>, ApiError> {
+    Ok(axum::Json(load(&state, &name).await?.into()))
+}
+
+/// PUT creates the event type when it does not exist yet.
+async fn replace(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(input): Json<EventTypeUpdate>,
+) -> Result<(StatusCode, axum::Json<EventTypeOut>), ApiError> {
+    principal.require_org()?;
+    check_description(&input.description)?;
+    check_schemas(&input.schemas)?;
+    let now = now_millis();
+    let existing = state.store.get_event_type(&name).await?;
+    let created = existing.is_none();
+    let name = EventTypeName::parse(name)
+        .map_err(|e| ApiError::invalid(&["path", "event_type_name"], e.to_string()))?;
+    let event_type = EventType {
+        name: name.into(),
+        description: input.description,
+        archived: input.archived,
+        deprecated: input.deprecated,
+        schemas: input.schemas,
+        feature_flag: input.feature_flag,
+        created_at: existing.map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    if created {
+        state.store.create_event_type(&event_type).await?;
+        Ok((StatusCode::CREATED, axum::Json(event_type.into())))
+    } else {
+        state.store.update_event_type(&event_type).await?;
+        Ok((StatusCode::OK, axum::Json(event_type.into())))
+    }
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(input): Json<EventTypePatch>,
+) -> Result<axum::Json<EventTypeOut>, ApiError> {
+    principal.require_org()?;
+    let mut event_type = load(&state, &name).await?;
+    if let Some(description) = input.description {
+        check_description(&description)?;
+        event_type.description = description;
+    }
+    if let Some(archived) = input.archived {
+        event_type.archived = archived;
+    }
+    if let Some(deprecated) = input.deprecated {
+        event_type.deprecated = deprecated;
+    }
+    if let Some(schemas) = input.schemas {
+        check_schemas(&schemas)?;
+        event_type.schemas = schemas;
+    }
+    if let Some(flag) = input.feature_flag {
+        event_type.feature_flag = flag;
+    }
+    event_type.updated_at = now_millis();
+    state.store.update_event_type(&event_type).await?;
+    Ok(axum::Json(event_type.into()))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteParams {
+    expunge: Option<bool>,
+}
+
+/// Archives the event type, or with `expunge=true` deletes it.
+async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Query(params): Query<DeleteParams>,
+) -> Result<StatusCode, ApiError> {
+    principal.require_org()?;
+    let mut event_type = load(&state, &name).await?;
+    if params.expunge == Some(true) {
+        state.store.delete_event_type(&event_type.name).await?;
+    } else {
+        event_type.archived = true;
+        event_type.updated_at = now_millis();
+        state.store.update_event_type(&event_type).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

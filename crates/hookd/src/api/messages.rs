@@ -1,0 +1,216 @@
+//! Messages: ingest with fan-out, and reading them back.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::apps;
+use super::auth::Principal;
+use super::endpoints::check_channels;
+use super::error::ApiError;
+use super::extract::{Json, Path, Query};
+use super::pagination::{ListResponse, PageParams};
+use super::AppState;
+use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
+use crate::domain::{Channel, EventTypeName, Uid};
+use crate::store::{Message, MessageFilter, Order};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/app/{app_id}/msg", get(list).post(create))
+        .route("/api/v1/app/{app_id}/msg/{msg_id}", get(read))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageIn {
+    event_type: EventTypeName,
+    event_id: Option<Uid>,
+    payload: Box<RawValue>,
+    channels: Option<Vec<Channel>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Box<RawValue>>,
+    pub channels: Option<Vec<String>>,
+    pub timestamp: String,
+}
+
+impl MessageOut {
+    pub fn new(message: Message, with_content: bool) -> Self {
+        // Stored payloads were valid JSON objects when ingested.
+        let payload = with_content
+            .then(|| RawValue::from_string(message.payload.to_string()).ok())
+            .flatten();
+        Self {
+            id: message.id,
+            event_type: message.event_type,
+            event_id: message.event_id,
+            payload,
+            channels: message.channels,
+            timestamp: rfc3339(message.created_at),
+        }
+    }
+}
+
+/// `with_content` (default true) says whether payloads are included.
+pub fn with_content(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(ApiError::invalid(
+            &["query", "with_content"],
+            "must be true or false",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateParams {
+    with_content: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(app_id): Path<String>,
+    Query(params): Query<CreateParams>,
+    Json(input): Json<MessageIn>,
+) -> Result<(StatusCode, axum::Json<MessageOut>), ApiError> {
+    let with_content = with_content(params.with_content.as_deref())?;
+    let app = apps::load(&state, &principal, &app_id).await?;
+    let payload = input.payload.get();
+    if !payload.starts_with('{') {
+        return Err(ApiError::invalid(
+            &["body", "payload"],
+            "must be a JSON object",
+        ));
+    }
+    if payload.len() > state.max_payload_bytes {
+        return Err(ApiError::payload_too_large(state.max_payload_bytes));
+    }
+    let message = Message {
+        id: new_id(IdPrefix::Message),
+        app_id: app.id,
+        event_type: input.event_type.into(),
+        event_id: input.event_id.map(String::from),
+        channels: check_channels(input.channels)?,
+        payload: payload.into(),
+        created_at: now_millis(),
+    };
+    ingest(&state, &message).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(MessageOut::new(message, with_content)),
+    ))
+}
+
+/// Commits the message with its fan-out, then passes the deliveries to the local worker (or
+/// wakes the workers, when they must claim them).
+async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
+    let reservation = state.dispatch.as_ref().and_then(|d| d.reserve());
+    let lease = reservation.as_ref().map(|r| r.lease.clone());
+    let claimed = state.store.create_message(message, lease).await?;
+    match (reservation, &state.dispatch) {
+        (Some(reservation), _) => reservation.hand_over(claimed),
+        (None, Some(dispatch)) => dispatch.wake(),
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    #[serde(flatten)]
+    page: PageParams,
+    channel: Option<String>,
+    before: Option<String>,
+    after: Option<String>,
+    with_content: Option<String>,
+}
+
+/// Values of a query parameter that may repeat or hold a comma-separated list.
+pub fn repeated(raw: Option<&str>, key: &str) -> Option<Vec<String>> {
+    let values: Vec<String> = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == key || k == &format!("{key}[]"))
+        .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+fn time_param(value: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|text| {
+            parse_rfc3339(text)
+                .ok_or_else(|| ApiError::invalid(&["query", name], "must be an RFC 3339 timestamp"))
+        })
+        .transpose()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(app_id): Path<String>,
+    Query(params): Query<ListParams>,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<ListResponse<MessageOut>>, ApiError> {
+    let app = apps::load(&state, &principal, &app_id).await?;
+    let page = params.page.parse(Order::Descending)?;
+    let with_content = with_content(params.with_content.as_deref())?;
+    let filter = MessageFilter {
+        channel: params.channel,
+        event_types: repeated(raw.as_deref(), "event_types"),
+        before: time_param(params.before.as_deref(), "before")?,
+        after: time_param(params.after.as_deref(), "after")?,
+    };
+    let rows = state.store.list_messages(&app.id, &filter, &page).await?;
+    Ok(axum::Json(ListResponse::build(
+        rows,
+        &page,
+        |m| m.id.clone(),
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReadParams {
+    with_content: Option<String>,
+}
+
+/// Loads a message (by id or eventId) of an application the caller may see.
+pub async fn load(
+    state: &AppState,
+    principal: &Principal,
+    app_key: &str,
+    msg_key: &str,
+) -> Result<(crate::store::Application, Message), ApiError> {
+    let app = apps::load(state, principal, app_key).await?;
+    let message = state
+        .store
+        .get_message(&app.id, msg_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((app, message))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    Query(params): Query<ReadParams>,
+) -> Result<axum::Json<MessageOut>, ApiError> {
+    let with_content = with_content(params.with_content.as_deref())?;
+    let (_, message) = load(&state, &principal, &app_id, &msg_id).await?;
+    Ok(axum::Json(MessageOut::new(message, with_content)))
+}

@@ -1,0 +1,106 @@
+//! `limit`/`iterator` paging and the `{data, iterator, prevIterator, done}` answer.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::store::{Order, PageRequest};
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 250;
+
+/// Paging parameters as given in the query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageParams {
+    pub limit: Option<String>,
+    pub iterator: Option<String>,
+    pub order: Option<String>,
+}
+
+impl PageParams {
+    /// Checks the parameters; `default_order` is the list's natural order.
+    pub fn parse(&self, default_order: Order) -> Result<PageRequest, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        &["query", "limit"],
+                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                    )
+                })?,
+        };
+        let order = match self.order.as_deref() {
+            None => default_order,
+            Some("ascending") => Order::Ascending,
+            Some("descending") => Order::Descending,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    &["query", "order"],
+                    "must be ascending or descending",
+                ))
+            }
+        };
+        let (cursor, backwards) = match self.iterator.as_deref().filter(|i| !i.is_empty()) {
+            None => (None, false),
+            Some(text) => match text.strip_prefix('-') {
+                Some(before) => (Some(before.to_string()), true),
+                None => (Some(text.to_string()), false),
+            },
+        };
+        if cursor.as_ref().is_some_and(|c| c.len() > 256) {
+            return Err(ApiError::invalid(
+                &["query", "iterator"],
+                "is not a valid iterator",
+            ));
+        }
+        Ok(PageRequest {
+            limit,
+            cursor,
+            backwards,
+            order,
+        })
+    }
+}
+
+/// One page of a list, as every list route answers.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T> ListResponse<T> {
+    /// Builds the answer from the store's rows (which hold one extra row when more follow).
+    pub fn build<R>(
+        mut rows: Vec<R>,
+        page: &PageRequest,
+        key: impl Fn(&R) -> String,
+        out: impl Fn(R) -> T,
+    ) -> Self {
+        let more = rows.len() > page.limit;
+        if more {
+            if page.backwards {
+                rows.remove(0);
+            } else {
+                rows.truncate(page.limit);
+            }
+        }
+        let iterator = rows.last().map(&key);
+        let prev_iterator = rows.first().map(|r| format!("-{}", key(r)));
+        // Going backwards, the next page forwards is where we came from, so only "no more
+        // before" can be said; forwards, done means nothing follows.
+        let done = if page.backwards { false } else { !more };
+        Self {
+            data: rows.into_iter().map(out).collect(),
+            iterator,
+            prev_iterator,
+            done,
+        }
+    }
+}

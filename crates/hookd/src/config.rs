@@ -1,0 +1,379 @@
+//! Settings: from flags, `HOOKD_*` variables and an optional TOML file, checked once at start.
+//!
+//! Precedence is flag, then environment variable (both handled by clap), then the file, then
+//! the default. Every value is parsed here into its final type, so a bad setting stops hookd
+//! at start with a message naming the setting, never later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::delivery::RetryPolicy;
+
+/// Which header names carry the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureHeaders {
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
+    Webhook,
+    /// `svix-id`, `svix-timestamp`, `svix-signature`.
+    Svix,
+    /// Both sets.
+    Both,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What one process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The management API only.
+    Api,
+    /// Delivery workers only.
+    Worker,
+    /// Both.
+    All,
+}
+
+/// The validated settings of a hookd process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub admin_token: Option<String>,
+    pub allow_destinations: Vec<IpNet>,
+    pub retry: RetryPolicy,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub signature_headers: SignatureHeaders,
+    pub max_payload_bytes: usize,
+    pub poll_interval: Duration,
+    pub max_in_flight: usize,
+    pub role: Role,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: a database URL and everything else at its default.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        RawSettings {
+            database_url: Some(database_url.into()),
+            ..RawSettings::default()
+        }
+        .resolve()
+        .expect("the defaults are valid")
+    }
+
+    /// How long a claimed delivery stays leased: long enough for the slowest attempt.
+    pub fn lease_duration(&self) -> Duration {
+        self.connect_timeout + self.request_timeout * 2 + Duration::from_secs(30)
+    }
+}
+
+/// Settings as given, before validation. Field names are the TOML keys; clap adds the flags and
+/// `HOOKD_*` variables.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct RawSettings {
+    /// Address the API listens on [default: 127.0.0.1:8071]
+    #[arg(long, env = "HOOKD_LISTEN")]
+    pub listen: Option<String>,
+    /// Database URL: sqlite://PATH [default: sqlite://hookd.db]
+    #[arg(long, env = "HOOKD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A token accepted as an org token, in addition to stored tokens
+    #[arg(long, env = "HOOKD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Comma-separated CIDRs that deliveries may reach despite the SSRF guard
+    #[arg(long, env = "HOOKD_ALLOW_DESTINATIONS")]
+    pub allow_destinations: Option<String>,
+    /// Comma-separated delays between attempts [default: 5s,5m,30m,2h,5h,10h,10h]
+    #[arg(long, env = "HOOKD_RETRY_SCHEDULE")]
+    pub retry_schedule: Option<String>,
+    /// Shortest wait after a 429 or a timeout [default: 60s]
+    #[arg(long, env = "HOOKD_THROTTLED_RETRY_MIN")]
+    pub throttled_retry_min: Option<String>,
+    /// Total time allowed for one attempt [default: 15s]
+    #[arg(long, env = "HOOKD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Time allowed to connect to an endpoint [default: 5s]
+    #[arg(long, env = "HOOKD_CONNECT_TIMEOUT")]
+    pub connect_timeout: Option<String>,
+    /// Signature header names: webhook, svix or both [default: webhook]
+    #[arg(long, env = "HOOKD_SIGNATURE_HEADERS")]
+    pub signature_headers: Option<String>,
+    /// Largest accepted message payload in bytes [default: 1048576]
+    #[arg(long, env = "HOOKD_MAX_PAYLOAD_BYTES")]
+    pub max_payload_bytes: Option<usize>,
+    /// How often workers look for due deliveries when nothing wakes them [default: 1s]
+    #[arg(long, env = "HOOKD_POLL_INTERVAL")]
+    pub poll_interval: Option<String>,
+    /// Most delivery attempts in flight per process [default: 512]
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// What this process runs: api, worker or all [default: all]
+    #[arg(long, env = "HOOKD_ROLE")]
+    pub role: Option<String>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "HOOKD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {problem}")]
+pub struct SettingError {
+    name: &'static str,
+    problem: String,
+}
+
+fn invalid(name: &'static str, problem: impl std::fmt::Display) -> SettingError {
+    SettingError {
+        name,
+        problem: problem.to_string(),
+    }
+}
+
+impl RawSettings {
+    /// Fills what flags and variables left unset from a TOML file.
+    pub fn with_file(self, path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let file: RawSettings = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid configuration file {}: {e}", path.display()))?;
+        Ok(self.or(file))
+    }
+
+    fn or(self, other: Self) -> Self {
+        Self {
+            listen: self.listen.or(other.listen),
+            database_url: self.database_url.or(other.database_url),
+            admin_token: self.admin_token.or(other.admin_token),
+            allow_destinations: self.allow_destinations.or(other.allow_destinations),
+            retry_schedule: self.retry_schedule.or(other.retry_schedule),
+            throttled_retry_min: self.throttled_retry_min.or(other.throttled_retry_min),
+            request_timeout: self.request_timeout.or(other.request_timeout),
+            connect_timeout: self.connect_timeout.or(other.connect_timeout),
+            signature_headers: self.signature_headers.or(other.signature_headers),
+            max_payload_bytes: self.max_payload_bytes.or(other.max_payload_bytes),
+            poll_interval: self.poll_interval.or(other.poll_interval),
+            max_in_flight: self.max_in_flight.or(other.max_in_flight),
+            role: self.role.or(other.role),
+            log_format: self.log_format.or(other.log_format),
+        }
+    }
+
+    /// Validates every setting and applies defaults.
+    pub fn resolve(self) -> Result<Settings, SettingError> {
+        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:8071");
+        let listen = listen.parse().map_err(|_| {
+            invalid(
+                "HOOKD_LISTEN",
+                format!("{listen:?} is not an address like 127.0.0.1:8071"),
+            )
+        })?;
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| "sqlite://hookd.db".into());
+        if !database_url.starts_with("sqlite://") {
+            return Err(invalid(
+                "HOOKD_DATABASE_URL",
+                "only sqlite://PATH is supported by this build",
+            ));
+        }
+        let admin_token = self.admin_token.filter(|t| !t.is_empty());
+        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid(
+                "HOOKD_ADMIN_TOKEN",
+                "must be at least 16 characters long",
+            ));
+        }
+        let retry_schedule = parse_durations(
+            "HOOKD_RETRY_SCHEDULE",
+            self.retry_schedule
+                .as_deref()
+                .unwrap_or("5s,5m,30m,2h,5h,10h,10h"),
+        )?;
+        let throttled_min = duration(
+            "HOOKD_THROTTLED_RETRY_MIN",
+            self.throttled_retry_min.as_deref().unwrap_or("60s"),
+        )?;
+        let max_payload_bytes = self.max_payload_bytes.unwrap_or(1024 * 1024);
+        if max_payload_bytes == 0 || max_payload_bytes > 64 * 1024 * 1024 {
+            return Err(invalid(
+                "HOOKD_MAX_PAYLOAD_BYTES",
+                "must be between 1 and 67108864",
+            ));
+        }
+        let max_in_flight = self.max_in_flight.unwrap_or(512);
+        if !(1..=100_000).contains(&max_in_flight) {
+            return Err(invalid(
+                "HOOKD_MAX_IN_FLIGHT",
+                "must be between 1 and 100000",
+            ));
+        }
+        Ok(Settings {
+            listen,
+            database_url,
+            admin_token,
+            allow_destinations: parse_cidrs(self.allow_destinations.as_deref().unwrap_or(""))?,
+            retry: RetryPolicy::new(retry_schedule, throttled_min),
+            request_timeout: positive("HOOKD_REQUEST_TIMEOUT", self.request_timeout, "15s")?,
+            connect_timeout: positive("HOOKD_CONNECT_TIMEOUT", self.connect_timeout, "5s")?,
+            signature_headers: parse_signature_headers(self.signature_headers.as_deref())?,
+            max_payload_bytes,
+            poll_interval: positive("HOOKD_POLL_INTERVAL", self.poll_interval, "1s")?,
+            max_in_flight,
+            role: parse_role(self.role.as_deref())?,
+            log_format: parse_log_format(self.log_format.as_deref())?,
+        })
+    }
+}
+
+fn duration(name: &'static str, text: &str) -> Result<Duration, SettingError> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        invalid(
+            name,
+            format!("{text:?} is not a duration like 15s or 250ms ({e})"),
+        )
+    })
+}
+
+fn positive(
+    name: &'static str,
+    text: Option<String>,
+    default: &str,
+) -> Result<Duration, SettingError> {
+    let value = duration(name, text.as_deref().unwrap_or(default))?;
+    if value.is_zero() {
+        return Err(invalid(name, "must be longer than zero"));
+    }
+    Ok(value)
+}
+
+fn parse_durations(name: &'static str, text: &str) -> Result<Vec<Duration>, SettingError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',').map(|part| duration(name, part)).collect()
+}
+
+fn parse_cidrs(text: &str) -> Result<Vec<IpNet>, SettingError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "HOOKD_ALLOW_DESTINATIONS",
+                        format!("{part:?} is not a CIDR like 10.0.0.0/8 or an address"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn parse_signature_headers(text: Option<&str>) -> Result<SignatureHeaders, SettingError> {
+    match text.unwrap_or("webhook") {
+        "webhook" => Ok(SignatureHeaders::Webhook),
+        "svix" => Ok(SignatureHeaders::Svix),
+        "both" => Ok(SignatureHeaders::Both),
+        other => Err(invalid(
+            "HOOKD_SIGNATURE_HEADERS",
+            format!("{other:?} is not one of webhook, svix, both"),
+        )),
+    }
+}
+
+fn parse_role(text: Option<&str>) -> Result<Role, SettingError> {
+    match text.unwrap_or("all") {
+        "api" => Ok(Role::Api),
+        "worker" => Ok(Role::Worker),
+        "all" => Ok(Role::All),
+        other => Err(invalid(
+            "HOOKD_ROLE",
+            format!("{other:?} is not one of api, worker, all"),
+        )),
+    }
+}
+
+fn parse_log_format(text: Option<&str>) -> Result<LogFormat, SettingError> {
+    match text.unwrap_or("text") {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(invalid(
+            "HOOKD_LOG_FORMAT",
+            format!("{other:?} is not one of text, json"),
+        )),
+    }
+}
+
+/// The path of the SQLite file a `sqlite://` URL names.
+pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    database_url.strip_prefix("sqlite://").map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let settings = RawSettings::default().resolve().expect("defaults");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8071");
+        assert_eq!(settings.database_url, "sqlite://hookd.db");
+        assert_eq!(settings.retry.schedule.len(), 7);
+        assert_eq!(settings.request_timeout, Duration::from_secs(15));
+        assert_eq!(settings.max_payload_bytes, 1024 * 1024);
+        assert_eq!(settings.signature_headers, SignatureHeaders::Webhook);
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let bad = RawSettings {
+            retry_schedule: Some("5s,soon".into()),
+            ..RawSettings::default()
+        };
+        let err = bad.resolve().expect_err("invalid").to_string();
+        assert!(err.contains("HOOKD_RETRY_SCHEDULE"), "{err}");
+
+        let bad = RawSettings {
+            allow_destinations: Some("127.0.0.0/8,nowhere".into()),
+            ..RawSettings::default()
+        };
+        let err = bad.resolve().expect_err("invalid").to_string();
+        assert!(err.contains("HOOKD_ALLOW_DESTINATIONS"), "{err}");
+    }
+
+    #[test]
+    fn file_values_fill_only_what_is_unset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hookd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nrequest_timeout = \"3s\"\n",
+        )
+        .expect("write");
+        let raw = RawSettings {
+            listen: Some("127.0.0.1:7000".into()),
+            ..RawSettings::default()
+        };
+        let settings = raw
+            .with_file(&path)
+            .expect("file")
+            .resolve()
+            .expect("valid");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(settings.request_timeout, Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,335 @@
+//! Running the delivery stages and wiring them together.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, warn};
+
+use super::attempt::{attempt, AttemptContext};
+use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::time::now_millis;
+use crate::store::{AttemptResult, ClaimedDelivery, Lease, NextStep, SharedStore};
+
+/// Deliveries claimed per round trip to the store.
+const CLAIM_BATCH: usize = 256;
+/// Results written per commit.
+const RECORD_BATCH: usize = 512;
+/// Batches of fresh deliveries ingest may hand over before it leaves them to claiming.
+const HANDOVER_QUEUE: usize = 256;
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub max_in_flight: usize,
+    pub poll_interval: Duration,
+    pub lease_duration: Duration,
+    /// How long shutdown waits for attempts in flight.
+    pub drain_timeout: Duration,
+}
+
+/// What the API holds to pass fresh deliveries to this process's worker.
+#[derive(Clone)]
+pub struct DispatchHandle {
+    owner: String,
+    lease_duration: Duration,
+    handover: mpsc::Sender<Vec<ClaimedDelivery>>,
+    wake: Arc<Notify>,
+}
+
+/// A slot in the hand-over queue with the lease to write into the ingest transaction.
+pub struct Reservation {
+    pub lease: Lease,
+    permit: mpsc::OwnedPermit<Vec<ClaimedDelivery>>,
+}
+
+impl Reservation {
+    /// Gives the deliveries committed under this lease to the worker.
+    pub fn hand_over(self, deliveries: Vec<ClaimedDelivery>) {
+        if !deliveries.is_empty() {
+            self.permit.send(deliveries);
+        }
+    }
+}
+
+impl DispatchHandle {
+    /// Reserves room for one message's deliveries, or `None` when the worker is saturated; the
+    /// message is then stored unleased and claimed later. (If the request is dropped between
+    /// reservation and hand-over, its deliveries wait for the lease to expire: late, not lost.)
+    pub fn reserve(&self) -> Option<Reservation> {
+        let permit = self.handover.clone().try_reserve_owned().ok()?;
+        let now = now_millis();
+        Some(Reservation {
+            lease: Lease {
+                owner: self.owner.clone(),
+                token: new_id(IdPrefix::Delivery),
+                now,
+                until: now + millis(self.lease_duration),
+            },
+            permit,
+        })
+    }
+
+    /// Tells the worker that new deliveries are due.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// The running engine; [`Engine::shutdown`] stops it cleanly.
+pub struct Engine {
+    handle: DispatchHandle,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Starts the dispatcher and the recorder.
+    pub fn start(store: SharedStore, ctx: AttemptContext, config: EngineConfig) -> Self {
+        let owner = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
+        let (handover_tx, handover_rx) = mpsc::channel(HANDOVER_QUEUE);
+        let (results_tx, results_rx) = mpsc::channel(RECORD_BATCH * 4);
+        let (hints_tx, hints_rx) = mpsc::channel(1024);
+        let wake = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let recorder = Recorder {
+            store: Arc::clone(&store),
+            results: results_rx,
+            hints: hints_tx,
+        };
+        let dispatcher = Dispatcher {
+            store,
+            ctx: Arc::new(ctx),
+            config: config.clone(),
+            owner: owner.clone(),
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            handover: handover_rx,
+            hints: hints_rx,
+            results: results_tx,
+            wake: Arc::clone(&wake),
+            starved: Arc::new(AtomicBool::new(false)),
+            stop: stop.clone(),
+            attempts: TaskTracker::new(),
+        };
+        tasks.spawn(recorder.run());
+        tasks.spawn(dispatcher.run());
+        tasks.close();
+        Self {
+            handle: DispatchHandle {
+                owner,
+                lease_duration: config.lease_duration,
+                handover: handover_tx,
+                wake,
+            },
+            stop,
+            tasks,
+        }
+    }
+
+    pub fn handle(&self) -> DispatchHandle {
+        self.handle.clone()
+    }
+
+    /// Stops claiming, lets attempts in flight finish (up to the drain timeout), records their
+    /// results and gives back every lease still held.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        drop(self.handle);
+        self.tasks.wait().await;
+    }
+}
+
+/// Receives work, claims due deliveries and starts attempts.
+struct Dispatcher {
+    store: SharedStore,
+    ctx: Arc<AttemptContext>,
+    config: EngineConfig,
+    owner: String,
+    slots: Arc<Semaphore>,
+    handover: mpsc::Receiver<Vec<ClaimedDelivery>>,
+    hints: mpsc::Receiver<i64>,
+    results: mpsc::Sender<AttemptResult>,
+    wake: Arc<Notify>,
+    /// Set when due work was left unclaimed for want of a free slot.
+    starved: Arc<AtomicBool>,
+    stop: CancellationToken,
+    attempts: TaskTracker,
+}
+
+impl Dispatcher {
+    async fn run(mut self) {
+        let mut next_claim = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => break,
+                Some(batch) = self.handover.recv() => self.launch(batch).await,
+                Some(due_at) = self.hints.recv() => {
+                    next_claim = next_claim.min(instant_at(due_at));
+                }
+                () = self.wake.notified() => next_claim = Instant::now(),
+                () = tokio::time::sleep_until(next_claim) => {
+                    next_claim = self.claim_round().await;
+                }
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Claims while there is room and work; returns when to look again.
+    async fn claim_round(&mut self) -> Instant {
+        let poll = Instant::now() + self.config.poll_interval;
+        loop {
+            let room = self.slots.available_permits().min(CLAIM_BATCH);
+            if room == 0 {
+                // Every slot is busy: the next attempt to finish wakes us (see `run_attempt`).
+                self.starved.store(true, Ordering::Release);
+                return poll;
+            }
+            let now = now_millis();
+            let lease = Lease {
+                owner: self.owner.clone(),
+                token: new_id(IdPrefix::Delivery),
+                now,
+                until: now + millis(self.config.lease_duration),
+            };
+            let claimed = match self.store.claim_due(&lease, room).await {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    error!(error = %err, "claiming due deliveries failed; retrying after the poll interval");
+                    return poll;
+                }
+            };
+            let full = claimed.len() == room;
+            self.launch(claimed).await;
+            if !full {
+                return self.next_due(poll).await;
+            }
+        }
+    }
+
+    async fn next_due(&self, poll: Instant) -> Instant {
+        match self.store.next_due().await {
+            Ok(Some(due_at)) => poll.min(instant_at(due_at)),
+            Ok(None) => poll,
+            Err(err) => {
+                warn!(error = %err, "reading the next due time failed");
+                poll
+            }
+        }
+    }
+
+    /// Starts one attempt per delivery, waiting for a free slot for each.
+    async fn launch(&self, batch: Vec<ClaimedDelivery>) {
+        for delivery in batch {
+            let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+                return;
+            };
+            self.attempts.spawn(run_attempt(
+                Arc::clone(&self.ctx),
+                delivery,
+                slot,
+                self.results.clone(),
+                Waker {
+                    wake: Arc::clone(&self.wake),
+                    starved: Arc::clone(&self.starved),
+                },
+            ));
+        }
+    }
+
+    async fn drain(self) {
+        self.attempts.close();
+        if tokio::time::timeout(self.config.drain_timeout, self.attempts.wait())
+            .await
+            .is_err()
+        {
+            warn!("attempts still in flight at shutdown; their leases are released");
+        }
+        drop(self.results); // Lets the recorder finish once the attempts' results are in.
+        if let Err(err) = self.store.release_leases(&self.owner).await {
+            warn!(error = %err, "releasing leases at shutdown failed; they expire on their own");
+        }
+    }
+}
+
+/// Wakes the dispatcher when a slot frees up while work waits for one.
+struct Waker {
+    wake: Arc<Notify>,
+    starved: Arc<AtomicBool>,
+}
+
+async fn run_attempt(
+    ctx: Arc<AttemptContext>,
+    delivery: ClaimedDelivery,
+    slot: OwnedSemaphorePermit,
+    results: mpsc::Sender<AttemptResult>,
+    waker: Waker,
+) {
+    let result = attempt(ctx, delivery).await;
+    drop(slot);
+    if waker.starved.swap(false, Ordering::AcqRel) {
+        waker.wake.notify_one();
+    }
+    if results.send(result).await.is_err() {
+        warn!("the recorder has stopped; the attempt's lease will expire and it will be retried");
+    }
+}
+
+fn instant_at(due_at_ms: i64) -> Instant {
+    let wait = due_at_ms.saturating_sub(now_millis()).max(0);
+    Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+}
+
+/// Writes attempt results in batches.
+struct Recorder {
+    store: SharedStore,
+    results: mpsc::Receiver<AttemptResult>,
+    hints: mpsc::Sender<i64>,
+}
+
+impl Recorder {
+    async fn run(mut self) {
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while self.results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            self.record(&batch).await;
+            if let Some(earliest) = batch
+                .iter()
+                .filter_map(|r| match r.next {
+                    NextStep::RetryAt(at) => Some(at),
+                    _ => None,
+                })
+                .min()
+            {
+                // Only a hint: polling finds the retry even if this is dropped.
+                let _ = self.hints.try_send(earliest);
+            }
+            batch.clear();
+        }
+    }
+
+    async fn record(&self, batch: &[AttemptResult]) {
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..5 {
+            match self.store.record_attempts(batch).await {
+                Ok(_) => return,
+                Err(err) => {
+                    warn!(error = %err, "recording attempt results failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        // The deliveries keep their leases; when those expire they are attempted again.
+        error!(count = batch.len(), "attempt results could not be recorded");
+    }
+}

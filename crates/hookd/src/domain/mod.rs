@@ -1,0 +1,10 @@
+//! Types that parse untrusted input once, so the rest of hookd can trust them.
+
+pub mod ids;
+pub mod names;
+pub mod time;
+pub mod url;
+
+pub use ids::{new_id, IdPrefix};
+pub use names::{Channel, EventTypeName, Uid};
+pub use url::EndpointUrl;

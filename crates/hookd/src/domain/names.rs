@@ -1,0 +1,108 @@
+//! Names chosen by API users: uids, event type names and channels.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name was refused; becomes a 422 on the field that held it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("must be between 1 and {max} characters long")]
+    Length { max: usize },
+    #[error("may contain only letters, digits and {allowed}")]
+    Characters { allowed: &'static str },
+}
+
+fn check(text: &str, max: usize, extra: &'static str) -> Result<(), NameError> {
+    if text.is_empty() || text.len() > max {
+        return Err(NameError::Length { max });
+    }
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    {
+        return Err(NameError::Characters {
+            allowed: describe(extra),
+        });
+    }
+    Ok(())
+}
+
+fn describe(extra: &'static str) -> &'static str {
+    match extra {
+        "-_." => "`-`, `_` and `.`",
+        _ => "`-`, `_`, `.` and `:`",
+    }
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, max = $max:expr, extra = $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: impl Into<String>) -> Result<Self, NameError> {
+                let text = text.into();
+                check(&text, $max, $extra)?;
+                Ok(Self(text))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(text: String) -> Result<Self, NameError> {
+                Self::parse(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A user-chosen unique identifier of an application or endpoint.
+    Uid, max = 256, extra = "-_."
+);
+name_type!(
+    /// An event type name such as `payment.captured`.
+    EventTypeName, max = 256, extra = "-_."
+);
+name_type!(
+    /// A channel a message is published on and an endpoint may listen to.
+    Channel, max = 128, extra = "-_.:"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        assert!(EventTypeName::parse("payment.captured").is_ok());
+        assert!(Channel::parse("merchant:42").is_ok());
+        assert!(Uid::parse("merchant-42_eu.v1").is_ok());
+    }
+
+    #[test]
+    fn refuses_empty_long_and_odd_names() {
+        assert!(EventTypeName::parse("").is_err());
+        assert!(EventTypeName::parse("a".repeat(257)).is_err());
+        assert!(EventTypeName::parse("payment captured").is_err());
+        assert!(Uid::parse("a:b").is_err());
+        assert!(Channel::parse("ünicode").is_err());
+    }
+}

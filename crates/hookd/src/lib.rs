@@ -1,0 +1,21 @@
+//! hookd: accept payment events, sign them (Standard Webhooks) and deliver them to merchants'
+//! endpoints, retrying until they arrive.
+//!
+//! The parts, each a module:
+//! - [`api`]: the Svix-compatible management API (axum).
+//! - [`store`]: everything kept, behind the [`store::Store`] trait; [`store::sqlite`] today.
+//! - [`delivery`]: the engine that claims due deliveries, attempts them and records results.
+//! - [`outbound`]: the HTTP client that calls endpoints, with its SSRF guard.
+//! - [`domain`]: types that parse untrusted input once.
+//! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
+//! - [`server`]: wiring them together; [`server::run`] takes a bound listener.
+//!
+//! Signing itself lives in the `hookd-signing` crate, shared with the receiver kit.
+
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod outbound;
+pub mod server;
+pub mod store;

@@ -1,0 +1,161 @@
+//! The store: everything hookd keeps, behind one trait.
+//!
+//! Callers (the API, the delivery engine, the CLI) only see [`Store`] and the plain records
+//! below; each backend (today SQLite, see [`sqlite`]) implements the trait with its own SQL and
+//! migrations. Invariants every implementation keeps:
+//! - `create_message` commits the message and one delivery per matching endpoint in one
+//!   transaction before it returns.
+//! - A claimed delivery carries a lease token; `record_attempts` applies a result only while the
+//!   delivery still holds that token (fencing), so an attempt whose lease was lost changes nothing.
+//! - Every query that reads tenant data is scoped by application id.
+
+mod model;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::*;
+
+/// Errors the store reports to its callers.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (uid, event type name, token) is already taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The database file is held by another hookd process.
+    #[error("{0}")]
+    Locked(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The persistence interface of hookd.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Applications.
+    async fn create_app(&self, app: &Application) -> StoreResult<()>;
+    /// Finds an application by id or uid.
+    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Option<Application>>;
+    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Vec<Application>>;
+    async fn update_app(&self, app: &Application) -> StoreResult<()>;
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
+
+    // Endpoints, always within one application.
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>>;
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>>;
+    /// Saves every field of an endpoint. Disabling it cancels its pending deliveries.
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool>;
+    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats>;
+
+    // The event type catalog.
+    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    async fn get_event_type(&self, name: &str) -> StoreResult<Option<EventType>>;
+    async fn list_event_types(
+        &self,
+        page: &PageRequest,
+        include_archived: bool,
+    ) -> StoreResult<Vec<EventType>>;
+    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    async fn delete_event_type(&self, name: &str) -> StoreResult<bool>;
+    /// Which of `names` are in the catalog and not archived.
+    async fn known_event_types(&self, names: &[String]) -> StoreResult<Vec<String>>;
+
+    // Messages.
+    /// Commits the message and its fan-out. With a lease, the new deliveries are claimed by the
+    /// caller's worker in the same transaction and returned ready to send.
+    async fn create_message(
+        &self,
+        message: &Message,
+        lease: Option<Lease>,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>>;
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>>;
+
+    // Deliveries and attempts.
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Attempt>>;
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> StoreResult<Option<Attempt>>;
+    /// The endpoints a message was fanned out to, with each delivery's state.
+    async fn list_message_deliveries(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Endpoint, DeliveryState)>>;
+    /// The messages fanned out to an endpoint, with each delivery's state.
+    async fn list_endpoint_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Message, DeliveryState)>>;
+    /// Makes one message due again for one endpoint, now. False when the message or the
+    /// endpoint does not exist in that application.
+    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool>;
+
+    // The delivery engine's side.
+    /// Leases up to `lease.limit` due deliveries (expired leases included).
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// When the next delivery becomes due, if any is waiting.
+    async fn next_due(&self) -> StoreResult<Option<i64>>;
+    /// Records attempt results; each applies only while its lease is held. Returns how many
+    /// applied.
+    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize>;
+    /// Gives back the leases a worker holds, so its deliveries are due again at once.
+    async fn release_leases(&self, owner: &str) -> StoreResult<()>;
+
+    // API tokens.
+    async fn create_token(&self, token: &ApiToken) -> StoreResult<()>;
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
+    async fn count_tokens(&self) -> StoreResult<u64>;
+}
+
+/// The store chosen by a database URL.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store a database URL names, running its migrations.
+pub async fn open(database_url: &str) -> anyhow::Result<SharedStore> {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let store = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!(
+        "HOOKD_DATABASE_URL must start with sqlite:// (PostgreSQL support is not built yet), got {:?}",
+        redact_url(database_url)
+    )
+}
+
+/// A database URL with any password removed, for messages.
+pub fn redact_url(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_string(),
+    }
+}

@@ -1,0 +1,261 @@
+//! The records the store keeps, independent of any backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hookd_signing::Secret;
+use serde::{Deserialize, Serialize};
+
+/// A tenant: one merchant of the platform.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A previous signing secret that still signs until `expires_at` (unix ms).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiringSecret {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+/// A URL of an application that receives the event types it subscribed to.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    /// `None` receives every event type.
+    pub event_types: Option<Vec<String>>,
+    /// `None` receives messages on any channel, or none.
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<i64>,
+    pub metadata: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub secret: Secret,
+    pub retiring_secrets: Vec<RetiringSecret>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Endpoint {
+    /// Whether a message of this event type on these channels is for this endpoint.
+    pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+        if self.disabled {
+            return false;
+        }
+        let type_matches = self
+            .event_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == event_type));
+        let channel_matches = match &self.channels {
+            None => true,
+            Some(wanted) => channels
+                .unwrap_or_default()
+                .iter()
+                .any(|c| wanted.contains(c)),
+        };
+        type_matches && channel_matches
+    }
+
+    /// The secrets that sign a delivery at `now`: the current one, then those still in grace.
+    pub fn signing_secrets(&self, now: i64) -> Vec<Secret> {
+        let mut secrets = vec![self.secret.clone()];
+        secrets.extend(
+            self.retiring_secrets
+                .iter()
+                .filter(|old| old.expires_at > now)
+                .filter_map(|old| Secret::parse(&old.secret).ok()),
+        );
+        secrets
+    }
+}
+
+/// An entry of the event type catalog.
+#[derive(Debug, Clone)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<serde_json::Value>,
+    pub feature_flag: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One event posted by the platform for one application.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    /// The payload exactly as ingested; it is the body of every delivery.
+    pub payload: Arc<str>,
+    pub created_at: i64,
+}
+
+/// The state of one message's delivery to one endpoint, as Svix numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Failed = 2,
+    Sending = 3,
+    /// Stopped because the endpoint was disabled; shown as failed.
+    Canceled = 4,
+}
+
+impl DeliveryStatus {
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Success,
+            2 => Self::Failed,
+            3 => Self::Sending,
+            4 => Self::Canceled,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A delivery's state as listed by the API.
+#[derive(Debug, Clone)]
+pub struct DeliveryState {
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// Counts of an endpoint's deliveries by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub fail: u64,
+    pub canceled: u64,
+}
+
+/// What started an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerType {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+/// One recorded HTTP attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub success: bool,
+    /// 0 when no HTTP answer was received (timeout, refused, blocked).
+    pub response_status_code: i64,
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub trigger_type: TriggerType,
+    pub created_at: i64,
+}
+
+/// A claim on due deliveries: who holds them, with which token, until when.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub token: String,
+    pub now: i64,
+    pub until: i64,
+}
+
+/// Everything a worker needs to make one attempt without touching the database.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery_id: String,
+    pub lease_token: String,
+    pub msg_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub url: String,
+    pub payload: Arc<str>,
+    pub secrets: Vec<Secret>,
+    pub headers: BTreeMap<String, String>,
+    /// Attempts already made before this one.
+    pub attempts_made: u32,
+    pub trigger_type: TriggerType,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Done,
+    RetryAt(i64),
+    Exhausted,
+}
+
+/// The outcome of one attempt, to be recorded under its lease.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub delivery_id: String,
+    pub lease_token: String,
+    pub attempt: Attempt,
+    pub app_id: String,
+    pub next: NextStep,
+}
+
+/// Filters of the message list.
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// Filters of the attempt lists.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    pub msg_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    /// Only successes (`Some(true)`) or only failures (`Some(false)`).
+    pub success: Option<bool>,
+}
+
+/// Sort direction of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+/// One page of a list: at most `limit` items after (or, `backwards`, before) `cursor`.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub backwards: bool,
+    pub order: Order,
+}
+
+/// An API token as stored: only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: String,
+    pub hash: String,
+    pub name: String,
+    /// `None` for an org token, the application id for an application token.
+    pub app_id: Option<String>,
+    pub created_at: i64,
+    pub revoked: bool,
+}

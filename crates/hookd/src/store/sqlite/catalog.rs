@@ -1,0 +1,348 @@
+//! Queries for applications, endpoints, the event type catalog and API tokens.
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::connection::db_error;
+use super::list::ListQuery;
+use super::rows::{self, to_json, ENDPOINT_COLUMNS};
+use crate::domain::time::now_millis;
+use crate::store::{
+    ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
+    StoreResult,
+};
+
+pub fn insert_app(conn: &Connection, app: &Application) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO applications (id, uid, name, throttle_rate, metadata, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            app.id,
+            app.uid,
+            app.name,
+            app.throttle_rate,
+            to_json(&app.metadata),
+            app.created_at,
+            app.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn get_app(conn: &Connection, id_or_uid: &str) -> StoreResult<Option<Application>> {
+    conn.prepare_cached("SELECT * FROM applications WHERE id = ?1 OR uid = ?1 LIMIT 1")
+        .and_then(|mut s| s.query_row([id_or_uid], rows::application).optional())
+        .map_err(db_error)
+}
+
+pub fn list_apps(conn: &Connection, page: &PageRequest) -> StoreResult<Vec<Application>> {
+    ListQuery::new("SELECT * FROM applications WHERE 1 = 1", vec![]).fetch(
+        conn,
+        page,
+        "id",
+        rows::application,
+    )
+}
+
+pub fn update_app(conn: &Connection, app: &Application) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE applications SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5,
+         updated_at = ?6 WHERE id = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            app.id,
+            app.uid,
+            app.name,
+            app.throttle_rate,
+            to_json(&app.metadata),
+            app.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn delete_app(conn: &Connection, app_id: &str) -> StoreResult<bool> {
+    let deleted = conn
+        .execute("DELETE FROM applications WHERE id = ?1", [app_id])
+        .map_err(db_error)?;
+    Ok(deleted > 0)
+}
+
+pub fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
+         channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
+         updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ep.id,
+            ep.app_id,
+            ep.uid,
+            ep.url,
+            ep.description,
+            ep.disabled,
+            ep.event_types.as_ref().map(to_json),
+            ep.channels.as_ref().map(to_json),
+            ep.throttle_rate,
+            to_json(&ep.metadata),
+            to_json(&ep.headers),
+            ep.secret.expose(),
+            to_json(&ep.retiring_secrets),
+            ep.created_at,
+            ep.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn get_endpoint(
+    conn: &Connection,
+    app_id: &str,
+    id_or_uid: &str,
+) -> StoreResult<Option<Endpoint>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM endpoints e
+         WHERE e.app_id = ?1 AND (e.id = ?2 OR e.uid = ?2) LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row([app_id, id_or_uid], rows::endpoint).optional())
+    .map_err(db_error)
+}
+
+/// Every endpoint of an application, for fan-out.
+pub fn app_endpoints(conn: &Connection, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.app_id = ?1 AND e.disabled = 0"
+        ))
+        .map_err(db_error)?;
+    let endpoints = statement
+        .query_map([app_id], rows::endpoint)
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    Ok(endpoints)
+}
+
+pub fn list_endpoints(
+    conn: &Connection,
+    app_id: &str,
+    page: &PageRequest,
+) -> StoreResult<Vec<Endpoint>> {
+    ListQuery::new(
+        &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.app_id = ?"),
+        vec![Value::Text(app_id.into())],
+    )
+    .fetch(conn, page, "e.id", rows::endpoint)
+}
+
+pub fn update_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
+         event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
+         secret = ?12, retiring_secrets = ?13, updated_at = ?14
+         WHERE id = ?1 AND app_id = ?2",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            ep.id,
+            ep.app_id,
+            ep.uid,
+            ep.url,
+            ep.description,
+            ep.disabled,
+            ep.event_types.as_ref().map(to_json),
+            ep.channels.as_ref().map(to_json),
+            ep.throttle_rate,
+            to_json(&ep.metadata),
+            to_json(&ep.headers),
+            ep.secret.expose(),
+            to_json(&ep.retiring_secrets),
+            ep.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    if ep.disabled {
+        cancel_pending(conn, &ep.id)?;
+    }
+    Ok(())
+}
+
+/// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight
+/// can no longer record a retry (its fenced update requires the `sending` state).
+fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
+         lease_token = NULL, updated_at = ?3
+         WHERE endpoint_id = ?1 AND next_attempt_at IS NOT NULL",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            endpoint_id,
+            DeliveryStatus::Canceled as i64,
+            now_millis()
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn delete_endpoint(conn: &Connection, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    let deleted = conn
+        .execute(
+            "DELETE FROM endpoints WHERE id = ?1 AND app_id = ?2",
+            [endpoint_id, app_id],
+        )
+        .map_err(db_error)?;
+    Ok(deleted > 0)
+}
+
+pub fn endpoint_stats(
+    conn: &Connection,
+    app_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<EndpointStats> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT status, COUNT(*) FROM deliveries WHERE app_id = ?1 AND endpoint_id = ?2
+             GROUP BY status",
+        )
+        .map_err(db_error)?;
+    let counts = statement
+        .query_map([app_id, endpoint_id], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, u64>(1)?))
+        })
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    let mut stats = EndpointStats::default();
+    for (status, count) in counts {
+        match DeliveryStatus::from_code(status) {
+            DeliveryStatus::Success => stats.success += count,
+            DeliveryStatus::Pending => stats.pending += count,
+            DeliveryStatus::Sending => stats.sending += count,
+            DeliveryStatus::Failed => stats.fail += count,
+            DeliveryStatus::Canceled => stats.canceled += count,
+        }
+    }
+    Ok(stats)
+}
+
+pub fn insert_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO event_types (name, description, archived, deprecated, schemas,
+         feature_flag, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            et.name,
+            et.description,
+            et.archived,
+            et.deprecated,
+            et.schemas.as_ref().map(to_json),
+            et.feature_flag,
+            et.created_at,
+            et.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn get_event_type(conn: &Connection, name: &str) -> StoreResult<Option<EventType>> {
+    conn.prepare_cached("SELECT * FROM event_types WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], rows::event_type).optional())
+        .map_err(db_error)
+}
+
+pub fn list_event_types(
+    conn: &Connection,
+    page: &PageRequest,
+    include_archived: bool,
+) -> StoreResult<Vec<EventType>> {
+    let base = if include_archived {
+        "SELECT * FROM event_types WHERE 1 = 1"
+    } else {
+        "SELECT * FROM event_types WHERE archived = 0"
+    };
+    ListQuery::new(base, vec![]).fetch(conn, page, "name", rows::event_type)
+}
+
+pub fn update_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE event_types SET description = ?2, archived = ?3, deprecated = ?4, schemas = ?5,
+         feature_flag = ?6, updated_at = ?7 WHERE name = ?1",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            et.name,
+            et.description,
+            et.archived,
+            et.deprecated,
+            et.schemas.as_ref().map(to_json),
+            et.feature_flag,
+            et.updated_at
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn delete_event_type(conn: &Connection, name: &str) -> StoreResult<bool> {
+    let deleted = conn
+        .execute("DELETE FROM event_types WHERE name = ?1", [name])
+        .map_err(db_error)?;
+    Ok(deleted > 0)
+}
+
+pub fn known_event_types(conn: &Connection, names: &[String]) -> StoreResult<Vec<String>> {
+    let mut statement = conn
+        .prepare_cached("SELECT name FROM event_types WHERE name = ?1 AND archived = 0")
+        .map_err(db_error)?;
+    let mut known = Vec::new();
+    for name in names {
+        if let Some(found) = statement
+            .query_row([name], |row| row.get::<_, String>(0))
+            .optional()
+            .map_err(db_error)?
+        {
+            known.push(found);
+        }
+    }
+    Ok(known)
+}
+
+pub fn insert_token(conn: &Connection, token: &ApiToken) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO api_tokens (id, hash, name, app_id, revoked, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            token.id,
+            token.hash,
+            token.name,
+            token.app_id,
+            token.revoked,
+            token.created_at
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub fn find_token(conn: &Connection, hash: &str) -> StoreResult<Option<ApiToken>> {
+    conn.prepare_cached("SELECT * FROM api_tokens WHERE hash = ?1")
+        .and_then(|mut s| s.query_row([hash], rows::api_token).optional())
+        .map_err(db_error)
+}
+
+pub fn count_tokens(conn: &Connection) -> StoreResult<u64> {
+    conn.query_row("SELECT COUNT(*) FROM api_tokens", [], |row| row.get(0))
+        .map_err(db_error)
+}

@@ -1,0 +1,313 @@
+//! The embedded SQLite store: one file, WAL, `synchronous=FULL`, one group-committing writer.
+
+mod catalog;
+mod connection;
+mod deliveries;
+mod list;
+mod rows;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use self::connection::{ProcessLock, Readers, Writer};
+use super::*;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    _lock: ProcessLock,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    ///
+    /// Only one process may use the file, so any lease found at start belongs to a process that
+    /// died: those deliveries are made due again at once.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let lock = ProcessLock::acquire(path)?;
+        let writer = Writer::start(path)?;
+        let readers = Readers::open(path)?;
+        writer
+            .run(|conn| deliveries::release_leases(conn, None))
+            .await?;
+        Ok(Self {
+            writer,
+            readers,
+            _lock: lock,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers
+            .run(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(connection::db_error)
+            })
+            .await
+    }
+
+    async fn create_app(&self, app: &Application) -> StoreResult<()> {
+        let app = app.clone();
+        self.writer.run(move |c| catalog::insert_app(c, &app)).await
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Option<Application>> {
+        let key = id_or_uid.to_string();
+        self.readers.run(move |c| catalog::get_app(c, &key)).await
+    }
+
+    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Vec<Application>> {
+        let page = page.clone();
+        self.readers
+            .run(move |c| catalog::list_apps(c, &page))
+            .await
+    }
+
+    async fn update_app(&self, app: &Application) -> StoreResult<()> {
+        let app = app.clone();
+        self.writer.run(move |c| catalog::update_app(c, &app)).await
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let app_id = app_id.to_string();
+        self.writer
+            .run(move |c| catalog::delete_app(c, &app_id))
+            .await
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        let endpoint = endpoint.clone();
+        self.writer
+            .run(move |c| catalog::insert_endpoint(c, &endpoint))
+            .await
+    }
+
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
+        let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
+        self.readers
+            .run(move |c| catalog::get_endpoint(c, &app_id, &key))
+            .await
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
+        let (app_id, page) = (app_id.to_string(), page.clone());
+        self.readers
+            .run(move |c| catalog::list_endpoints(c, &app_id, &page))
+            .await
+    }
+
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        let endpoint = endpoint.clone();
+        self.writer
+            .run(move |c| catalog::update_endpoint(c, &endpoint))
+            .await
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
+        self.writer
+            .run(move |c| catalog::delete_endpoint(c, &app_id, &endpoint_id))
+            .await
+    }
+
+    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
+        let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
+        self.readers
+            .run(move |c| catalog::endpoint_stats(c, &app_id, &endpoint_id))
+            .await
+    }
+
+    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()> {
+        let event_type = event_type.clone();
+        self.writer
+            .run(move |c| catalog::insert_event_type(c, &event_type))
+            .await
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<Option<EventType>> {
+        let name = name.to_string();
+        self.readers
+            .run(move |c| catalog::get_event_type(c, &name))
+            .await
+    }
+
+    async fn list_event_types(
+        &self,
+        page: &PageRequest,
+        include_archived: bool,
+    ) -> StoreResult<Vec<EventType>> {
+        let page = page.clone();
+        self.readers
+            .run(move |c| catalog::list_event_types(c, &page, include_archived))
+            .await
+    }
+
+    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()> {
+        let event_type = event_type.clone();
+        self.writer
+            .run(move |c| catalog::update_event_type(c, &event_type))
+            .await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_string();
+        self.writer
+            .run(move |c| catalog::delete_event_type(c, &name))
+            .await
+    }
+
+    async fn known_event_types(&self, names: &[String]) -> StoreResult<Vec<String>> {
+        let names = names.to_vec();
+        self.readers
+            .run(move |c| catalog::known_event_types(c, &names))
+            .await
+    }
+
+    async fn create_message(
+        &self,
+        message: &Message,
+        lease: Option<Lease>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let message = message.clone();
+        self.writer
+            .run(move |c| deliveries::insert_message(c, &message, lease.as_ref()))
+            .await
+    }
+
+    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
+        let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
+        self.readers
+            .run(move |c| deliveries::get_message(c, &app_id, &msg_id))
+            .await
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
+        self.readers
+            .run(move |c| deliveries::list_messages(c, &app_id, &filter, &page))
+            .await
+    }
+
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Attempt>> {
+        let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
+        self.readers
+            .run(move |c| deliveries::list_attempts(c, &app_id, &filter, &page))
+            .await
+    }
+
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> StoreResult<Option<Attempt>> {
+        let (app_id, msg_id, attempt_id) = (
+            app_id.to_string(),
+            msg_id.to_string(),
+            attempt_id.to_string(),
+        );
+        self.readers
+            .run(move |c| deliveries::get_attempt(c, &app_id, &msg_id, &attempt_id))
+            .await
+    }
+
+    async fn list_message_deliveries(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
+        let (app_id, msg_id, page) = (app_id.to_string(), msg_id.to_string(), page.clone());
+        self.readers
+            .run(move |c| deliveries::list_message_deliveries(c, &app_id, &msg_id, &page))
+            .await
+    }
+
+    async fn list_endpoint_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Message, DeliveryState)>> {
+        let (app_id, endpoint_id, page) =
+            (app_id.to_string(), endpoint_id.to_string(), page.clone());
+        self.readers
+            .run(move |c| deliveries::list_endpoint_deliveries(c, &app_id, &endpoint_id, &page))
+            .await
+    }
+
+    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        let (app_id, msg_id, endpoint_id) = (
+            app_id.to_string(),
+            msg_id.to_string(),
+            endpoint_id.to_string(),
+        );
+        self.writer
+            .run(move |c| deliveries::resend(c, &app_id, &msg_id, &endpoint_id))
+            .await
+    }
+
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
+        let lease = lease.clone();
+        self.writer
+            .run(move |c| deliveries::claim_due(c, &lease, limit))
+            .await
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<i64>> {
+        self.readers.run(deliveries::next_due).await
+    }
+
+    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize> {
+        let results = results.to_vec();
+        self.writer
+            .run(move |c| deliveries::record_attempts(c, &results))
+            .await
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<()> {
+        let owner = owner.to_string();
+        self.writer
+            .run(move |c| deliveries::release_leases(c, Some(&owner)))
+            .await
+    }
+
+    async fn create_token(&self, token: &ApiToken) -> StoreResult<()> {
+        let token = token.clone();
+        self.writer
+            .run(move |c| catalog::insert_token(c, &token))
+            .await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
+        let hash = hash.to_string();
+        self.readers
+            .run(move |c| catalog::find_token(c, &hash))
+            .await
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        self.readers.run(catalog::count_tokens).await
+    }
+}

@@ -1,0 +1,143 @@
+//! Turning SQLite rows into store records.
+
+use hookd_signing::Secret;
+use rusqlite::types::Type;
+use rusqlite::Row;
+use serde::de::DeserializeOwned;
+
+use crate::store::{
+    ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
+    TriggerType,
+};
+
+/// Reads a JSON text column.
+pub fn json<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
+}
+
+/// Reads a nullable JSON text column.
+pub fn json_opt<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(column)?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
+
+/// Serializes a value for a JSON text column.
+pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Plain maps, vectors and JSON values always serialize.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+pub fn application(row: &Row<'_>) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: row.get("id")?,
+        uid: row.get("uid")?,
+        name: row.get("name")?,
+        throttle_rate: row.get("throttle_rate")?,
+        metadata: json(row, "metadata")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description, e.disabled, \
+    e.event_types, e.channels, e.throttle_rate, e.metadata, e.headers, e.secret, \
+    e.retiring_secrets, e.created_at, e.updated_at";
+
+pub fn endpoint(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    let secret: String = row.get("secret")?;
+    let secret = Secret::parse(&secret)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))?;
+    Ok(Endpoint {
+        id: row.get("id")?,
+        app_id: row.get("app_id")?,
+        uid: row.get("uid")?,
+        url: row.get("url")?,
+        description: row.get("description")?,
+        disabled: row.get("disabled")?,
+        event_types: json_opt(row, "event_types")?,
+        channels: json_opt(row, "channels")?,
+        throttle_rate: row.get("throttle_rate")?,
+        metadata: json(row, "metadata")?,
+        headers: json(row, "headers")?,
+        secret,
+        retiring_secrets: json(row, "retiring_secrets")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
+    Ok(EventType {
+        name: row.get("name")?,
+        description: row.get("description")?,
+        archived: row.get("archived")?,
+        deprecated: row.get("deprecated")?,
+        schemas: json_opt(row, "schemas")?,
+        feature_flag: row.get("feature_flag")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+pub const MESSAGE_COLUMNS: &str =
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.payload, m.created_at";
+
+pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let payload: String = row.get("payload")?;
+    Ok(Message {
+        id: row.get("id")?,
+        app_id: row.get("app_id")?,
+        event_type: row.get("event_type")?,
+        event_id: row.get("event_id")?,
+        channels: json_opt(row, "channels")?,
+        payload: payload.into(),
+        created_at: row.get("created_at")?,
+    })
+}
+
+pub fn delivery_state(row: &Row<'_>) -> rusqlite::Result<DeliveryState> {
+    let status = DeliveryStatus::from_code(row.get("d_status")?);
+    let next: Option<i64> = row.get("d_next_attempt_at")?;
+    Ok(DeliveryState {
+        status,
+        // While sending, the column holds the lease expiry, not a planned attempt.
+        next_attempt_at: next.filter(|_| status == DeliveryStatus::Pending),
+    })
+}
+
+pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
+    let trigger: i64 = row.get("trigger_type")?;
+    Ok(Attempt {
+        id: row.get("id")?,
+        msg_id: row.get("msg_id")?,
+        endpoint_id: row.get("endpoint_id")?,
+        url: row.get("url")?,
+        success: row.get("success")?,
+        response_status_code: row.get("response_status_code")?,
+        response: row.get("response")?,
+        response_duration_ms: row.get("response_duration_ms")?,
+        trigger_type: if trigger == 1 {
+            TriggerType::Manual
+        } else {
+            TriggerType::Scheduled
+        },
+        created_at: row.get("created_at")?,
+    })
+}
+
+pub fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.get("id")?,
+        hash: row.get("hash")?,
+        name: row.get("name")?,
+        app_id: row.get("app_id")?,
+        created_at: row.get("created_at")?,
+        revoked: row.get("revoked")?,
+    })
+}
