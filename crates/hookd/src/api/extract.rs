@@ -68,6 +68,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Category::Syntax | Category::Eof | Category::Io => {
                 ApiError::bad_request(format!("the body is not valid JSON: {inner}"))
             }
+            // A field error in a document that is not JSON as a whole is a syntax problem.
+            Category::Data if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() => {
+                ApiError::bad_request("the body is not valid JSON")
+            }
             Category::Data => field_error(&path, &inner),
         }
     })?;

@@ -1,0 +1,520 @@
+//! Malformed and hostile requests get a clear 4xx with `{code, detail}`; never a 5xx.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+/// One bad request: what is sent and the status expected.
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: Option<Vec<u8>>,
+    expect: u16,
+}
+
+fn case(name: &'static str, method: Method, path: &str, body: Option<Value>, expect: u16) -> Case {
+    Case {
+        name,
+        method,
+        path: path.to_string(),
+        content_type: Some("application/json"),
+        body: body.map(|b| b.to_string().into_bytes()),
+        expect,
+    }
+}
+
+fn raw(
+    name: &'static str,
+    path: &str,
+    content_type: Option<&'static str>,
+    body: &[u8],
+    expect: u16,
+) -> Case {
+    Case {
+        name,
+        method: Method::POST,
+        path: path.to_string(),
+        content_type,
+        body: Some(body.to_vec()),
+        expect,
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_client_errors() {
+    let server = TestServer::start_with(|s| s.max_payload_bytes = 4096).await;
+    let app = server.create_app("Merchant").await;
+    let endpoint = server
+        .create_endpoint(&app, "http://127.0.0.1:9/hook", json!({}))
+        .await;
+    let ep = endpoint["id"].as_str().expect("id").to_string();
+    let msg = format!("/api/v1/app/{app}/msg");
+    let eps = format!("/api/v1/app/{app}/endpoint");
+    let big = format!(
+        r#"{{"eventType":"a.b","payload":{{"x":"{}"}}}}"#,
+        "y".repeat(5000)
+    );
+
+    let cases = vec![
+        raw(
+            "malformed JSON",
+            &msg,
+            Some("application/json"),
+            b"{\"eventType\": ",
+            400,
+        ),
+        raw(
+            "JSON with trailing garbage",
+            &msg,
+            Some("application/json"),
+            b"{} {}",
+            400,
+        ),
+        raw(
+            "not JSON at all",
+            &msg,
+            Some("application/json"),
+            b"hello",
+            400,
+        ),
+        raw(
+            "wrong content type",
+            &msg,
+            Some("text/plain"),
+            b"{\"a\":1}",
+            415,
+        ),
+        raw(
+            "payload over the limit",
+            &msg,
+            Some("application/json"),
+            big.as_bytes(),
+            413,
+        ),
+        raw(
+            "invalid UTF-8",
+            &msg,
+            Some("application/json"),
+            &[0x7b, 0xff, 0xfe, 0x7d],
+            400,
+        ),
+        case(
+            "missing eventType",
+            Method::POST,
+            &msg,
+            Some(json!({"payload": {}})),
+            422,
+        ),
+        case(
+            "missing payload",
+            Method::POST,
+            &msg,
+            Some(json!({"eventType": "a.b"})),
+            422,
+        ),
+        case(
+            "payload not an object",
+            Method::POST,
+            &msg,
+            Some(json!({"eventType": "a.b", "payload": [1]})),
+            422,
+        ),
+        case(
+            "eventType wrong type",
+            Method::POST,
+            &msg,
+            Some(json!({"eventType": 7, "payload": {}})),
+            422,
+        ),
+        case(
+            "eventType with spaces",
+            Method::POST,
+            &msg,
+            Some(json!({"eventType": "a b", "payload": {}})),
+            422,
+        ),
+        case(
+            "too many channels",
+            Method::POST,
+            &msg,
+            Some(
+                json!({"eventType": "a.b", "payload": {}, "channels": ["a","b","c","d","e","f","g","h","i","j","k"]}),
+            ),
+            422,
+        ),
+        case(
+            "message to a missing app",
+            Method::POST,
+            "/api/v1/app/app_missing/msg",
+            Some(json!({"eventType": "a.b", "payload": {}})),
+            404,
+        ),
+        case(
+            "endpoint URL not a URL",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "not a url"})),
+            422,
+        ),
+        case(
+            "endpoint URL with ftp scheme",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "ftp://example.com/x"})),
+            422,
+        ),
+        case(
+            "endpoint URL with credentials",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://user:pw@example.com/"})),
+            422,
+        ),
+        case(
+            "endpoint URL too long",
+            Method::POST,
+            &eps,
+            Some(json!({"url": format!("https://example.com/{}", "a".repeat(3000))})),
+            422,
+        ),
+        case(
+            "endpoint secret malformed",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "secret": "plain"})),
+            422,
+        ),
+        case(
+            "endpoint unknown event type",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "filterTypes": ["no.such.type"]})),
+            422,
+        ),
+        case(
+            "endpoint empty event types",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "filterTypes": []})),
+            422,
+        ),
+        case(
+            "endpoint reserved header",
+            Method::PUT,
+            &format!("{eps}/{ep}/headers"),
+            Some(json!({"headers": {"webhook-signature": "x"}})),
+            422,
+        ),
+        case(
+            "endpoint header with newline",
+            Method::PUT,
+            &format!("{eps}/{ep}/headers"),
+            Some(json!({"headers": {"x-a": "a\r\nb: c"}})),
+            422,
+        ),
+        case(
+            "endpoint throttle rate zero",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "throttleRate": 0})),
+            422,
+        ),
+        case(
+            "endpoint throttle rate negative",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "throttleRate": -5})),
+            422,
+        ),
+        case(
+            "rotate with a bad key",
+            Method::POST,
+            &format!("{eps}/{ep}/secret/rotate"),
+            Some(json!({"key": "whsec_short"})),
+            422,
+        ),
+        case(
+            "app without name",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"uid": "x"})),
+            422,
+        ),
+        case(
+            "app with empty name",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": ""})),
+            422,
+        ),
+        case(
+            "app uid with bad characters",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "n", "uid": "a b"})),
+            422,
+        ),
+        case(
+            "app name wrong type",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": {"x": 1}})),
+            422,
+        ),
+        case(
+            "event type bad name",
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "bad name!", "description": "d"})),
+            422,
+        ),
+        case(
+            "event type schemas not an object",
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "a.b", "description": "d", "schemas": 5})),
+            422,
+        ),
+        case(
+            "limit too large",
+            Method::GET,
+            "/api/v1/app?limit=1000",
+            None,
+            422,
+        ),
+        case(
+            "limit not a number",
+            Method::GET,
+            "/api/v1/app?limit=ten",
+            None,
+            422,
+        ),
+        case(
+            "order unknown",
+            Method::GET,
+            "/api/v1/app?order=sideways",
+            None,
+            422,
+        ),
+        case(
+            "before not a timestamp",
+            Method::GET,
+            &format!("{msg}?before=yesterday"),
+            None,
+            422,
+        ),
+        case(
+            "with_content not a boolean",
+            Method::GET,
+            &format!("{msg}?with_content=maybe"),
+            None,
+            422,
+        ),
+        case(
+            "attempt status out of range",
+            Method::GET,
+            &format!("/api/v1/app/{app}/attempt/endpoint/{ep}?status=9"),
+            None,
+            422,
+        ),
+        case(
+            "unknown app",
+            Method::GET,
+            "/api/v1/app/app_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            None,
+            404,
+        ),
+        case(
+            "unknown endpoint",
+            Method::GET,
+            &format!("{eps}/ep_nope"),
+            None,
+            404,
+        ),
+        case(
+            "unknown message",
+            Method::GET,
+            &format!("{msg}/msg_nope"),
+            None,
+            404,
+        ),
+        case(
+            "unknown attempt",
+            Method::GET,
+            &format!("{msg}/msg_nope/attempt/atmpt_nope"),
+            None,
+            404,
+        ),
+        case(
+            "unknown route",
+            Method::GET,
+            "/api/v1/nothing-here",
+            None,
+            404,
+        ),
+        case(
+            "path traversal",
+            Method::GET,
+            "/api/v1/app/..%2F..%2Fetc%2Fpasswd",
+            None,
+            404,
+        ),
+        case("wrong method", Method::DELETE, "/api/v1/app", None, 405),
+        case(
+            "PUT app with a bad uid in the path",
+            Method::PUT,
+            "/api/v1/app/bad%20uid",
+            Some(json!({"name": "n"})),
+            422,
+        ),
+    ];
+    assert!(cases.len() >= 25);
+
+    for case in cases {
+        let mut request = server
+            .client
+            .request(case.method.clone(), format!("{}{}", server.base, case.path))
+            .bearer_auth(&server.token);
+        if let Some(content_type) = case.content_type {
+            request = request.header("content-type", content_type);
+        }
+        if let Some(body) = case.body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, case.expect, "{}: {body}", case.name);
+        assert!(body["code"].is_string(), "{}: no code in {body}", case.name);
+        assert!(
+            body["detail"].is_string() || body["detail"].is_array(),
+            "{}: no detail in {body}",
+            case.name
+        );
+    }
+
+    // Nothing partial was written by any of them.
+    let messages = server.get(&msg).await.1;
+    assert_eq!(messages["data"].as_array().expect("data").len(), 0);
+    let apps = server.get("/api/v1/app").await.1;
+    assert_eq!(apps["data"].as_array().expect("data").len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn validation_errors_name_the_field() {
+    let server = TestServer::start().await;
+    let app = server.create_app("Merchant").await;
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": "ftp://x.example/"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body,
+        json!({
+            "code": "validation",
+            "detail": [{"loc": ["body", "url"], "msg": "must use the http or https scheme", "type": "value_error"}]
+        })
+    );
+    let (_, body) = server
+        .post(&format!("/api/v1/app/{app}/msg"), json!({"payload": {}}))
+        .await;
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "eventType"]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn uids_and_conflicts() {
+    let server = TestServer::start().await;
+    let (status, first) = server
+        .post("/api/v1/app", json!({"name": "A", "uid": "merchant-1"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = server
+        .post("/api/v1/app", json!({"name": "B", "uid": "merchant-1"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "conflict");
+    let (status, same) = server
+        .post(
+            "/api/v1/app?get_if_exists=true",
+            json!({"name": "B", "uid": "merchant-1"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(same["id"], first["id"]);
+    let (status, by_uid) = server.get("/api/v1/app/merchant-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(by_uid["id"], first["id"]);
+    let (status, patched) = server
+        .call(
+            Method::PATCH,
+            "/api/v1/app/merchant-1",
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["name"], "Renamed");
+    assert_eq!(patched["uid"], "merchant-1");
+    let (status, created) = server
+        .call(
+            Method::PUT,
+            "/api/v1/app/merchant-2",
+            Some(json!({"name": "Put"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["uid"], "merchant-2");
+    let (status, _) = server
+        .call(Method::DELETE, "/api/v1/app/merchant-2", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server.get("/api/v1/app/merchant-2").await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lists_page_with_iterators() {
+    let server = TestServer::start().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(server.create_app(&format!("App {i}")).await);
+    }
+    let first = server.get("/api/v1/app?limit=2").await.1;
+    assert_eq!(first["done"], false);
+    let page_ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|a| a["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let iterator = first["iterator"].as_str().expect("iterator");
+    let second = server
+        .get(&format!("/api/v1/app?limit=2&iterator={iterator}"))
+        .await
+        .1;
+    let iterator = second["iterator"].as_str().expect("iterator");
+    let third = server
+        .get(&format!("/api/v1/app?limit=2&iterator={iterator}"))
+        .await
+        .1;
+    assert_eq!(third["done"], true);
+    let all: Vec<String> = [page_ids(&first), page_ids(&second), page_ids(&third)].concat();
+    assert_eq!(all, ids);
+    let prev = second["prevIterator"].as_str().expect("prev");
+    let back = server
+        .get(&format!("/api/v1/app?limit=2&iterator={prev}"))
+        .await
+        .1;
+    assert_eq!(page_ids(&back), page_ids(&first));
+    server.stop().await;
+}

@@ -1,0 +1,12 @@
+//! hookd's integration suite: the real server on port 0, a real receiver on 127.0.0.1.
+
+mod harness;
+mod receiver;
+
+mod api_errors;
+mod delivery;
+mod durability;
+mod filtering;
+mod retries;
+mod rotation;
+mod tokens;
