@@ -242,7 +242,7 @@ async fn resend(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     let (app, message) = messages::load(&state, &principal, &app_id, &msg_id).await?;
     let endpoint = state
         .store
@@ -264,5 +264,6 @@ async fn resend(
     if let Some(dispatch) = &state.dispatch {
         dispatch.wake();
     }
-    Ok(StatusCode::ACCEPTED)
+    // The Svix SDKs read a JSON body (`EmptyResponse`) from this route.
+    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
 }

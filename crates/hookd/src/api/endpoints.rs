@@ -390,12 +390,13 @@ struct RotateIn {
 }
 
 /// Replaces the secret; the old one keeps signing (beside the new) through its grace period.
+/// Answers the new secret, which current Svix SDKs read from this route.
 async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<RotateIn>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<axum::Json<SecretOut>, ApiError> {
     let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
     let new_secret = match input.key {
         None => Secret::generate(),
@@ -415,7 +416,9 @@ async fn rotate_secret(
     endpoint.secret = new_secret;
     endpoint.updated_at = now;
     state.store.update_endpoint(&endpoint).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(axum::Json(SecretOut {
+        key: endpoint.secret.expose(),
+    }))
 }
 
 /// Headers hookd sets itself or that would break HTTP framing.
@@ -486,9 +489,14 @@ struct HeadersIn {
     headers: BTreeMap<String, String>,
 }
 
+/// Current SDKs list headers to remove in `deleteHeaders`; older ones set them to null.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct HeadersPatchIn {
+    #[serde(default)]
     headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    delete_headers: Vec<String>,
 }
 
 async fn replace_headers(
@@ -519,6 +527,13 @@ async fn patch_headers(
             None => headers.remove(&name),
         };
     }
+    // Header names are case-insensitive.
+    headers.retain(|name, _| {
+        !input
+            .delete_headers
+            .iter()
+            .any(|gone| gone.eq_ignore_ascii_case(name))
+    });
     endpoint.headers = check_headers(headers)?;
     endpoint.updated_at = now_millis();
     state.store.update_endpoint(&endpoint).await?;

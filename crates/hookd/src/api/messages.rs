@@ -40,8 +40,8 @@ pub struct MessageOut {
     pub id: String,
     pub event_type: String,
     pub event_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Box<RawValue>>,
+    /// `{}` when the caller asked for no content: the Svix SDKs require the field.
+    pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub timestamp: String,
 }
@@ -49,9 +49,13 @@ pub struct MessageOut {
 impl MessageOut {
     pub fn new(message: Message, with_content: bool) -> Self {
         // Stored payloads were valid JSON objects when ingested.
-        let payload = with_content
-            .then(|| RawValue::from_string(message.payload.to_string()).ok())
-            .flatten();
+        let content = if with_content {
+            &*message.payload
+        } else {
+            "{}"
+        };
+        let payload = RawValue::from_string(content.to_string())
+            .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON"));
         Self {
             id: message.id,
             event_type: message.event_type,

@@ -19,14 +19,15 @@ async fn deliveries_carry_old_and_new_signatures_during_the_grace_period() {
     let ep = endpoint["id"].as_str().expect("id");
     let old = server.endpoint_secret(&app, ep).await;
 
-    let (status, _) = server
+    let (status, rotated) = server
         .post(
             &format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate"),
             json!({}),
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(status, 200);
     let new = server.endpoint_secret(&app, ep).await;
+    assert_eq!(rotated["key"], new.as_str());
     assert_ne!(old, new);
 
     server
@@ -66,7 +67,7 @@ async fn after_the_grace_period_only_the_new_secret_signs() {
             json!({ "key": chosen, "gracePeriodSeconds": 0 }),
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(status, 200);
     assert_eq!(server.endpoint_secret(&app, ep).await, chosen);
     server
         .send_message(
