@@ -106,11 +106,7 @@ async fn custom_headers_travel_and_svix_names_can_be_chosen() {
     })
     .await;
     let receiver = Receiver::start().await;
-    let app = server.create_app("Merchant").await;
-    let endpoint = server
-        .create_endpoint(&app, &receiver.url("/"), json!({}))
-        .await;
-    let ep = endpoint["id"].as_str().expect("id");
+    let (app, ep) = server.merchant_with_endpoint(&receiver.url("/")).await;
     let (status, _) = server
         .call(
             reqwest::Method::PUT,

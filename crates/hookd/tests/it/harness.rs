@@ -138,6 +138,14 @@ impl TestServer {
         endpoint
     }
 
+    /// An application with one endpoint at `url`; answers both ids.
+    pub async fn merchant_with_endpoint(&self, url: &str) -> (String, String) {
+        let app = self.create_app("Merchant").await;
+        let endpoint = self.create_endpoint(&app, url, json!({})).await;
+        let ep = endpoint["id"].as_str().expect("endpoint id").to_string();
+        (app, ep)
+    }
+
     pub async fn endpoint_secret(&self, app_id: &str, endpoint_id: &str) -> String {
         let (status, body) = self
             .get(&format!(

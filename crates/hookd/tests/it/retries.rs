@@ -18,11 +18,7 @@ async fn a_failing_receiver_gets_the_message_after_retries() {
         _ => Reply::Status(200),
     })
     .await;
-    let app = server.create_app("Merchant").await;
-    let endpoint = server
-        .create_endpoint(&app, &receiver.url("/"), json!({}))
-        .await;
-    let ep = endpoint["id"].as_str().expect("id");
+    let (app, ep) = server.merchant_with_endpoint(&receiver.url("/")).await;
     let msg = server
         .send_message(
             &app,
@@ -70,11 +66,7 @@ async fn a_failing_receiver_gets_the_message_after_retries() {
 async fn a_receiver_that_never_succeeds_ends_exhausted() {
     let server = TestServer::start().await;
     let receiver = Receiver::scripted(|_, _| Reply::Status(500)).await;
-    let app = server.create_app("Merchant").await;
-    let endpoint = server
-        .create_endpoint(&app, &receiver.url("/"), json!({}))
-        .await;
-    let ep = endpoint["id"].as_str().expect("id");
+    let (app, ep) = server.merchant_with_endpoint(&receiver.url("/")).await;
     let msg = server
         .send_message(
             &app,

@@ -12,12 +12,8 @@ use crate::receiver::Receiver;
 async fn deliveries_carry_old_and_new_signatures_during_the_grace_period() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
-    let app = server.create_app("Merchant").await;
-    let endpoint = server
-        .create_endpoint(&app, &receiver.url("/"), json!({}))
-        .await;
-    let ep = endpoint["id"].as_str().expect("id");
-    let old = server.endpoint_secret(&app, ep).await;
+    let (app, ep) = server.merchant_with_endpoint(&receiver.url("/")).await;
+    let old = server.endpoint_secret(&app, &ep).await;
 
     let (status, rotated) = server
         .post(
@@ -26,7 +22,7 @@ async fn deliveries_carry_old_and_new_signatures_during_the_grace_period() {
         )
         .await;
     assert_eq!(status, 200);
-    let new = server.endpoint_secret(&app, ep).await;
+    let new = server.endpoint_secret(&app, &ep).await;
     assert_eq!(rotated["key"], new.as_str());
     assert_ne!(old, new);
 
@@ -55,11 +51,7 @@ async fn deliveries_carry_old_and_new_signatures_during_the_grace_period() {
 async fn after_the_grace_period_only_the_new_secret_signs() {
     let server = TestServer::start().await;
     let receiver = Receiver::start().await;
-    let app = server.create_app("Merchant").await;
-    let endpoint = server
-        .create_endpoint(&app, &receiver.url("/"), json!({}))
-        .await;
-    let ep = endpoint["id"].as_str().expect("id");
+    let (app, ep) = server.merchant_with_endpoint(&receiver.url("/")).await;
     let chosen = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (status, _) = server
         .post(
@@ -68,7 +60,7 @@ async fn after_the_grace_period_only_the_new_secret_signs() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(server.endpoint_secret(&app, ep).await, chosen);
+    assert_eq!(server.endpoint_secret(&app, &ep).await, chosen);
     server
         .send_message(
             &app,
