@@ -49,6 +49,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
     pub admin_token: Option<String>,
+    /// The key endpoint secrets are sealed under; `None` uses a key file beside SQLite.
+    pub main_secret: Option<String>,
     pub allow_destinations: Vec<IpNet>,
     pub retry: RetryPolicy,
     pub request_timeout: Duration,
@@ -92,6 +94,10 @@ pub struct RawSettings {
     /// A token accepted as an org token, in addition to stored tokens
     #[arg(long, env = "HOOKD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Key that seals endpoint secrets at rest (32+ characters) [default: a generated key file
+    /// beside the SQLite database]
+    #[arg(long, env = "HOOKD_MAIN_SECRET", hide_env_values = true)]
+    pub main_secret: Option<String>,
     /// Comma-separated CIDRs that deliveries may reach despite the SSRF guard
     #[arg(long, env = "HOOKD_ALLOW_DESTINATIONS")]
     pub allow_destinations: Option<String>,
@@ -157,6 +163,7 @@ impl RawSettings {
             listen: self.listen.or(other.listen),
             database_url: self.database_url.or(other.database_url),
             admin_token: self.admin_token.or(other.admin_token),
+            main_secret: self.main_secret.or(other.main_secret),
             allow_destinations: self.allow_destinations.or(other.allow_destinations),
             retry_schedule: self.retry_schedule.or(other.retry_schedule),
             throttled_retry_min: self.throttled_retry_min.or(other.throttled_retry_min),
@@ -196,6 +203,16 @@ impl RawSettings {
                 "must be at least 16 characters long",
             ));
         }
+        let main_secret = self.main_secret.filter(|s| !s.is_empty());
+        if main_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < crate::store::cipher::MIN_MAIN_SECRET_LEN)
+        {
+            return Err(invalid(
+                "HOOKD_MAIN_SECRET",
+                "must be at least 32 characters long",
+            ));
+        }
         let retry_schedule = parse_durations(
             "HOOKD_RETRY_SCHEDULE",
             self.retry_schedule
@@ -224,6 +241,7 @@ impl RawSettings {
             listen,
             database_url,
             admin_token,
+            main_secret,
             allow_destinations: parse_cidrs(self.allow_destinations.as_deref().unwrap_or(""))?,
             retry: RetryPolicy::new(retry_schedule, throttled_min),
             request_timeout: positive("HOOKD_REQUEST_TIMEOUT", self.request_timeout, "15s")?,

@@ -23,7 +23,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = store::open(&settings.database_url).await?;
+    let store = store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
     run_with_store(settings, store, listener, shutdown).await
 }
 

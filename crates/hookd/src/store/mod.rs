@@ -9,6 +9,7 @@
 //!   delivery still holds that token (fencing), so an attempt whose lease was lost changes nothing.
 //! - Every query that reads tenant data is scoped by application id.
 
+pub mod cipher;
 mod model;
 pub mod sqlite;
 
@@ -137,16 +138,30 @@ pub trait Store: Send + Sync + 'static {
 /// The store chosen by a database URL.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Opens the store a database URL names, running its migrations.
-pub async fn open(database_url: &str) -> anyhow::Result<SharedStore> {
+/// Opens the store a database URL names, running its migrations. Endpoint secrets are sealed
+/// under `main_secret`; without one, a SQLite store keeps a generated key in `<database>.key`.
+pub async fn open(database_url: &str, main_secret: Option<&str>) -> anyhow::Result<SharedStore> {
     if let Some(path) = database_url.strip_prefix("sqlite://") {
-        let store = sqlite::SqliteStore::open(std::path::Path::new(path)).await?;
+        let path = std::path::Path::new(path);
+        let cipher = match main_secret {
+            Some(secret) => cipher::SecretCipher::from_main_secret(secret),
+            None => cipher::SecretCipher::from_key_file(&key_file_beside(path)),
+        }
+        .map_err(anyhow::Error::msg)?;
+        let store = sqlite::SqliteStore::open(path, cipher).await?;
         return Ok(Arc::new(store));
     }
     anyhow::bail!(
         "HOOKD_DATABASE_URL must start with sqlite:// (PostgreSQL support is not built yet), got {:?}",
         redact_url(database_url)
     )
+}
+
+/// `<database>.key`, where a SQLite store keeps its generated main secret.
+fn key_file_beside(db_path: &std::path::Path) -> std::path::PathBuf {
+    let mut path = db_path.as_os_str().to_owned();
+    path.push(".key");
+    path.into()
 }
 
 /// A database URL with any password removed, for messages.

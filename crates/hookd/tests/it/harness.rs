@@ -59,6 +59,11 @@ impl TestServer {
         }
     }
 
+    /// The folder holding the server's database (and its key file).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Stops the server and waits for it to finish cleanly.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

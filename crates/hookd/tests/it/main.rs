@@ -9,4 +9,5 @@ mod durability;
 mod filtering;
 mod retries;
 mod rotation;
+mod secrets_at_rest;
 mod tokens;

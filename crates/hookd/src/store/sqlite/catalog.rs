@@ -7,6 +7,7 @@ use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
 use crate::domain::time::now_millis;
+use crate::store::cipher::SecretCipher;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
     StoreResult,
@@ -73,7 +74,8 @@ pub fn delete_app(conn: &Connection, app_id: &str) -> StoreResult<bool> {
     Ok(deleted > 0)
 }
 
-pub fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
+pub fn insert_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
+    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
     conn.prepare_cached(
         "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
          channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
@@ -93,8 +95,8 @@ pub fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
             ep.throttle_rate,
             to_json(&ep.metadata),
             to_json(&ep.headers),
-            ep.secret.expose(),
-            to_json(&ep.retiring_secrets),
+            secret,
+            retiring,
             ep.created_at,
             ep.updated_at
         ])
@@ -105,6 +107,7 @@ pub fn insert_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
 
 pub fn get_endpoint(
     conn: &Connection,
+    cipher: &SecretCipher,
     app_id: &str,
     id_or_uid: &str,
 ) -> StoreResult<Option<Endpoint>> {
@@ -112,19 +115,26 @@ pub fn get_endpoint(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints e
          WHERE e.app_id = ?1 AND (e.id = ?2 OR e.uid = ?2) LIMIT 1"
     ))
-    .and_then(|mut s| s.query_row([app_id, id_or_uid], rows::endpoint).optional())
+    .and_then(|mut s| {
+        s.query_row([app_id, id_or_uid], |row| rows::endpoint(row, cipher))
+            .optional()
+    })
     .map_err(db_error)
 }
 
 /// Every endpoint of an application, for fan-out.
-pub fn app_endpoints(conn: &Connection, app_id: &str) -> StoreResult<Vec<Endpoint>> {
+pub fn app_endpoints(
+    conn: &Connection,
+    cipher: &SecretCipher,
+    app_id: &str,
+) -> StoreResult<Vec<Endpoint>> {
     let mut statement = conn
         .prepare_cached(&format!(
             "SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.app_id = ?1 AND e.disabled = 0"
         ))
         .map_err(db_error)?;
     let endpoints = statement
-        .query_map([app_id], rows::endpoint)
+        .query_map([app_id], |row| rows::endpoint(row, cipher))
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
@@ -133,6 +143,7 @@ pub fn app_endpoints(conn: &Connection, app_id: &str) -> StoreResult<Vec<Endpoin
 
 pub fn list_endpoints(
     conn: &Connection,
+    cipher: &SecretCipher,
     app_id: &str,
     page: &PageRequest,
 ) -> StoreResult<Vec<Endpoint>> {
@@ -140,10 +151,11 @@ pub fn list_endpoints(
         &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.app_id = ?"),
         vec![Value::Text(app_id.into())],
     )
-    .fetch(conn, page, "e.id", rows::endpoint)
+    .fetch(conn, page, "e.id", |row| rows::endpoint(row, cipher))
 }
 
-pub fn update_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
+pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
+    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
     conn.prepare_cached(
         "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
@@ -163,8 +175,8 @@ pub fn update_endpoint(conn: &Connection, ep: &Endpoint) -> StoreResult<()> {
             ep.throttle_rate,
             to_json(&ep.metadata),
             to_json(&ep.headers),
-            ep.secret.expose(),
-            to_json(&ep.retiring_secrets),
+            secret,
+            retiring,
             ep.updated_at
         ])
     })

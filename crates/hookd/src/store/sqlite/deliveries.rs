@@ -12,6 +12,7 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::store::cipher::SecretCipher;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, ClaimedDelivery, DeliveryState, DeliveryStatus,
     Endpoint, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult, TriggerType,
@@ -20,6 +21,7 @@ use crate::store::{
 /// Inserts a message and one delivery per endpoint that wants it.
 pub fn insert_message(
     conn: &Connection,
+    cipher: &SecretCipher,
     message: &Message,
     lease: Option<&Lease>,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
@@ -41,7 +43,7 @@ pub fn insert_message(
     .map_err(db_error)?;
 
     let mut claimed = Vec::new();
-    for endpoint in catalog::app_endpoints(conn, &message.app_id)? {
+    for endpoint in catalog::app_endpoints(conn, cipher, &message.app_id)? {
         if !endpoint.wants(&message.event_type, message.channels.as_deref()) {
             continue;
         }
@@ -150,6 +152,7 @@ pub fn list_messages(
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease expired.
 pub fn claim_due(
     conn: &Connection,
+    cipher: &SecretCipher,
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
@@ -192,7 +195,7 @@ pub fn claim_due(
         let endpoint = match endpoints.get(&endpoint_id) {
             Some(found) => found.clone(),
             None => {
-                let found = endpoint_by_id(conn, &endpoint_id)?;
+                let found = endpoint_by_id(conn, cipher, &endpoint_id)?;
                 endpoints.insert(endpoint_id.clone(), found.clone());
                 found
             }
@@ -209,11 +212,18 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-fn endpoint_by_id(conn: &Connection, endpoint_id: &str) -> StoreResult<Option<Endpoint>> {
+fn endpoint_by_id(
+    conn: &Connection,
+    cipher: &SecretCipher,
+    endpoint_id: &str,
+) -> StoreResult<Option<Endpoint>> {
     conn.prepare_cached(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.id = ?1"
     ))
-    .and_then(|mut s| s.query_row([endpoint_id], rows::endpoint).optional())
+    .and_then(|mut s| {
+        s.query_row([endpoint_id], |row| rows::endpoint(row, cipher))
+            .optional()
+    })
     .map_err(db_error)
 }
 
@@ -377,6 +387,7 @@ pub fn get_attempt(
 
 pub fn list_message_deliveries(
     conn: &Connection,
+    cipher: &SecretCipher,
     app_id: &str,
     msg_id: &str,
     page: &PageRequest,
@@ -390,7 +401,7 @@ pub fn list_message_deliveries(
         vec![Value::Text(app_id.into()), Value::Text(msg_id.into())],
     )
     .fetch(conn, page, "e.id", |row| {
-        Ok((rows::endpoint(row)?, rows::delivery_state(row)?))
+        Ok((rows::endpoint(row, cipher)?, rows::delivery_state(row)?))
     })
 }
 

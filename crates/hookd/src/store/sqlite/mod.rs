@@ -12,12 +12,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use self::connection::{ProcessLock, Readers, Writer};
+use super::cipher::SecretCipher;
 use super::*;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
+    cipher: Arc<SecretCipher>,
     _lock: ProcessLock,
 }
 
@@ -26,7 +28,7 @@ impl SqliteStore {
     ///
     /// Only one process may use the file, so any lease found at start belongs to a process that
     /// died: those deliveries are made due again at once.
-    pub async fn open(path: &Path) -> StoreResult<Self> {
+    pub async fn open(path: &Path, cipher: SecretCipher) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", parent.display()))
@@ -41,6 +43,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             readers,
+            cipher: Arc::new(cipher),
             _lock: lock,
         })
     }
@@ -88,29 +91,33 @@ impl Store for SqliteStore {
 
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
         let endpoint = endpoint.clone();
+        let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| catalog::insert_endpoint(c, &endpoint))
+            .run(move |c| catalog::insert_endpoint(c, &cipher, &endpoint))
             .await
     }
 
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
         let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
+        let cipher = Arc::clone(&self.cipher);
         self.readers
-            .run(move |c| catalog::get_endpoint(c, &app_id, &key))
+            .run(move |c| catalog::get_endpoint(c, &cipher, &app_id, &key))
             .await
     }
 
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
         let (app_id, page) = (app_id.to_string(), page.clone());
+        let cipher = Arc::clone(&self.cipher);
         self.readers
-            .run(move |c| catalog::list_endpoints(c, &app_id, &page))
+            .run(move |c| catalog::list_endpoints(c, &cipher, &app_id, &page))
             .await
     }
 
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
         let endpoint = endpoint.clone();
+        let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| catalog::update_endpoint(c, &endpoint))
+            .run(move |c| catalog::update_endpoint(c, &cipher, &endpoint))
             .await
     }
 
@@ -180,8 +187,9 @@ impl Store for SqliteStore {
         lease: Option<Lease>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let message = message.clone();
+        let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| deliveries::insert_message(c, &message, lease.as_ref()))
+            .run(move |c| deliveries::insert_message(c, &cipher, &message, lease.as_ref()))
             .await
     }
 
@@ -239,8 +247,9 @@ impl Store for SqliteStore {
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
         let (app_id, msg_id, page) = (app_id.to_string(), msg_id.to_string(), page.clone());
+        let cipher = Arc::clone(&self.cipher);
         self.readers
-            .run(move |c| deliveries::list_message_deliveries(c, &app_id, &msg_id, &page))
+            .run(move |c| deliveries::list_message_deliveries(c, &cipher, &app_id, &msg_id, &page))
             .await
     }
 
@@ -270,8 +279,9 @@ impl Store for SqliteStore {
 
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
         let lease = lease.clone();
+        let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| deliveries::claim_due(c, &lease, limit))
+            .run(move |c| deliveries::claim_due(c, &cipher, &lease, limit))
             .await
     }
 

@@ -5,10 +5,30 @@ use rusqlite::types::Type;
 use rusqlite::Row;
 use serde::de::DeserializeOwned;
 
+use crate::store::cipher::{endpoint_row, SecretCipher};
 use crate::store::{
     ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    TriggerType,
+    RetiringSecret, TriggerType,
 };
+
+fn conversion(err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(err))
+}
+
+/// The sealed forms of an endpoint's current and retiring secrets, for writing.
+pub fn sealed_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
+    let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
+    let current = cipher.seal(&endpoint.secret.expose(), &aad);
+    let retiring: Vec<RetiringSecret> = endpoint
+        .retiring_secrets
+        .iter()
+        .map(|old| RetiringSecret {
+            secret: cipher.seal(&old.secret, &aad),
+            expires_at: old.expires_at,
+        })
+        .collect();
+    (current, to_json(&retiring))
+}
 
 /// Reads a JSON text column.
 pub fn json<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
@@ -49,13 +69,28 @@ pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description,
     e.event_types, e.channels, e.throttle_rate, e.metadata, e.headers, e.secret, \
     e.retiring_secrets, e.created_at, e.updated_at";
 
-pub fn endpoint(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
-    let secret: String = row.get("secret")?;
-    let secret = Secret::parse(&secret)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))?;
+/// Reads an endpoint, opening its sealed secrets.
+pub fn endpoint(row: &Row<'_>, cipher: &SecretCipher) -> rusqlite::Result<Endpoint> {
+    let id: String = row.get("id")?;
+    let app_id: String = row.get("app_id")?;
+    let aad = endpoint_row(&app_id, &id);
+    let open = |sealed: &str| -> rusqlite::Result<String> {
+        cipher.open(sealed, &aad).map_err(conversion)
+    };
+    let secret = Secret::parse(&open(&row.get::<_, String>("secret")?)?).map_err(conversion)?;
+    let retiring: Vec<RetiringSecret> = json(row, "retiring_secrets")?;
+    let retiring_secrets = retiring
+        .into_iter()
+        .map(|old| {
+            Ok(RetiringSecret {
+                secret: open(&old.secret)?,
+                expires_at: old.expires_at,
+            })
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Endpoint {
-        id: row.get("id")?,
-        app_id: row.get("app_id")?,
+        id,
+        app_id,
         uid: row.get("uid")?,
         url: row.get("url")?,
         description: row.get("description")?,
@@ -66,7 +101,7 @@ pub fn endpoint(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
         metadata: json(row, "metadata")?,
         headers: json(row, "headers")?,
         secret,
-        retiring_secrets: json(row, "retiring_secrets")?,
+        retiring_secrets,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
