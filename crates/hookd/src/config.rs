@@ -59,6 +59,8 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     pub poll_interval: Duration,
     pub max_in_flight: usize,
+    /// API requests per second per token; 0 for no limit.
+    pub api_rate_limit: u32,
     pub role: Role,
     pub log_format: LogFormat,
 }
@@ -125,6 +127,9 @@ pub struct RawSettings {
     /// Most delivery attempts in flight per process [default: 512]
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
+    /// API requests per second allowed per token, 0 for no limit [default: 20000]
+    #[arg(long, env = "HOOKD_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<u32>,
     /// What this process runs: api, worker or all [default: all]
     #[arg(long, env = "HOOKD_ROLE")]
     pub role: Option<String>,
@@ -173,6 +178,7 @@ impl RawSettings {
             max_payload_bytes: self.max_payload_bytes.or(other.max_payload_bytes),
             poll_interval: self.poll_interval.or(other.poll_interval),
             max_in_flight: self.max_in_flight.or(other.max_in_flight),
+            api_rate_limit: self.api_rate_limit.or(other.api_rate_limit),
             role: self.role.or(other.role),
             log_format: self.log_format.or(other.log_format),
         }
@@ -250,6 +256,7 @@ impl RawSettings {
             max_payload_bytes,
             poll_interval: positive("HOOKD_POLL_INTERVAL", self.poll_interval, "1s")?,
             max_in_flight,
+            api_rate_limit: self.api_rate_limit.unwrap_or(20_000),
             role: parse_role(self.role.as_deref())?,
             log_format: parse_log_format(self.log_format.as_deref())?,
         })

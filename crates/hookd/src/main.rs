@@ -41,6 +41,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
+    /// Revoke a token: it is refused from the next request on
+    Revoke {
+        /// The token itself (only its hash is stored, so the token is what identifies it)
+        token: String,
+        #[command(flatten)]
+        settings: RawSettings,
+    },
     /// Create a token and print it (it is shown only once)
     Create {
         /// Scope the token to one application (id or uid); without it, an org token
@@ -91,8 +98,36 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { settings: raw } => {
             let settings = settings(raw, cli.config.as_ref())?;
             init_logging(settings.log_format);
-            hookd::store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+            hookd::store::open(
+                &settings.database_url,
+                settings.main_secret.as_deref(),
+                hookd::store::OpenMode::Tool,
+            )
+            .await?;
             println!("the database schema is up to date");
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Revoke {
+                    token,
+                    settings: raw,
+                },
+        } => {
+            let settings = settings(raw, cli.config.as_ref())?;
+            let store = hookd::store::open(
+                &settings.database_url,
+                settings.main_secret.as_deref(),
+                hookd::store::OpenMode::Tool,
+            )
+            .await?;
+            if !store
+                .revoke_token(&hookd::api::auth::hash_token(token.trim()))
+                .await?
+            {
+                anyhow::bail!("no such token");
+            }
+            println!("revoked");
             Ok(())
         }
         Command::Token {
@@ -104,8 +139,12 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let settings = settings(raw, cli.config.as_ref())?;
-            let store =
-                hookd::store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+            let store = hookd::store::open(
+                &settings.database_url,
+                settings.main_secret.as_deref(),
+                hookd::store::OpenMode::Tool,
+            )
+            .await?;
             let app_id = match app {
                 Some(key) => Some(
                     store

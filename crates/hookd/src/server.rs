@@ -5,6 +5,9 @@ use std::future::Future;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use std::sync::Arc;
+
+use crate::api::rate_limit::ApiRateLimit;
 use crate::api::{self, auth, AppState};
 use crate::config::{Role, Settings};
 use crate::delivery::attempt::AttemptContext;
@@ -23,7 +26,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+    let store = store::open(
+        &settings.database_url,
+        settings.main_secret.as_deref(),
+        store::OpenMode::Serve,
+    )
+    .await?;
     run_with_store(settings, store, listener, shutdown).await
 }
 
@@ -44,6 +52,8 @@ pub async fn run_with_store(
         dispatch: engine.as_ref().map(Engine::handle),
         admin_token_hash: settings.admin_token.as_deref().map(auth::hash_token),
         max_payload_bytes: settings.max_payload_bytes,
+        guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
+        rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
     };
     info!(address = %listener.local_addr()?, "hookd is listening");
     axum::serve(listener, api::router(state))

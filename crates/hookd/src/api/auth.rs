@@ -100,17 +100,41 @@ impl FromRequestParts<AppState> for Principal {
                 ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
             })?;
         let hash = hash_token(token);
-        if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
-            return Ok(Principal::Org);
-        }
-        match state.store.find_token(&hash).await? {
-            Some(found) if !found.revoked => Ok(match found.app_id {
-                Some(app_id) => Principal::App(app_id),
-                None => Principal::Org,
-            }),
-            _ => Err(ApiError::unauthorized("the token is not valid")),
-        }
+        let principal = if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
+            Principal::Org
+        } else {
+            match state.store.find_token(&hash).await? {
+                Some(found) if !found.revoked => match found.app_id {
+                    Some(app_id) => Principal::App(app_id),
+                    None => Principal::Org,
+                },
+                _ => return Err(ApiError::unauthorized("the token is not valid")),
+            }
+        };
+        state.rate_limit.check(&hash)?;
+        parts.extensions.insert(TokenHash(hash));
+        Ok(principal)
     }
+}
+
+/// The hash of the token a request was authenticated with.
+#[derive(Clone)]
+pub struct TokenHash(String);
+
+/// `POST /api/v1/auth/logout`: revokes the token the request carries (as Svix's route does).
+/// `HOOKD_ADMIN_TOKEN` lives in the configuration and cannot be revoked this way.
+pub async fn logout(
+    State(state): State<AppState>,
+    _principal: Principal,
+    axum::Extension(TokenHash(hash)): axum::Extension<TokenHash>,
+) -> Result<StatusCode, ApiError> {
+    if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
+        return Err(ApiError::bad_request(
+            "HOOKD_ADMIN_TOKEN is set in the configuration; remove it there",
+        ));
+    }
+    state.store.revoke_token(&hash).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]

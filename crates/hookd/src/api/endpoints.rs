@@ -19,6 +19,7 @@ use super::AppState;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
+use crate::outbound::Verdict;
 use crate::store::{Application, Endpoint, Order, RetiringSecret};
 
 /// How long a rotated-out secret keeps signing, unless the caller says otherwise.
@@ -140,10 +141,18 @@ pub async fn load(
     Ok((app, endpoint))
 }
 
-fn parse_url(url: &str) -> Result<String, ApiError> {
-    EndpointUrl::parse(url)
-        .map(|u| u.to_string())
-        .map_err(|e| ApiError::invalid(&["body", "url"], e.to_string()))
+/// Parses an endpoint URL; a literal address that deliveries may not reach is refused now
+/// rather than failing every attempt later (host names are judged when resolved).
+fn parse_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+    let url =
+        EndpointUrl::parse(url).map_err(|e| ApiError::invalid(&["body", "url"], e.to_string()))?;
+    if let Verdict::Blocked(reason) = state.guard.check_url(url.as_url()) {
+        return Err(ApiError::invalid(
+            &["body", "url"],
+            format!("deliveries may not reach this address: {reason}"),
+        ));
+    }
+    Ok(url.to_string())
 }
 
 fn check_rate(rate: Option<u16>) -> Result<Option<i64>, ApiError> {
@@ -259,7 +268,7 @@ async fn new_endpoint(
     input: EndpointIn,
     uid_from_path: Option<String>,
 ) -> Result<Endpoint, ApiError> {
-    let url = parse_url(&input.url)?;
+    let url = parse_url(state, &input.url)?;
     check_description(&input.description)?;
     let now = now_millis();
     Ok(Endpoint {
@@ -305,7 +314,7 @@ async fn replace(
         state.store.create_endpoint(&endpoint).await?;
         return Ok((StatusCode::CREATED, axum::Json(endpoint.into())));
     };
-    endpoint.url = parse_url(&input.url)?;
+    endpoint.url = parse_url(&state, &input.url)?;
     check_description(&input.description)?;
     endpoint.description = input.description;
     endpoint.uid = input.uid.map(String::from);
@@ -327,7 +336,7 @@ async fn patch(
 ) -> Result<axum::Json<EndpointOut>, ApiError> {
     let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
     if let Some(url) = input.url {
-        endpoint.url = parse_url(&url)?;
+        endpoint.url = parse_url(&state, &url)?;
     }
     if let Some(description) = input.description {
         check_description(&description)?;

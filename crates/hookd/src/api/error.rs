@@ -36,6 +36,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: Detail,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +52,19 @@ impl ApiError {
             status,
             code,
             detail: Detail::Text(detail.into()),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this token; retry after the time in Retry-After",
+            )
         }
     }
 
@@ -103,6 +118,7 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "validation",
             detail: Detail::Fields(fields),
+            retry_after: None,
         }
     }
 
@@ -125,7 +141,13 @@ impl IntoResponse for ApiError {
             code: self.code,
             detail: &self.detail,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -13,6 +13,7 @@ mod event_types;
 mod extract;
 mod messages;
 mod pagination;
+pub mod rate_limit;
 mod serde_util;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -22,7 +23,10 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use std::sync::Arc;
+
 use crate::delivery::DispatchHandle;
+use crate::outbound::DestinationGuard;
 use crate::store::SharedStore;
 
 /// Room for the JSON around a payload of the largest allowed size.
@@ -37,6 +41,9 @@ pub struct AppState {
     /// SHA-256 of `HOOKD_ADMIN_TOKEN`, if set.
     pub admin_token_hash: Option<String>,
     pub max_payload_bytes: usize,
+    /// Refuses endpoint URLs whose literal address deliveries could never reach.
+    pub guard: Arc<DestinationGuard>,
+    pub rate_limit: Arc<rate_limit::ApiRateLimit>,
 }
 
 /// The whole API as one router.
@@ -52,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/auth/app-portal-access/{app_id}",
             post(auth::app_portal_access),
         )
+        .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
         .fallback(error::no_route)

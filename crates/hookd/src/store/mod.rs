@@ -132,15 +132,31 @@ pub trait Store: Send + Sync + 'static {
     // API tokens.
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// Revokes the token with this hash; false when there is none.
+    async fn revoke_token(&self, hash: &str) -> StoreResult<bool>;
     async fn count_tokens(&self) -> StoreResult<u64>;
 }
 
 /// The store chosen by a database URL.
 pub type SharedStore = Arc<dyn Store>;
 
+/// Who opens the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `hookd serve`: runs workers, so a SQLite file must be its alone (see
+    /// [`sqlite::SqliteStore::open`]).
+    Serve,
+    /// A short command (`migrate`, `token …`) that may run beside a server.
+    Tool,
+}
+
 /// Opens the store a database URL names, running its migrations. Endpoint secrets are sealed
 /// under `main_secret`; without one, a SQLite store keeps a generated key in `<database>.key`.
-pub async fn open(database_url: &str, main_secret: Option<&str>) -> anyhow::Result<SharedStore> {
+pub async fn open(
+    database_url: &str,
+    main_secret: Option<&str>,
+    mode: OpenMode,
+) -> anyhow::Result<SharedStore> {
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
         let cipher = match main_secret {
@@ -148,7 +164,7 @@ pub async fn open(database_url: &str, main_secret: Option<&str>) -> anyhow::Resu
             None => cipher::SecretCipher::from_key_file(&key_file_beside(path)),
         }
         .map_err(anyhow::Error::msg)?;
-        let store = sqlite::SqliteStore::open(path, cipher).await?;
+        let store = sqlite::SqliteStore::open(path, cipher, mode).await?;
         return Ok(Arc::new(store));
     }
     anyhow::bail!(

@@ -354,6 +354,13 @@ pub fn find_token(conn: &Connection, hash: &str) -> StoreResult<Option<ApiToken>
         .map_err(db_error)
 }
 
+pub fn revoke_token(conn: &Connection, hash: &str) -> StoreResult<bool> {
+    let changed = conn
+        .execute("UPDATE api_tokens SET revoked = 1 WHERE hash = ?1", [hash])
+        .map_err(db_error)?;
+    Ok(changed > 0)
+}
+
 pub fn count_tokens(conn: &Connection) -> StoreResult<u64> {
     conn.query_row("SELECT COUNT(*) FROM api_tokens", [], |row| row.get(0))
         .map_err(db_error)

@@ -20,26 +20,32 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     cipher: Arc<SecretCipher>,
-    _lock: ProcessLock,
+    _lock: Option<ProcessLock>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     ///
-    /// Only one process may use the file, so any lease found at start belongs to a process that
-    /// died: those deliveries are made due again at once.
-    pub async fn open(path: &Path, cipher: SecretCipher) -> StoreResult<Self> {
+    /// Only one server may use the file, so any lease found when a server opens it belongs to a
+    /// process that died: those deliveries are made due again at once. Tools (token commands,
+    /// migrations) may open the file beside a running server; SQLite serialises their writes.
+    pub async fn open(path: &Path, cipher: SecretCipher, mode: OpenMode) -> StoreResult<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Database(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let lock = ProcessLock::acquire(path)?;
+        let lock = match mode {
+            OpenMode::Serve => Some(ProcessLock::acquire(path)?),
+            OpenMode::Tool => None,
+        };
         let writer = Writer::start(path)?;
         let readers = Readers::open(path)?;
-        writer
-            .run(|conn| deliveries::release_leases(conn, None))
-            .await?;
+        if lock.is_some() {
+            writer
+                .run(|conn| deliveries::release_leases(conn, None))
+                .await?;
+        }
         Ok(Self {
             writer,
             readers,
@@ -314,6 +320,13 @@ impl Store for SqliteStore {
         let hash = hash.to_string();
         self.readers
             .run(move |c| catalog::find_token(c, &hash))
+            .await
+    }
+
+    async fn revoke_token(&self, hash: &str) -> StoreResult<bool> {
+        let hash = hash.to_string();
+        self.writer
+            .run(move |c| catalog::revoke_token(c, &hash))
             .await
     }
 
