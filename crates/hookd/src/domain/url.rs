@@ -86,4 +86,32 @@ mod tests {
         let long = format!("https://a.example/{}", "a".repeat(MAX_URL_LENGTH));
         assert_eq!(EndpointUrl::parse(&long), Err(UrlError::TooLong));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Whatever the input, parsing answers (never panics), and what it accepts is an
+            /// http(s) URL without credentials, within the length limit.
+            #[test]
+            fn accepted_urls_keep_their_promises(text in "(https?|ftp|file|javascript)?:?/{0,2}\\PC{0,60}") {
+                if let Ok(url) = EndpointUrl::parse(&text) {
+                    let url = url.as_url();
+                    prop_assert!(matches!(url.scheme(), "http" | "https"));
+                    prop_assert!(url.username().is_empty() && url.password().is_none());
+                    prop_assert!(url.host().is_some());
+                    prop_assert!(url.as_str().len() <= MAX_URL_LENGTH + 16);
+                }
+            }
+
+            /// User info is refused wherever it hides.
+            #[test]
+            fn credentials_are_always_refused(user in "[a-z]{1,8}", pass in "[a-z0-9]{0,8}", host in "[a-z]{1,10}\\.example") {
+                let text = format!("https://{user}:{pass}@{host}/hook");
+                prop_assert_eq!(EndpointUrl::parse(&text), Err(UrlError::UserInfo));
+            }
+        }
+    }
 }

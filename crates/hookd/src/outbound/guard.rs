@@ -33,11 +33,17 @@ impl DestinationGuard {
 
     /// Judges one address.
     pub fn check_ip(&self, ip: IpAddr) -> Verdict {
-        if self.allowed.iter().any(|net| net.contains(&ip)) {
+        // An IPv6 form of an allowed IPv4 address is allowed too, as it is refused alike.
+        let embedded = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        let allowed = |candidate: IpAddr| self.allowed.iter().any(|net| net.contains(&candidate));
+        if allowed(ip) || embedded.is_some_and(allowed) {
             return Verdict::Allowed;
         }
         match refused_range(ip) {
-            Some(range) => Verdict::Blocked(format!("{ip} is a {range} address")),
+            Some(range) => Verdict::Blocked(format!("{ip} is in a refused range: {range}")),
             None => Verdict::Allowed,
         }
     }
@@ -85,7 +91,7 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(embedded) = embedded_v4(ip) {
-        return refused_v4(embedded).map(|_| "IPv6 form of a refused IPv4");
+        return refused_v4(embedded).map(|_| "an IPv6 form of a refused IPv4 address");
     }
     let segments = ip.segments();
     let range = match segments {
@@ -145,7 +151,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let guard = Arc::clone(&self.guard);
         Box::pin(async move {
-            let host = name.as_str().to_string();
+            // "localhost." and "localhost" are the same name; resolving the bare form lets the
+            // hosts file answer instead of a DNS query.
+            let host = name.as_str().trim_end_matches('.').to_string();
             let resolved: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusals = Vec::new();
@@ -292,6 +300,90 @@ mod tests {
                 matches!(guard.check_url(&parsed), Verdict::Blocked(_)),
                 "{url} must be refused"
             );
+        }
+    }
+
+    mod properties {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn six_to_four(v4: Ipv4Addr) -> Ipv6Addr {
+            let o = v4.octets();
+            Ipv6Addr::new(
+                0x2002,
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+                0,
+                0,
+                0,
+                0,
+                1,
+            )
+        }
+
+        fn nat64(v4: Ipv4Addr) -> Ipv6Addr {
+            let [a, b, c, d] = v4.octets();
+            Ipv6Addr::new(
+                0x64,
+                0xff9b,
+                0,
+                0,
+                0,
+                0,
+                u16::from_be_bytes([a, b]),
+                u16::from_be_bytes([c, d]),
+            )
+        }
+
+        proptest! {
+            /// Every IPv6 form that embeds an IPv4 address is judged like that address.
+            #[test]
+            fn embedded_forms_are_judged_like_their_ipv4(bits in any::<u32>()) {
+                let v4 = Ipv4Addr::from(bits);
+                let refused = refused_range(IpAddr::V4(v4)).is_some();
+                for v6 in [v4.to_ipv6_mapped(), nat64(v4), six_to_four(v4)] {
+                    prop_assert_eq!(refused_range(IpAddr::V6(v6)).is_some(), refused, "{}", v6);
+                }
+            }
+
+            /// Loopback written as a dotted quad, a decimal, hex or octal integer, hex or octal
+            /// parts, or with a trailing dot, always parses to the same refused address.
+            #[test]
+            fn loopback_spellings_are_all_refused(low in 0u32..(1 << 24)) {
+                let ip = Ipv4Addr::from((127u32 << 24) | low);
+                let n = u32::from(ip);
+                let [a, b, c, d] = ip.octets();
+                let guard = DestinationGuard::default();
+                for host in [
+                    ip.to_string(),
+                    n.to_string(),
+                    format!("0x{n:x}"),
+                    format!("0X{n:X}"),
+                    format!("0{n:o}"),
+                    format!("0x{a:x}.0x{b:x}.0x{c:x}.0x{d:x}"),
+                    format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
+                    format!("{a}.{}", (u32::from(b) << 16) | (u32::from(c) << 8) | u32::from(d)),
+                    format!("{ip}."),
+                    format!("[::ffff:{ip}]"),
+                ] {
+                    let url = url::Url::parse(&format!("http://{host}:8080/x")).expect("parses");
+                    if let Some(url::Host::Ipv4(parsed)) = url.host() {
+                        prop_assert_eq!(parsed, ip, "{}", host);
+                    }
+                    prop_assert!(matches!(guard.check_url(&url), Verdict::Blocked(_)), "{}", host);
+                }
+            }
+
+            /// Judging never panics, whatever the URL.
+            #[test]
+            fn any_url_can_be_judged(text in "\\PC{0,80}") {
+                if let Ok(url) = url::Url::parse(&text) {
+                    let _ = DestinationGuard::default().check_url(&url);
+                }
+            }
         }
     }
 }
