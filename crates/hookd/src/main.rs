@@ -32,6 +32,8 @@ enum Command {
         #[command(flatten)]
         settings: RawSettings,
     },
+    /// Print the OpenAPI document of the API (committed as docs/openapi.json)
+    Openapi,
     /// Manage API tokens
     Token {
         #[command(subcommand)]
@@ -105,6 +107,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("the database schema is up to date");
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", hookd::api::openapi::document_json());
             Ok(())
         }
         Command::Token {

@@ -9,7 +9,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Principal;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
@@ -18,6 +18,7 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::Uid;
 use crate::store::{Application, Order};
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -28,28 +29,31 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
     pub uid: Option<Uid>,
+    /// Deliveries per second to each endpoint of the application.
     #[serde(alias = "rateLimit")]
     pub throttle_rate: Option<u16>,
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ApplicationPatch {
+pub struct ApplicationPatch {
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uid>)]
     uid: Option<Option<Uid>>,
     #[serde(default, alias = "rateLimit", deserialize_with = "double_option")]
+    #[schema(value_type = Option<u16>)]
     throttle_rate: Option<Option<u16>>,
     metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     id: String,
@@ -118,6 +122,16 @@ struct ListParams {
     page: PageParams,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app",
+    tag = "Application",
+    operation_id = "v1.application.list",
+    summary = "List applications",
+    params(PageParams),
+    responses((status = 200, body = ListResponse<ApplicationOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -139,6 +153,17 @@ struct CreateParams {
     get_if_exists: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/app",
+    tag = "Application",
+    operation_id = "v1.application.create",
+    summary = "Create an application",
+    params(("get_if_exists" = Option<bool>, Query, description = "Answer the existing application with this uid instead of 409")),
+    request_body = ApplicationIn,
+    responses((status = 201, body = ApplicationOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -172,6 +197,16 @@ fn new_app(input: ApplicationIn, uid_from_path: Option<String>) -> Result<Applic
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    operation_id = "v1.application.get",
+    summary = "Get an application",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    responses((status = 200, body = ApplicationOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -181,6 +216,21 @@ async fn read(
 }
 
 /// PUT creates the application (with the path as its uid) when it does not exist yet.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    operation_id = "v1.application.update",
+    summary = "Update an application, creating it when absent",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = ApplicationIn,
+    responses(
+        (status = 200, description = "Updated", body = ApplicationOut),
+        (status = 201, description = "Created", body = ApplicationOut),
+        ErrorResponses
+    ),
+    security(("bearer" = []))
+)]
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -205,6 +255,17 @@ async fn replace(
     Ok((StatusCode::OK, axum::Json(app.into())))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    operation_id = "v1.application.patch",
+    summary = "Change some fields of an application",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = ApplicationPatch,
+    responses((status = 200, body = ApplicationOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -231,6 +292,16 @@ async fn patch(
     Ok(axum::Json(app.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}",
+    tag = "Application",
+    operation_id = "v1.application.delete",
+    summary = "Delete an application",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,

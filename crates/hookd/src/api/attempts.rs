@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Principal;
 use super::endpoints::{self, EndpointOut};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponses};
 use super::extract::{Path, Query};
 use super::messages::{self, MessageOut};
 use super::pagination::{ListResponse, PageParams};
 use super::AppState;
 use crate::domain::time::rfc3339;
 use crate::store::{Attempt, AttemptFilter, DeliveryState, DeliveryStatus, Order};
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     let app = "/api/v1/app/{app_id}";
@@ -52,9 +53,9 @@ fn status_code_and_text(status: DeliveryStatus) -> (i64, &'static str) {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AttemptOut {
+pub struct AttemptOut {
     id: String,
     msg_id: String,
     endpoint_id: String,
@@ -120,6 +121,16 @@ fn attempt_page(rows: Vec<Attempt>, page: &crate::store::PageRequest) -> ListRes
     ListResponse::build(rows, page, |a| a.id.clone(), AttemptOut::from)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-by-endpoint",
+    summary = "List an endpoint's attempts, newest first",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid"), PageParams, ("status" = Option<i64>, Query, description = "0 success, 2 fail")),
+    responses((status = 200, body = ListResponse<AttemptOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn by_endpoint(
     State(state): State<AppState>,
     principal: Principal,
@@ -137,6 +148,16 @@ async fn by_endpoint(
     Ok(axum::Json(attempt_page(rows, &page)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/attempt/msg/{msg_id}",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-by-msg",
+    summary = "List a message's attempts, newest first",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId"), PageParams, ("status" = Option<i64>, Query, description = "0 success, 2 fail"), ("endpoint_id" = Option<String>, Query, description = "Only attempts to this endpoint")),
+    responses((status = 200, body = ListResponse<AttemptOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn by_message(
     State(state): State<AppState>,
     principal: Principal,
@@ -154,6 +175,16 @@ async fn by_message(
     Ok(axum::Json(attempt_page(rows, &page)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.get",
+    summary = "Get an attempt",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId"), ("attempt_id" = String, Path, description = "The attempt's id")),
+    responses((status = 200, body = AttemptOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -168,26 +199,48 @@ async fn read(
     Ok(axum::Json(attempt.into()))
 }
 
-/// A delivery's state beside the endpoint or message it concerns.
-#[derive(Debug, Serialize)]
+/// A delivery's state: 0 success, 1 pending, 2 fail, 3 sending.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct WithState<T> {
-    #[serde(flatten)]
-    inner: T,
+pub struct DeliveryStateOut {
     status: i64,
     status_text: &'static str,
+    /// When the next attempt is planned, while the delivery is pending.
     next_attempt: Option<String>,
 }
 
-fn with_state<T>(inner: T, state: DeliveryState) -> WithState<T> {
-    let (status, status_text) = status_code_and_text(state.status);
-    WithState {
-        inner,
-        status,
-        status_text,
-        next_attempt: state.next_attempt_at.map(rfc3339),
+impl From<DeliveryState> for DeliveryStateOut {
+    fn from(state: DeliveryState) -> Self {
+        let (status, status_text) = status_code_and_text(state.status);
+        Self {
+            status,
+            status_text,
+            next_attempt: state.next_attempt_at.map(rfc3339),
+        }
     }
 }
+
+/// An endpoint a message went to, with that delivery's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    endpoint: EndpointOut,
+    #[serde(flatten)]
+    state: DeliveryStateOut,
+}
+
+/// A message sent to an endpoint, with that delivery's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    message: MessageOut,
+    #[serde(flatten)]
+    state: DeliveryStateOut,
+}
+
+/// An empty JSON object, which the Svix SDKs read from some routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmptyOut {}
 
 #[derive(Debug, Deserialize)]
 struct ListParams {
@@ -196,12 +249,22 @@ struct ListParams {
     with_content: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-attempted-destinations",
+    summary = "List the endpoints a message went to, with each delivery's state",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId"), PageParams),
+    responses((status = 200, body = ListResponse<MessageEndpointOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn message_endpoints(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, msg_id)): Path<(String, String)>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<ListResponse<WithState<EndpointOut>>>, ApiError> {
+) -> Result<axum::Json<ListResponse<MessageEndpointOut>>, ApiError> {
     let (app, message) = messages::load(&state, &principal, &app_id, &msg_id).await?;
     let page = params.page.parse(Order::Ascending)?;
     let rows = state
@@ -212,16 +275,29 @@ async fn message_endpoints(
         rows,
         &page,
         |(e, _)| e.id.clone(),
-        |(e, s)| with_state(EndpointOut::from(e), s),
+        |(e, s)| MessageEndpointOut {
+            endpoint: e.into(),
+            state: s.into(),
+        },
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.list-attempted-messages",
+    summary = "List the messages sent to an endpoint, with each delivery's state",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid"), PageParams, ("with_content" = Option<bool>, Query, description = "Include payloads (default true)")),
+    responses((status = 200, body = ListResponse<EndpointMessageOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn endpoint_messages(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Query(params): Query<ListParams>,
-) -> Result<axum::Json<ListResponse<WithState<MessageOut>>>, ApiError> {
+) -> Result<axum::Json<ListResponse<EndpointMessageOut>>, ApiError> {
     let (app, endpoint) = endpoints::load(&state, &principal, &app_id, &endpoint_id).await?;
     let with_content = messages::with_content(params.with_content.as_deref())?;
     let page = params.page.parse(Order::Descending)?;
@@ -233,16 +309,29 @@ async fn endpoint_messages(
         rows,
         &page,
         |(m, _)| m.id.clone(),
-        |(m, s)| with_state(MessageOut::new(m, with_content), s),
+        |(m, s)| EndpointMessageOut {
+            message: MessageOut::new(m, with_content),
+            state: s.into(),
+        },
     )))
 }
 
 /// Sends one message to one endpoint again, now, whatever happened before.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
+    tag = "Message Attempt",
+    operation_id = "v1.message-attempt.resend",
+    summary = "Send a message to an endpoint again",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 202, body = EmptyOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn resend(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
-) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, axum::Json<EmptyOut>), ApiError> {
     let (app, message) = messages::load(&state, &principal, &app_id, &msg_id).await?;
     let endpoint = state
         .store
@@ -265,5 +354,5 @@ async fn resend(
         dispatch.wake();
     }
     // The Svix SDKs read a JSON body (`EmptyResponse`) from this route.
-    Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({}))))
+    Ok((StatusCode::ACCEPTED, axum::Json(EmptyOut {})))
 }

@@ -16,7 +16,7 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponses};
 use super::AppState;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
@@ -123,6 +123,15 @@ pub struct TokenHash(String);
 
 /// `POST /api/v1/auth/logout`: revokes the token the request carries (as Svix's route does).
 /// `HOOKD_ADMIN_TOKEN` lives in the configuration and cannot be revoked this way.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "Authentication",
+    operation_id = "v1.authentication.logout",
+    summary = "Revoke the token of this request",
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     _principal: Principal,
@@ -137,13 +146,23 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-struct PortalAccessOut {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PortalAccessOut {
     url: String,
     token: String,
 }
 
 /// `POST /api/v1/auth/app-portal-access/{app_id}`: an application token for one merchant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/app-portal-access/{app_id}",
+    tag = "Authentication",
+    operation_id = "v1.authentication.app-portal-access",
+    summary = "Create a token for one application",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    responses((status = 200, body = PortalAccessOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 pub async fn app_portal_access(
     State(state): State<AppState>,
     principal: Principal,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apps;
 use super::auth::Principal;
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, ErrorResponses, FieldError};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
@@ -21,6 +21,7 @@ use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
 use crate::outbound::Verdict;
 use crate::store::{Application, Endpoint, Order, RetiringSecret};
+use utoipa::ToSchema;
 
 /// How long a rotated-out secret keeps signing, unless the caller says otherwise.
 const DEFAULT_GRACE_SECONDS: i64 = 24 * 60 * 60;
@@ -49,9 +50,9 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{base}/{{endpoint_id}}/stats"), get(stats))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EndpointIn {
+pub struct EndpointIn {
     url: String,
     #[serde(default)]
     description: String,
@@ -68,24 +69,28 @@ struct EndpointIn {
     headers: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EndpointPatch {
+pub struct EndpointPatch {
     url: Option<String>,
     description: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uid>)]
     uid: Option<Option<Uid>>,
     disabled: Option<bool>,
     #[serde(default, alias = "filterTypes", deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<EventTypeName>>)]
     event_types: Option<Option<Vec<EventTypeName>>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<Channel>>)]
     channels: Option<Option<Vec<Channel>>>,
     #[serde(default, alias = "rateLimit", deserialize_with = "double_option")]
+    #[schema(value_type = Option<u16>)]
     throttle_rate: Option<Option<u16>>,
     metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -233,6 +238,16 @@ struct ListParams {
     page: PageParams,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.list",
+    summary = "List endpoints",
+    params(("app_id" = String, Path, description = "The application's id or uid"), PageParams),
+    responses((status = 200, body = ListResponse<EndpointOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -250,6 +265,17 @@ async fn list(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.create",
+    summary = "Create an endpoint",
+    params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = EndpointIn,
+    responses((status = 201, body = EndpointOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -290,6 +316,16 @@ async fn new_endpoint(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.get",
+    summary = "Get an endpoint",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 200, body = EndpointOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
@@ -300,6 +336,21 @@ async fn read(
 }
 
 /// PUT creates the endpoint (with the path as its uid) when it does not exist yet.
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.update",
+    summary = "Update an endpoint, creating it when absent",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = EndpointIn,
+    responses(
+        (status = 200, description = "Updated", body = EndpointOut),
+        (status = 201, description = "Created", body = EndpointOut),
+        ErrorResponses
+    ),
+    security(("bearer" = []))
+)]
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -328,6 +379,17 @@ async fn replace(
     Ok((StatusCode::OK, axum::Json(endpoint.into())))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.patch",
+    summary = "Change some fields of an endpoint",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = EndpointPatch,
+    responses((status = 200, body = EndpointOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -365,6 +427,16 @@ async fn patch(
     Ok(axum::Json(endpoint.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.delete",
+    summary = "Delete an endpoint",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,
@@ -375,11 +447,21 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-struct SecretOut {
+#[derive(Serialize, ToSchema)]
+pub struct SecretOut {
     key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.get-secret",
+    summary = "Get the signing secret",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 200, body = SecretOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read_secret(
     State(state): State<AppState>,
     principal: Principal,
@@ -391,15 +473,26 @@ async fn read_secret(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RotateIn {
+pub struct RotateIn {
     key: Option<String>,
     grace_period_seconds: Option<u32>,
 }
 
 /// Replaces the secret; the old one keeps signing (beside the new) through its grace period.
 /// Answers the new secret, which current Svix SDKs read from this route.
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.rotate-secret",
+    summary = "Rotate the signing secret",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = RotateIn,
+    responses((status = 200, body = SecretOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
@@ -475,12 +568,22 @@ fn check_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, S
     Ok(headers)
 }
 
-#[derive(Serialize)]
-struct HeadersOut {
+#[derive(Serialize, ToSchema)]
+pub struct HeadersOut {
     headers: BTreeMap<String, String>,
     sensitive: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.get-headers",
+    summary = "Get the custom headers",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 200, body = HeadersOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read_headers(
     State(state): State<AppState>,
     principal: Principal,
@@ -493,21 +596,32 @@ async fn read_headers(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct HeadersIn {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HeadersIn {
     headers: BTreeMap<String, String>,
 }
 
 /// Current SDKs list headers to remove in `deleteHeaders`; older ones set them to null.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HeadersPatchIn {
+pub struct HeadersPatchIn {
     #[serde(default)]
     headers: BTreeMap<String, Option<String>>,
     #[serde(default)]
     delete_headers: Vec<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.update-headers",
+    summary = "Replace the custom headers",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = HeadersIn,
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn replace_headers(
     State(state): State<AppState>,
     principal: Principal,
@@ -522,6 +636,17 @@ async fn replace_headers(
 }
 
 /// PATCH merges: a value sets the header, null removes it.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.patch-headers",
+    summary = "Set or remove some custom headers",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = HeadersPatchIn,
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn patch_headers(
     State(state): State<AppState>,
     principal: Principal,
@@ -549,8 +674,8 @@ async fn patch_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-struct StatsOut {
+#[derive(Serialize, ToSchema)]
+pub struct StatsOut {
     success: u64,
     pending: u64,
     sending: u64,
@@ -558,6 +683,16 @@ struct StatsOut {
     canceled: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats",
+    tag = "Endpoint",
+    operation_id = "v1.endpoint.get-stats",
+    summary = "Count the endpoint's deliveries by state",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 200, body = StatsOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn stats(
     State(state): State<AppState>,
     principal: Principal,

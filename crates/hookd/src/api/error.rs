@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::store::StoreError;
 
 /// One invalid field: where it is and what is wrong.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub loc: Vec<String>,
     pub msg: String,
@@ -186,6 +186,63 @@ impl From<BytesRejection> for ApiError {
         }
         ApiError::bad_request(rejection.body_text())
     }
+}
+
+/// The body of every error answer but validation's.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the error body for the OpenAPI document"
+)]
+pub struct HttpErrorOut {
+    /// A stable, machine-readable code such as `not_found` or `conflict`.
+    code: String,
+    /// What went wrong, for the person calling the API.
+    detail: String,
+}
+
+/// The body of a 422: `detail` lists the fields that are not valid.
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "describes the error body for the OpenAPI document"
+)]
+pub struct ValidationErrorOut {
+    /// Always `validation`.
+    code: String,
+    detail: Vec<FieldError>,
+}
+
+/// The error answers any route may give.
+#[derive(utoipa::IntoResponses)]
+pub enum ErrorResponses {
+    /// The body is not valid JSON.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] HttpErrorOut),
+    /// The token is missing, malformed, unknown or revoked.
+    #[response(status = 401)]
+    Unauthorized(HttpErrorOut),
+    /// The token may not use this route.
+    #[response(status = 403)]
+    Forbidden(HttpErrorOut),
+    /// The resource does not exist (or belongs to another application).
+    #[response(status = 404)]
+    NotFound(HttpErrorOut),
+    /// A uid or name is already taken.
+    #[response(status = 409)]
+    Conflict(HttpErrorOut),
+    /// The body is larger than allowed.
+    #[response(status = 413)]
+    TooLarge(HttpErrorOut),
+    /// The body is not JSON.
+    #[response(status = 415)]
+    UnsupportedMediaType(HttpErrorOut),
+    /// A field is not valid.
+    #[response(status = 422)]
+    Validation(#[to_schema] ValidationErrorOut),
+    /// Too many requests for this token; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(HttpErrorOut),
 }
 
 /// Answers routes that do not exist.

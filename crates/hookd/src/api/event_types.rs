@@ -7,7 +7,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Principal;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
@@ -15,6 +15,7 @@ use super::AppState;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::EventTypeName;
 use crate::store::{EventType, Order};
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,50 +26,55 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventTypeIn {
+pub struct EventTypeIn {
     name: EventTypeName,
     description: String,
     #[serde(default)]
     archived: bool,
     #[serde(default)]
     deprecated: bool,
+    #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventTypeUpdate {
+pub struct EventTypeUpdate {
     description: String,
     #[serde(default)]
     archived: bool,
     #[serde(default)]
     deprecated: bool,
+    #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventTypePatch {
+pub struct EventTypePatch {
     description: Option<String>,
     archived: Option<bool>,
     deprecated: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
     schemas: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     feature_flag: Option<Option<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EventTypeOut {
+pub struct EventTypeOut {
     name: String,
     description: String,
     archived: bool,
     deprecated: bool,
+    #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
     created_at: String,
@@ -125,6 +131,16 @@ struct ListParams {
     include_archived: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type",
+    tag = "Event Type",
+    operation_id = "v1.event-type.list",
+    summary = "List event types",
+    params(PageParams, ("include_archived" = Option<bool>, Query, description = "Include archived event types")),
+    responses((status = 200, body = ListResponse<EventTypeOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     _principal: Principal,
@@ -153,6 +169,16 @@ async fn list(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/event-type",
+    tag = "Event Type",
+    operation_id = "v1.event-type.create",
+    summary = "Create an event type",
+    request_body = EventTypeIn,
+    responses((status = 201, body = EventTypeOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -176,6 +202,16 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(event_type.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/event-type/{event_type_name}",
+    tag = "Event Type",
+    operation_id = "v1.event-type.get",
+    summary = "Get an event type",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    responses((status = 200, body = EventTypeOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     _principal: Principal,
@@ -185,6 +221,21 @@ async fn read(
 }
 
 /// PUT creates the event type when it does not exist yet.
+#[utoipa::path(
+    put,
+    path = "/api/v1/event-type/{event_type_name}",
+    tag = "Event Type",
+    operation_id = "v1.event-type.update",
+    summary = "Update an event type, creating it when absent",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    request_body = EventTypeUpdate,
+    responses(
+        (status = 200, description = "Updated", body = EventTypeOut),
+        (status = 201, description = "Created", body = EventTypeOut),
+        ErrorResponses
+    ),
+    security(("bearer" = []))
+)]
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
@@ -218,6 +269,17 @@ async fn replace(
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/event-type/{event_type_name}",
+    tag = "Event Type",
+    operation_id = "v1.event-type.patch",
+    summary = "Change some fields of an event type",
+    params(("event_type_name" = String, Path, description = "The event type's name")),
+    request_body = EventTypePatch,
+    responses((status = 200, body = EventTypeOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn patch(
     State(state): State<AppState>,
     principal: Principal,
@@ -254,6 +316,16 @@ struct DeleteParams {
 }
 
 /// Archives the event type, or with `expunge=true` deletes it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/event-type/{event_type_name}",
+    tag = "Event Type",
+    operation_id = "v1.event-type.delete",
+    summary = "Archive an event type (or delete it with expunge)",
+    params(("event_type_name" = String, Path, description = "The event type's name"), ("expunge" = Option<bool>, Query, description = "Delete instead of archiving")),
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn remove(
     State(state): State<AppState>,
     principal: Principal,

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use super::apps;
 use super::auth::Principal;
 use super::endpoints::check_channels;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::AppState;
@@ -18,6 +18,7 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
 use crate::domain::{Channel, EventTypeName, Uid};
 use crate::store::{Message, MessageFilter, Order};
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,22 +26,26 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/app/{app_id}/msg/{msg_id}", get(read))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct MessageIn {
+pub struct MessageIn {
     event_type: EventTypeName,
+    /// Your own id of the event; the message can be read by it.
     event_id: Option<Uid>,
+    /// The JSON object delivered, byte for byte, as the body of every delivery.
+    #[schema(value_type = Object)]
     payload: Box<RawValue>,
     channels: Option<Vec<Channel>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
     pub event_type: String,
     pub event_id: Option<String>,
     /// `{}` when the caller asked for no content: the Svix SDKs require the field.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub timestamp: String,
@@ -84,6 +89,17 @@ struct CreateParams {
     with_content: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/app/{app_id}/msg",
+    tag = "Message",
+    operation_id = "v1.message.create",
+    summary = "Send a message to every subscribed endpoint",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("with_content" = Option<bool>, Query, description = "Include payloads (default true)")),
+    request_body = MessageIn,
+    responses((status = 202, body = MessageOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -162,6 +178,16 @@ fn time_param(value: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg",
+    tag = "Message",
+    operation_id = "v1.message.list",
+    summary = "List messages, newest first",
+    params(("app_id" = String, Path, description = "The application's id or uid"), PageParams, ("channel" = Option<String>, Query, description = "Only messages on this channel"), ("event_types" = Option<Vec<String>>, Query, description = "Only these event types"), ("before" = Option<String>, Query, description = "Only messages before this RFC 3339 time"), ("after" = Option<String>, Query, description = "Only messages after this RFC 3339 time"), ("with_content" = Option<bool>, Query, description = "Include payloads (default true)")),
+    responses((status = 200, body = ListResponse<MessageOut>), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -208,6 +234,16 @@ pub async fn load(
     Ok((app, message))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}",
+    tag = "Message",
+    operation_id = "v1.message.get",
+    summary = "Get a message",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId"), ("with_content" = Option<bool>, Query, description = "Include payloads (default true)")),
+    responses((status = 200, body = MessageOut), ErrorResponses),
+    security(("bearer" = []))
+)]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,

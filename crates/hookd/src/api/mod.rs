@@ -12,6 +12,7 @@ pub mod error;
 mod event_types;
 mod extract;
 mod messages;
+pub mod openapi;
 mod pagination;
 pub mod rate_limit;
 mod serde_util;
@@ -62,6 +63,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/docs", get(openapi::reference_page))
+        .route(
+            "/api/v1/docs/redoc.standalone.js",
+            get(openapi::redoc_script),
+        )
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -73,6 +80,17 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// 204 when the database answers, 503 when it does not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "Health",
+    operation_id = "v1.health.get",
+    summary = "Readiness: the database answers",
+    responses(
+        (status = 204, description = "Ready"),
+        (status = 503, description = "The database does not answer")
+    )
+)]
 async fn health(State(state): State<AppState>) -> StatusCode {
     match state.store.ping().await {
         Ok(()) => StatusCode::NO_CONTENT,
@@ -84,6 +102,14 @@ async fn health(State(state): State<AppState>) -> StatusCode {
 }
 
 /// 204 while the process is up.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health/ping",
+    tag = "Health",
+    operation_id = "v1.health.ping",
+    summary = "Liveness: the process answers",
+    responses((status = 204, description = "Alive"))
+)]
 async fn ping() -> StatusCode {
     StatusCode::NO_CONTENT
 }

@@ -9,10 +9,16 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 250;
 
 /// Paging parameters as given in the query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// How many items to answer, 1 to 250 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 250)]
     pub limit: Option<String>,
+    /// `iterator` or `prevIterator` of the previous page.
     pub iterator: Option<String>,
+    /// `ascending` or `descending`.
+    #[param(value_type = Option<String>, pattern = "^(ascending|descending)$")]
     pub order: Option<String>,
 }
 
@@ -66,7 +72,7 @@ impl PageParams {
 }
 
 /// One page of a list, as every list route answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse<T> {
     pub data: Vec<T>,

@@ -33,6 +33,11 @@ fn describe(extra: &'static str) -> &'static str {
     }
 }
 
+/// The characters beyond letters and digits, as a regular expression class.
+fn regex_class(extra: &str) -> String {
+    extra.chars().map(|c| format!("\\{c}")).collect()
+}
+
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, max = $max:expr, extra = $extra:expr) => {
         $(#[$doc])*
@@ -64,6 +69,19 @@ macro_rules! name_type {
                 name.0
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some(format!("^[a-zA-Z0-9{}]+$", regex_class($extra))))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,6 +8,7 @@ mod delivery;
 mod durability;
 mod filtering;
 mod logs;
+mod openapi;
 mod retries;
 mod rotation;
 mod secrets_at_rest;
