@@ -19,7 +19,7 @@ pub const MAX_KEY_BYTES: usize = 64;
 pub const GENERATED_KEY_BYTES: usize = 32;
 
 /// Why a secret could not be parsed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
     #[error("the secret must start with `whsec_`")]
     MissingPrefix,
@@ -82,6 +82,21 @@ impl Secret {
         let mut mac = self.keyed();
         feed(&mut mac, msg_id, timestamp, body);
         mac.verify_slice(&expected).is_ok()
+    }
+
+    /// Checks a whole `webhook-signature` header: true when any of its space-separated `v1,`
+    /// entries is this secret's signature. Entries of other versions (such as the asymmetric
+    /// `v1a,`) and malformed entries are skipped, as Standard Webhooks asks. The MAC is
+    /// computed once and compared with each candidate in constant time, so a header stuffed
+    /// with entries costs one hash of the body, not one per entry.
+    pub fn verify_header(&self, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        let mut mac = self.keyed();
+        feed(&mut mac, msg_id, timestamp, body);
+        header
+            .split(' ')
+            .filter_map(|entry| entry.strip_prefix("v1,"))
+            .filter_map(|encoded| BASE64.decode(encoded).ok())
+            .any(|candidate| mac.clone().verify_slice(&candidate).is_ok())
     }
 
     fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
@@ -165,6 +180,23 @@ mod tests {
         );
         assert_eq!(Secret::parse("whsec_!!!"), Err(SecretError::NotBase64));
         assert_eq!(Secret::parse("whsec_YWJj"), Err(SecretError::BadLength));
+    }
+
+    #[test]
+    fn header_verification_finds_the_matching_entry() {
+        let secret = Secret::parse(KNOWN_SECRET).expect("valid secret");
+        let other = Secret::generate().sign(KNOWN_ID, KNOWN_TS, KNOWN_BODY);
+        let check = |header: &str| secret.verify_header(KNOWN_ID, KNOWN_TS, KNOWN_BODY, header);
+        assert!(check(KNOWN_SIGNATURE));
+        assert!(check(&format!("{other} v1a,abc v2,xyz {KNOWN_SIGNATURE}")));
+        // Unknown versions, bad base64, empty entries and truncated signatures never match.
+        assert!(!check(&other));
+        assert!(!check(""));
+        assert!(!check("v1,"));
+        assert!(!check("v1,!!!"));
+        assert!(!check(&KNOWN_SIGNATURE.replace("v1,", "v1a,")));
+        assert!(!check(&KNOWN_SIGNATURE[..20]));
+        assert!(!secret.verify_header(KNOWN_ID, KNOWN_TS + 1, KNOWN_BODY, KNOWN_SIGNATURE));
     }
 
     #[test]
