@@ -58,6 +58,8 @@ pub struct Settings {
     pub signature_headers: SignatureHeaders,
     pub max_payload_bytes: usize,
     pub poll_interval: Duration,
+    /// How long shutdown waits for attempts in flight.
+    pub shutdown_timeout: Duration,
     pub max_in_flight: usize,
     /// API requests per second per token; 0 for no limit.
     pub api_rate_limit: u32,
@@ -124,6 +126,9 @@ pub struct RawSettings {
     /// How often workers look for due deliveries when nothing wakes them [default: 1s]
     #[arg(long, env = "HOOKD_POLL_INTERVAL")]
     pub poll_interval: Option<String>,
+    /// How long a stopping hookd waits for attempts in flight [default: 10s]
+    #[arg(long, env = "HOOKD_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<String>,
     /// Most delivery attempts in flight per process [default: 512]
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
@@ -177,6 +182,7 @@ impl RawSettings {
             signature_headers: self.signature_headers.or(other.signature_headers),
             max_payload_bytes: self.max_payload_bytes.or(other.max_payload_bytes),
             poll_interval: self.poll_interval.or(other.poll_interval),
+            shutdown_timeout: self.shutdown_timeout.or(other.shutdown_timeout),
             max_in_flight: self.max_in_flight.or(other.max_in_flight),
             api_rate_limit: self.api_rate_limit.or(other.api_rate_limit),
             role: self.role.or(other.role),
@@ -255,6 +261,10 @@ impl RawSettings {
             signature_headers: parse_signature_headers(self.signature_headers.as_deref())?,
             max_payload_bytes,
             poll_interval: positive("HOOKD_POLL_INTERVAL", self.poll_interval, "1s")?,
+            shutdown_timeout: duration(
+                "HOOKD_SHUTDOWN_TIMEOUT",
+                self.shutdown_timeout.as_deref().unwrap_or("10s"),
+            )?,
             max_in_flight,
             api_rate_limit: self.api_rate_limit.unwrap_or(20_000),
             role: parse_role(self.role.as_deref())?,

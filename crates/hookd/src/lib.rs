@@ -9,6 +9,7 @@
 //! - [`domain`]: types that parse untrusted input once.
 //! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
 //! - [`server`]: wiring them together; [`server::run`] takes a bound listener.
+//! - [`telemetry`]: Prometheus metrics.
 //!
 //! Signing itself lives in the `hookd-signing` crate, shared with the receiver kit.
 
@@ -19,3 +20,4 @@ pub mod domain;
 pub mod outbound;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -16,9 +16,6 @@ use crate::delivery::Engine;
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::store::{self, SharedStore};
 
-/// How long shutdown waits for attempts in flight.
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
 pub async fn run(
@@ -55,6 +52,8 @@ pub async fn run_with_store(
         guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
         rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
     };
+    crate::telemetry::prometheus();
+    let sampler = BacklogSampler::start(state.store.clone());
     info!(address = %listener.local_addr()?, "hookd is listening");
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
@@ -62,8 +61,52 @@ pub async fn run_with_store(
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
+    sampler.stop().await;
     info!("hookd stopped");
     Ok(())
+}
+
+/// Refreshes the backlog gauges every few seconds.
+struct BacklogSampler {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BacklogSampler {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn start(store: SharedStore) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match store.backlog().await {
+                    Ok(backlog) => {
+                        let now = crate::domain::time::now_millis();
+                        let age = backlog
+                            .oldest_created_at
+                            .map_or(0, |at| now.saturating_sub(at).max(0));
+                        crate::telemetry::backlog(
+                            backlog.pending,
+                            std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0)),
+                            backlog.endpoints_disabled,
+                        );
+                    }
+                    Err(err) => tracing::warn!(error = %err, "sampling the backlog failed"),
+                }
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(Self::EVERY) => {}
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
 }
 
 fn start_engine(settings: &Settings, store: &SharedStore) -> anyhow::Result<Engine> {
@@ -83,7 +126,7 @@ fn start_engine(settings: &Settings, store: &SharedStore) -> anyhow::Result<Engi
         max_in_flight: settings.max_in_flight,
         poll_interval: settings.poll_interval,
         lease_duration: settings.lease_duration(),
-        drain_timeout: DRAIN_TIMEOUT,
+        drain_timeout: settings.shutdown_timeout,
     };
     Ok(Engine::start(store.clone(), ctx, config))
 }

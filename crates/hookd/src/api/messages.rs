@@ -18,6 +18,7 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
 use crate::domain::{Channel, EventTypeName, Uid};
 use crate::store::{Message, MessageFilter, Order};
+use crate::telemetry;
 use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
@@ -128,7 +129,8 @@ async fn create(
         payload: payload.into(),
         created_at: now_millis(),
     };
-    ingest(&state, &message).await?;
+    let span = tracing::info_span!("ingest", app_id = %message.app_id, msg_id = %message.id);
+    tracing::Instrument::instrument(ingest(&state, &message), span).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(MessageOut::new(message, with_content)),
@@ -140,7 +142,10 @@ async fn create(
 async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     let reservation = state.dispatch.as_ref().and_then(|d| d.reserve());
     let lease = reservation.as_ref().map(|r| r.lease.clone());
+    let started = std::time::Instant::now();
     let claimed = state.store.create_message(message, lease).await?;
+    telemetry::committed("ingest", started.elapsed());
+    telemetry::message_ingested();
     match (reservation, &state.dispatch) {
         (Some(reservation), _) => reservation.hand_over(claimed),
         (None, Some(dispatch)) => dispatch.wake(),

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/logout", post(auth::logout))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
+        .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::reference_page))
         .route(
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(error::ApiError::internal())
         }))
+        .layer(axum::middleware::from_fn(count_request))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -99,6 +101,33 @@ async fn health(State(state): State<AppState>) -> StatusCode {
             StatusCode::SERVICE_UNAVAILABLE
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::prometheus().render(),
+    )
+}
+
+/// Counts every request by method, route template and status class.
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    crate::telemetry::http_request(method.as_str(), &route, response.status().as_u16());
+    response
 }
 
 /// 204 while the process is up.

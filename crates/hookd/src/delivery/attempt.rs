@@ -12,6 +12,7 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::outbound::{header_map, Outbound, SendError};
 use crate::store::{Attempt, AttemptResult, ClaimedDelivery};
+use crate::telemetry::{self, AttemptOutcome};
 
 /// What every attempt needs besides the delivery itself.
 pub struct AttemptContext {
@@ -64,21 +65,36 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
     let headers = delivery_headers(&delivery, started_at / 1000, ctx.signature_headers);
     let body = Bytes::copy_from_slice(delivery.payload.as_bytes());
     let sent = ctx.outbound.post(&delivery.url, headers, body).await;
-    let (outcome, status_code, response, duration) = match sent {
-        Ok(reply) => (
-            Outcome::from_status(reply.status, reply.retry_after),
-            i64::from(reply.status),
-            reply.body,
-            reply.duration,
-        ),
-        Err((err, duration)) => {
-            let outcome = match err {
-                SendError::Timeout(_) => Outcome::TimedOut,
-                _ => Outcome::Unreachable,
+    let (outcome, label, status_code, response, duration) = match sent {
+        Ok(reply) => {
+            let outcome = Outcome::from_status(reply.status, reply.retry_after);
+            let label = if outcome == Outcome::Delivered {
+                AttemptOutcome::Success
+            } else {
+                AttemptOutcome::HttpError
             };
-            (outcome, 0, err.to_string(), duration)
+            (
+                outcome,
+                label,
+                i64::from(reply.status),
+                reply.body,
+                reply.duration,
+            )
+        }
+        Err((err, duration)) => {
+            let (outcome, label) = match err {
+                SendError::Timeout(_) => (Outcome::TimedOut, AttemptOutcome::Timeout),
+                SendError::Blocked(_) => (Outcome::Unreachable, AttemptOutcome::Blocked),
+                _ => (Outcome::Unreachable, AttemptOutcome::Unreachable),
+            };
+            (outcome, label, 0, err.to_string(), duration)
         }
     };
+    let latency = (outcome == Outcome::Delivered).then(|| {
+        let millis = now_millis().saturating_sub(delivery.msg_created_at).max(0);
+        std::time::Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+    });
+    telemetry::attempt_finished(label, duration, latency);
     let attempt_number = delivery.attempts_made + 1;
     let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
     let next = ctx

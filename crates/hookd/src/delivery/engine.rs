@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,6 +15,7 @@ use super::attempt::{attempt, AttemptContext};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::{AttemptResult, ClaimedDelivery, Lease, NextStep, SharedStore};
+use crate::telemetry;
 
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: usize = 256;
@@ -87,6 +89,7 @@ fn millis(duration: Duration) -> i64 {
 /// The running engine; [`Engine::shutdown`] stops it cleanly.
 pub struct Engine {
     handle: DispatchHandle,
+    store: SharedStore,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -107,7 +110,7 @@ impl Engine {
             hints: hints_tx,
         };
         let dispatcher = Dispatcher {
-            store,
+            store: Arc::clone(&store),
             ctx: Arc::new(ctx),
             config: config.clone(),
             owner: owner.clone(),
@@ -118,12 +121,13 @@ impl Engine {
             wake: Arc::clone(&wake),
             starved: Arc::new(AtomicBool::new(false)),
             stop: stop.clone(),
-            attempts: TaskTracker::new(),
+            attempts: JoinSet::new(),
         };
         tasks.spawn(recorder.run());
         tasks.spawn(dispatcher.run());
         tasks.close();
         Self {
+            store,
             handle: DispatchHandle {
                 owner,
                 lease_duration: config.lease_duration,
@@ -139,12 +143,17 @@ impl Engine {
         self.handle.clone()
     }
 
-    /// Stops claiming, lets attempts in flight finish (up to the drain timeout), records their
-    /// results and gives back every lease still held.
+    /// Stops claiming, lets attempts in flight finish (up to the drain timeout, then cancels
+    /// them), records their results and only then gives back every lease still held, so a
+    /// finished attempt is never made due again.
     pub async fn shutdown(self) {
         self.stop.cancel();
+        let owner = self.handle.owner.clone();
         drop(self.handle);
         self.tasks.wait().await;
+        if let Err(err) = self.store.release_leases(&owner).await {
+            warn!(error = %err, "releasing leases at shutdown failed; they expire on their own");
+        }
     }
 }
 
@@ -162,7 +171,7 @@ struct Dispatcher {
     /// Set when due work was left unclaimed for want of a free slot.
     starved: Arc<AtomicBool>,
     stop: CancellationToken,
-    attempts: TaskTracker,
+    attempts: JoinSet<()>,
 }
 
 impl Dispatcher {
@@ -202,8 +211,12 @@ impl Dispatcher {
                 now,
                 until: now + millis(self.config.lease_duration),
             };
+            let started = std::time::Instant::now();
             let claimed = match self.store.claim_due(&lease, room).await {
-                Ok(claimed) => claimed,
+                Ok(claimed) => {
+                    telemetry::claimed(started.elapsed());
+                    claimed
+                }
                 Err(err) => {
                     error!(error = %err, "claiming due deliveries failed; retrying after the poll interval");
                     return poll;
@@ -229,7 +242,9 @@ impl Dispatcher {
     }
 
     /// Starts one attempt per delivery, waiting for a free slot for each.
-    async fn launch(&self, batch: Vec<ClaimedDelivery>) {
+    async fn launch(&mut self, batch: Vec<ClaimedDelivery>) {
+        // Reap finished attempts so the set holds only those in flight.
+        while self.attempts.try_join_next().is_some() {}
         for delivery in batch {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
@@ -247,18 +262,21 @@ impl Dispatcher {
         }
     }
 
-    async fn drain(self) {
-        self.attempts.close();
-        if tokio::time::timeout(self.config.drain_timeout, self.attempts.wait())
+    /// Waits for attempts in flight, up to the drain timeout; those still running then are
+    /// cancelled (their deliveries are released by [`Engine::shutdown`]).
+    async fn drain(mut self) {
+        let all_done = async { while self.attempts.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.drain_timeout, all_done)
             .await
             .is_err()
         {
-            warn!("attempts still in flight at shutdown; their leases are released");
+            warn!(
+                in_flight = self.attempts.len(),
+                "attempts still in flight at the shutdown deadline; they will be retried"
+            );
+            self.attempts.shutdown().await;
         }
-        drop(self.results); // Lets the recorder finish once the attempts' results are in.
-        if let Err(err) = self.store.release_leases(&self.owner).await {
-            warn!(error = %err, "releasing leases at shutdown failed; they expire on their own");
-        }
+        // Dropping the last senders lets the recorder write the final results and stop.
     }
 }
 
@@ -275,7 +293,14 @@ async fn run_attempt(
     results: mpsc::Sender<AttemptResult>,
     waker: Waker,
 ) {
-    let result = attempt(ctx, delivery).await;
+    // Every log line of the attempt carries these ids (never the payload or secrets).
+    let span = tracing::info_span!(
+        "attempt",
+        app_id = %delivery.app_id,
+        endpoint_id = %delivery.endpoint_id,
+        msg_id = %delivery.msg_id,
+    );
+    let result = tracing::Instrument::instrument(attempt(ctx, delivery), span).await;
     drop(slot);
     if waker.starved.swap(false, Ordering::AcqRel) {
         waker.wake.notify_one();
@@ -320,8 +345,12 @@ impl Recorder {
     async fn record(&self, batch: &[AttemptResult]) {
         let mut delay = Duration::from_millis(50);
         for _ in 0..5 {
+            let started = std::time::Instant::now();
             match self.store.record_attempts(batch).await {
-                Ok(_) => return,
+                Ok(_) => {
+                    telemetry::committed("results", started.elapsed());
+                    return;
+                }
                 Err(err) => {
                     warn!(error = %err, "recording attempt results failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -128,6 +128,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize>;
     /// Gives back the leases a worker holds, so its deliveries are due again at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
+    /// How much delivery work is waiting.
+    async fn backlog(&self) -> StoreResult<Backlog>;
 
     // API tokens.
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()>;

@@ -193,6 +193,8 @@ pub struct ClaimedDelivery {
     pub headers: BTreeMap<String, String>,
     /// Attempts already made before this one.
     pub attempts_made: u32,
+    /// When the message was ingested (unix ms), for the end-to-end latency metric.
+    pub msg_created_at: i64,
     pub trigger_type: TriggerType,
 }
 
@@ -212,6 +214,16 @@ pub struct AttemptResult {
     pub attempt: Attempt,
     pub app_id: String,
     pub next: NextStep,
+}
+
+/// How much delivery work is waiting, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries pending or in flight.
+    pub pending: u64,
+    /// When the oldest of them was ingested (unix ms).
+    pub oldest_created_at: Option<i64>,
+    pub endpoints_disabled: u64,
 }
 
 /// Filters of the message list.

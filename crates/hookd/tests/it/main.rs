@@ -9,6 +9,7 @@ mod durability;
 mod filtering;
 mod logs;
 mod openapi;
+mod operations;
 mod retries;
 mod rotation;
 mod secrets_at_rest;

@@ -20,6 +20,8 @@ pub enum Reply {
     Status(u16),
     /// Holds the request open until the script changes.
     Stall,
+    /// Answers with the status after a delay in milliseconds.
+    Slow(u16, u64),
 }
 
 /// One request as received.
@@ -115,8 +117,13 @@ impl Receiver {
             }
             reply = self.next_reply(&path);
         }
-        let Reply::Status(code) = reply else {
-            unreachable!("a stall ends only with a status")
+        let code = match reply {
+            Reply::Status(code) => code,
+            Reply::Slow(code, millis) => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                code
+            }
+            Reply::Stall => unreachable!("a stall ends only with another reply"),
         };
         self.log.lock().expect("log").push(Received {
             path,
@@ -143,7 +150,12 @@ impl Receiver {
     pub fn delivered(&self) -> Vec<Received> {
         self.received()
             .into_iter()
-            .filter(|r| matches!(r.reply, Reply::Status(200..=299)))
+            .filter(|r| {
+                matches!(
+                    r.reply,
+                    Reply::Status(200..=299) | Reply::Slow(200..=299, _)
+                )
+            })
             .collect()
     }
 

@@ -14,7 +14,7 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
-    Attempt, AttemptFilter, AttemptResult, ClaimedDelivery, DeliveryState, DeliveryStatus,
+    Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
     Endpoint, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult, TriggerType,
 };
 
@@ -108,6 +108,7 @@ fn claimed_delivery(
         secrets: endpoint.signing_secrets(lease.now),
         headers: endpoint.headers.clone(),
         attempts_made,
+        msg_created_at: message.created_at,
         trigger_type: TriggerType::Scheduled,
     }
 }
@@ -233,6 +234,25 @@ fn message_by_id(conn: &Connection, msg_id: &str) -> StoreResult<Option<Message>
     ))
     .and_then(|mut s| s.query_row([msg_id], rows::message).optional())
     .map_err(db_error)
+}
+
+pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {
+    let (pending, oldest_created_at): (u64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(m.created_at) FROM deliveries d JOIN messages m ON m.id = d.msg_id
+             WHERE d.next_attempt_at IS NOT NULL",
+        )
+        .and_then(|mut s| s.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
+        .map_err(db_error)?;
+    let endpoints_disabled: u64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM endpoints WHERE disabled = 1")
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(db_error)?;
+    Ok(Backlog {
+        pending,
+        oldest_created_at,
+        endpoints_disabled,
+    })
 }
 
 pub fn next_due(conn: &Connection) -> StoreResult<Option<i64>> {

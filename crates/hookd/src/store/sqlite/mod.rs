@@ -295,6 +295,10 @@ impl Store for SqliteStore {
         self.readers.run(deliveries::next_due).await
     }
 
+    async fn backlog(&self) -> StoreResult<Backlog> {
+        self.readers.run(deliveries::backlog).await
+    }
+
     async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize> {
         let results = results.to_vec();
         self.writer

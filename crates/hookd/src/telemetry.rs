@@ -1,0 +1,101 @@
+//! Metrics (Prometheus) and their names. Labels are of low cardinality: outcomes and route
+//! templates, never URLs, ids or tokens.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const MESSAGES_INGESTED: &str = "hookd_messages_ingested_total";
+pub const ATTEMPTS: &str = "hookd_attempts_total";
+pub const ATTEMPT_DURATION: &str = "hookd_attempt_duration_seconds";
+pub const DELIVERY_LATENCY: &str = "hookd_delivery_latency_seconds";
+pub const DELIVERIES_PENDING: &str = "hookd_deliveries_pending";
+pub const OLDEST_PENDING_AGE: &str = "hookd_oldest_pending_age_seconds";
+pub const ENDPOINTS_DISABLED: &str = "hookd_endpoints_disabled";
+pub const CLAIM_DURATION: &str = "hookd_claim_duration_seconds";
+pub const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
+pub const HTTP_REQUESTS: &str = "hookd_http_requests_total";
+
+/// The process's metrics recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+            .expect("bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // A second recorder (another server in the same test process) is not an error: the
+        // first keeps recording for everyone.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// How an attempt ended, as a metric label.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptOutcome {
+    Success,
+    HttpError,
+    Timeout,
+    Unreachable,
+    Blocked,
+}
+
+impl AttemptOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::HttpError => "http_error",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Unreachable => "unreachable",
+            AttemptOutcome::Blocked => "blocked",
+        }
+    }
+}
+
+pub fn message_ingested() {
+    counter!(MESSAGES_INGESTED).increment(1);
+}
+
+/// One finished attempt; `latency` is from ingest to this success, when it succeeded.
+pub fn attempt_finished(outcome: AttemptOutcome, duration: Duration, latency: Option<Duration>) {
+    counter!(ATTEMPTS, "outcome" => outcome.label()).increment(1);
+    histogram!(ATTEMPT_DURATION).record(duration.as_secs_f64());
+    if let Some(latency) = latency {
+        histogram!(DELIVERY_LATENCY).record(latency.as_secs_f64());
+    }
+}
+
+pub fn claimed(duration: Duration) {
+    histogram!(CLAIM_DURATION).record(duration.as_secs_f64());
+}
+
+/// A write that carried deliveries or results: `what` is `ingest` or `results`.
+pub fn committed(what: &'static str, duration: Duration) {
+    histogram!(COMMIT_DURATION, "what" => what).record(duration.as_secs_f64());
+}
+
+pub fn backlog(pending: u64, oldest_age: Duration, endpoints_disabled: u64) {
+    gauge!(DELIVERIES_PENDING).set(pending as f64);
+    gauge!(OLDEST_PENDING_AGE).set(oldest_age.as_secs_f64());
+    gauge!(ENDPOINTS_DISABLED).set(endpoints_disabled as f64);
+}
+
+/// One API request, labelled by its route template (e.g. `/api/v1/app/{app_id}`).
+pub fn http_request(method: &str, route: &str, status: u16) {
+    let class = match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route.to_string(), "status" => class)
+        .increment(1);
+}
