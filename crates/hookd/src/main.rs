@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hookd::config::{LogFormat, RawSettings, Settings};
+use hookd::config::{RawSettings, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -71,35 +71,23 @@ fn settings(raw: RawSettings, config: Option<&PathBuf>) -> anyhow::Result<Settin
     Ok(raw.resolve()?)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal, never in files or log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { settings: raw } => {
             let settings = settings(raw, cli.config.as_ref())?;
-            init_logging(settings.log_format);
+            hookd::telemetry::init_logging(settings.log_format);
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
-            hookd::server::run(settings, listener, shutdown_signal()).await
+            let outcome = hookd::server::run(settings, listener, shutdown_signal()).await;
+            hookd::telemetry::flush_traces();
+            outcome
         }
         Command::Migrate { settings: raw } => {
             let settings = settings(raw, cli.config.as_ref())?;
-            init_logging(settings.log_format);
+            hookd::telemetry::init_logging(settings.log_format);
             hookd::store::open(
                 &settings.database_url,
                 settings.main_secret.as_deref(),

@@ -1,5 +1,9 @@
-//! Metrics (Prometheus) and their names. Labels are of low cardinality: outcomes and route
-//! templates, never URLs, ids or tokens.
+//! Logs, traces and metrics.
+//!
+//! Logs go to standard error (text or JSON); with the `otel` cargo feature and
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP. Metrics are
+//! Prometheus; their labels are of low cardinality: outcomes and route templates, never URLs,
+//! ids or tokens.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -17,6 +21,87 @@ pub const ENDPOINTS_DISABLED: &str = "hookd_endpoints_disabled";
 pub const CLAIM_DURATION: &str = "hookd_claim_duration_seconds";
 pub const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
 pub const HTTP_REQUESTS: &str = "hookd_http_requests_total";
+
+/// Installs the process's log (and, with the `otel` feature, trace) subscriber.
+pub fn init_logging(format: crate::config::LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never in files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let fmt = match format {
+        crate::config::LogFormat::Text => fmt.boxed(),
+        crate::config::LogFormat::Json => fmt.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(otel::layer())
+        .with(filter)
+        .with(fmt)
+        .init();
+}
+
+/// Sends the traces still buffered (a no-op without the `otel` feature).
+pub fn flush_traces() {
+    otel::flush();
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use std::sync::OnceLock;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::Layer;
+
+    static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+    /// An OTLP layer when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub fn layer() -> Option<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>> {
+        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+        let exporter = match opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+        {
+            Ok(exporter) => exporter,
+            Err(err) => {
+                eprintln!("OpenTelemetry export is off: {err}");
+                return None;
+            }
+        };
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name("hookd")
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("hookd");
+        let _ = PROVIDER.set(provider);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer).boxed())
+    }
+
+    pub fn flush() {
+        if let Some(provider) = PROVIDER.get() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+#[cfg(not(feature = "otel"))]
+mod otel {
+    /// Without the `otel` feature there is no trace export.
+    pub fn layer() -> Option<tracing_subscriber::layer::Identity> {
+        None
+    }
+
+    pub fn flush() {}
+}
 
 /// The process's metrics recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
