@@ -32,6 +32,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// A built-in catalog loaded at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    /// The payment event types (`payment.created`, …) with schemas and examples.
+    Payments,
+}
+
 /// What one process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -65,6 +72,7 @@ pub struct Settings {
     pub api_rate_limit: u32,
     pub role: Role,
     pub log_format: LogFormat,
+    pub seed: Option<Seed>,
 }
 
 impl Settings {
@@ -138,6 +146,9 @@ pub struct RawSettings {
     /// What this process runs: api, worker or all [default: all]
     #[arg(long, env = "HOOKD_ROLE")]
     pub role: Option<String>,
+    /// Load a built-in event type catalog at start: payments
+    #[arg(long, env = "HOOKD_SEED")]
+    pub seed: Option<String>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -187,6 +198,7 @@ impl RawSettings {
             api_rate_limit: self.api_rate_limit.or(other.api_rate_limit),
             role: self.role.or(other.role),
             log_format: self.log_format.or(other.log_format),
+            seed: self.seed.or(other.seed),
         }
     }
 
@@ -269,6 +281,16 @@ impl RawSettings {
             api_rate_limit: self.api_rate_limit.unwrap_or(20_000),
             role: parse_role(self.role.as_deref())?,
             log_format: parse_log_format(self.log_format.as_deref())?,
+            seed: match self.seed.as_deref() {
+                None | Some("") => None,
+                Some("payments") => Some(Seed::Payments),
+                Some(other) => {
+                    return Err(invalid(
+                        "HOOKD_SEED",
+                        format!("{other:?} is not a catalog (payments)"),
+                    ))
+                }
+            },
         })
     }
 }

@@ -14,10 +14,14 @@
 //! Signing itself lives in the `hookd-signing` crate, shared with the receiver kit.
 
 pub mod api;
+pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod delivery;
+pub mod devtools;
 pub mod domain;
 pub mod outbound;
+pub mod relay;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -34,11 +34,43 @@ enum Command {
     },
     /// Print the OpenAPI document of the API (committed as docs/openapi.json)
     Openapi,
+    /// Relay an application's deliveries to a local URL (for developing a receiver)
+    Listen {
+        /// Where to POST each delivery, e.g. http://localhost:3000/webhook
+        #[arg(long)]
+        forward_to: String,
+        /// Only this event type (repeat for several); all when absent
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Post the catalog's example of an event type to a running hookd
+    Trigger {
+        /// The event type, e.g. payment.failed
+        event_type: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Manage API tokens
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Which hookd server and application a tool talks to.
+#[derive(clap::Args)]
+struct Target {
+    /// The application (id or uid); without it, the only application there is
+    #[arg(long)]
+    app: Option<String>,
+    /// The hookd server
+    #[arg(long, env = "HOOKD_URL", default_value = "http://127.0.0.1:8071")]
+    url: String,
+    /// An API token (org, or the application's)
+    #[arg(long, env = "HOOKD_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +127,29 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("the database schema is up to date");
+            Ok(())
+        }
+        Command::Listen {
+            forward_to,
+            event_types,
+            target,
+        } => {
+            let client = hookd::client::ApiClient::new(&target.url, &target.token);
+            hookd::devtools::listen::listen(
+                &client,
+                target.app.as_deref(),
+                &forward_to,
+                event_types,
+                shutdown_signal(),
+            )
+            .await
+        }
+        Command::Trigger { event_type, target } => {
+            let client = hookd::client::ApiClient::new(&target.url, &target.token);
+            let msg_id =
+                hookd::devtools::trigger::trigger(&client, &event_type, target.app.as_deref())
+                    .await?;
+            println!("sent {event_type} as {msg_id}");
             Ok(())
         }
         Command::Openapi => {

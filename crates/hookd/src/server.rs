@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use crate::api::rate_limit::ApiRateLimit;
 use crate::api::{self, auth, AppState};
-use crate::config::{Role, Settings};
+use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
 use crate::delivery::Engine;
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
+use crate::relay::RelayHub;
 use crate::store::{self, SharedStore};
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
@@ -40,9 +41,14 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     ensure_first_token(&settings, &store).await?;
+    if settings.seed == Some(Seed::Payments) {
+        let added = crate::catalog::seed_payments(&store).await?;
+        info!(added, "the payment event catalog is loaded");
+    }
+    let relay = Arc::new(RelayHub::default());
     let engine = match settings.role {
         Role::Api => None,
-        Role::Worker | Role::All => Some(start_engine(&settings, &store)?),
+        Role::Worker | Role::All => Some(start_engine(&settings, &store, &relay)?),
     };
     let state = AppState {
         store,
@@ -51,6 +57,7 @@ pub async fn run_with_store(
         max_payload_bytes: settings.max_payload_bytes,
         guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
         rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
+        relay,
     };
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());
@@ -109,13 +116,18 @@ impl BacklogSampler {
     }
 }
 
-fn start_engine(settings: &Settings, store: &SharedStore) -> anyhow::Result<Engine> {
+fn start_engine(
+    settings: &Settings,
+    store: &SharedStore,
+    relay: &Arc<RelayHub>,
+) -> anyhow::Result<Engine> {
     let outbound = Outbound::new(
         OutboundConfig {
             connect_timeout: settings.connect_timeout,
             request_timeout: settings.request_timeout,
         },
         DestinationGuard::new(settings.allow_destinations.clone()),
+        Arc::clone(relay),
     )?;
     let ctx = AttemptContext {
         outbound,

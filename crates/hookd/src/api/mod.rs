@@ -11,6 +11,7 @@ mod endpoints;
 pub mod error;
 mod event_types;
 mod extract;
+mod listen;
 mod messages;
 pub mod openapi;
 mod pagination;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use crate::delivery::DispatchHandle;
 use crate::outbound::DestinationGuard;
+use crate::relay::RelayHub;
 use crate::store::SharedStore;
 
 /// Room for the JSON around a payload of the largest allowed size.
@@ -45,6 +47,8 @@ pub struct AppState {
     /// Refuses endpoint URLs whose literal address deliveries could never reach.
     pub guard: Arc<DestinationGuard>,
     pub rate_limit: Arc<rate_limit::ApiRateLimit>,
+    /// The `hookd listen` sessions connected to this node.
+    pub relay: Arc<RelayHub>,
 }
 
 /// The whole API as one router.
@@ -56,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(event_types::routes())
         .merge(messages::routes())
         .merge(attempts::routes())
+        .merge(listen::routes())
         .route(
             "/api/v1/auth/app-portal-access/{app_id}",
             post(auth::app_portal_access),

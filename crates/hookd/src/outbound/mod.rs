@@ -16,6 +16,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use guard::{DestinationGuard, Verdict};
 
+use crate::relay::{self, RelayError, RelayHub};
+
 /// The most response body bytes read and kept per attempt.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 
@@ -53,11 +55,16 @@ pub enum SendError {
 pub struct Outbound {
     client: reqwest::Client,
     guard: Arc<DestinationGuard>,
+    relay: Arc<RelayHub>,
     config: OutboundConfig,
 }
 
 impl Outbound {
-    pub fn new(config: OutboundConfig, guard: DestinationGuard) -> anyhow::Result<Self> {
+    pub fn new(
+        config: OutboundConfig,
+        guard: DestinationGuard,
+        relay: Arc<RelayHub>,
+    ) -> anyhow::Result<Self> {
         let guard = Arc::new(guard);
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -72,6 +79,7 @@ impl Outbound {
         Ok(Self {
             client,
             guard,
+            relay,
             config,
         })
     }
@@ -85,6 +93,9 @@ impl Outbound {
     ) -> Result<Reply, (SendError, Duration)> {
         let started = Instant::now();
         let fail = |err: SendError| (err, started.elapsed());
+        if let Some(session) = relay::session_of(url) {
+            return self.relay_to(session, headers, body, started).await;
+        }
         let url = reqwest::Url::parse(url).map_err(|e| fail(SendError::Other(e.to_string())))?;
         if let Verdict::Blocked(reason) = self.guard.check_url(&url) {
             return Err(fail(SendError::Blocked(reason)));
@@ -111,6 +122,38 @@ impl Outbound {
             body,
             duration: started.elapsed(),
         })
+    }
+
+    /// Hands a delivery to a `hookd listen` session instead of the network.
+    async fn relay_to(
+        &self,
+        session: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        started: Instant,
+    ) -> Result<Reply, (SendError, Duration)> {
+        let headers = headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        match self
+            .relay
+            .forward(session, headers, body, self.config.request_timeout)
+            .await
+        {
+            Ok(reply) => Ok(Reply {
+                status: reply.status,
+                retry_after: None,
+                body: reply.body.chars().take(RESPONSE_BODY_CAP).collect(),
+                duration: started.elapsed(),
+            }),
+            Err(RelayError::TimedOut) => Err((
+                SendError::Timeout(self.config.request_timeout),
+                started.elapsed(),
+            )),
+            Err(err) => Err((SendError::Connect(err.to_string()), started.elapsed())),
+        }
     }
 
     fn classify(&self, err: &reqwest::Error) -> SendError {

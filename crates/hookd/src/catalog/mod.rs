@@ -1,0 +1,247 @@
+//! The built-in payment event catalog: the six payment event types, each with a JSON Schema
+//! and an example, loaded by `hookd serve --seed payments` and used by `hookd trigger` and
+//! `hookd demo`.
+
+use serde_json::{json, Value};
+
+use crate::domain::time::now_millis;
+use crate::store::{EventType, SharedStore, StoreError, StoreResult};
+
+/// One entry of the catalog.
+pub struct CatalogEntry {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The payment status this event reports.
+    pub status: &'static str,
+}
+
+/// The payment event types, in the order a payment usually meets them.
+pub const PAYMENT_EVENTS: &[CatalogEntry] = &[
+    CatalogEntry {
+        name: "payment.created",
+        description: "A payment was created and awaits authorization.",
+        status: "created",
+    },
+    CatalogEntry {
+        name: "payment.authorized",
+        description: "The payment was authorized; funds are reserved but not yet moved.",
+        status: "authorized",
+    },
+    CatalogEntry {
+        name: "payment.captured",
+        description: "The payment was captured: the money moved. Fulfil the order now.",
+        status: "captured",
+    },
+    CatalogEntry {
+        name: "payment.failed",
+        description: "The payment failed (declined, expired or cancelled).",
+        status: "failed",
+    },
+    CatalogEntry {
+        name: "payment.refunded",
+        description: "The payment was refunded to the customer.",
+        status: "refunded",
+    },
+    CatalogEntry {
+        name: "payment.updated",
+        description: "The payment changed; `data.status` says its state now.",
+        status: "authorized",
+    },
+];
+
+/// The statuses a payment event may report.
+pub const STATUSES: &[&str] = &["created", "authorized", "captured", "failed", "refunded"];
+
+/// Finds a catalog entry by event type name.
+pub fn entry(name: &str) -> Option<&'static CatalogEntry> {
+    PAYMENT_EVENTS.iter().find(|e| e.name == name)
+}
+
+/// The JSON Schema every payment event's payload follows (the seed's shape).
+pub fn payment_schema(event: &str) -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": event,
+        "type": "object",
+        "required": ["event", "timestamp", "data"],
+        "properties": {
+            "event": {"const": event},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "data": {
+                "type": "object",
+                "required": ["paymentId", "status", "amount", "currency", "orderId"],
+                "properties": {
+                    "paymentId": {"type": "string", "minLength": 1},
+                    "status": {"enum": STATUSES},
+                    "amount": {"type": "integer", "minimum": 0},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                    "orderId": {"type": "string", "minLength": 1}
+                }
+            }
+        }
+    })
+}
+
+/// A payment event payload in the catalog's shape.
+pub fn payment_event(
+    event: &str,
+    timestamp: &str,
+    payment_id: &str,
+    status: &str,
+    amount: u64,
+    currency: &str,
+    order_id: &str,
+) -> Value {
+    json!({
+        "event": event,
+        "timestamp": timestamp,
+        "data": {
+            "paymentId": payment_id,
+            "status": status,
+            "amount": amount,
+            "currency": currency,
+            "orderId": order_id,
+        }
+    })
+}
+
+/// The example payload of an event type, stamped now.
+pub fn example(entry: &CatalogEntry) -> Value {
+    let now = crate::domain::time::rfc3339(now_millis());
+    payment_event(
+        entry.name,
+        &now,
+        "pay_1a2b3c4d",
+        entry.status,
+        4999,
+        "EUR",
+        "ord_20261129_0042",
+    )
+}
+
+/// The event type record of an entry: version "1" of its schema, with the example attached as
+/// the schema's `examples`, as Svix's catalog does.
+fn event_type(entry: &CatalogEntry) -> EventType {
+    let mut schema = payment_schema(entry.name);
+    schema["examples"] = json!([example(entry)]);
+    let now = now_millis();
+    EventType {
+        name: entry.name.to_string(),
+        description: entry.description.to_string(),
+        archived: false,
+        deprecated: false,
+        schemas: Some(json!({ "1": schema })),
+        feature_flag: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Loads the payment catalog, adding what is missing and leaving changed entries alone.
+pub async fn seed_payments(store: &SharedStore) -> StoreResult<usize> {
+    let mut added = 0;
+    for entry in PAYMENT_EVENTS {
+        match store.create_event_type(&event_type(entry)).await {
+            Ok(()) => added += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_has_the_seed_shape() {
+        for entry in PAYMENT_EVENTS {
+            let example = example(entry);
+            assert_eq!(example["event"], entry.name);
+            assert!(STATUSES.contains(&example["data"]["status"].as_str().expect("status")));
+            assert_eq!(
+                payment_schema(entry.name)["properties"]["event"]["const"],
+                entry.name
+            );
+        }
+        assert_eq!(PAYMENT_EVENTS.len(), 6);
+    }
+}
+
+/// Why a payload does not follow its event type's schema: the first failing path and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaViolation {
+    /// JSON pointer into the payload, e.g. `/data/amount`.
+    pub path: String,
+    pub message: String,
+}
+
+/// Checks `payload` against the newest version of the event type's schemas, if it has any.
+pub fn validate(schemas: &Value, payload: &Value) -> Result<(), SchemaViolation> {
+    let Some(schema) = newest_schema(schemas) else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(schema).map_err(|e| SchemaViolation {
+        path: String::new(),
+        message: format!("the event type's schema is not valid: {e}"),
+    })?;
+    let first = validator
+        .iter_errors(payload)
+        .next()
+        .map(|error| SchemaViolation {
+            path: error.instance_path().to_string(),
+            message: error.to_string(),
+        });
+    first.map_or(Ok(()), Err)
+}
+
+/// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
+fn newest_schema(schemas: &Value) -> Option<&Value> {
+    schemas
+        .as_object()?
+        .iter()
+        .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
+        .map(|(_, schema)| schema)
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    #[test]
+    fn examples_follow_their_schemas() {
+        for entry in PAYMENT_EVENTS {
+            let schemas = json!({ "1": payment_schema(entry.name) });
+            assert_eq!(
+                validate(&schemas, &example(entry)),
+                Ok(()),
+                "{}",
+                entry.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_violation_names_the_failing_path() {
+        let schemas = json!({ "1": payment_schema("payment.captured") });
+        let mut payload = example(entry("payment.captured").expect("entry"));
+        payload["data"]["amount"] = json!("a lot");
+        let violation = validate(&schemas, &payload).expect_err("invalid");
+        assert_eq!(violation.path, "/data/amount");
+        payload["data"]["amount"] = json!(10);
+        payload["data"]["currency"] = json!("euro");
+        assert_eq!(
+            validate(&schemas, &payload).expect_err("invalid").path,
+            "/data/currency"
+        );
+    }
+
+    #[test]
+    fn the_newest_version_counts() {
+        let schemas =
+            json!({ "1": {"type": "object"}, "2": {"type": "object", "required": ["x"]} });
+        assert!(validate(&schemas, &json!({})).is_err());
+        assert!(validate(&json!({}), &json!({})).is_ok());
+    }
+}
