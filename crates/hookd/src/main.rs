@@ -91,7 +91,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate { settings: raw } => {
             let settings = settings(raw, cli.config.as_ref())?;
             init_logging(settings.log_format);
-            hookd::store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+            hookd::store::open(
+                &settings.database_url,
+                settings.main_secret.as_deref(),
+                &settings.pool,
+            )
+            .await?;
             println!("the database schema is up to date");
             Ok(())
         }
@@ -104,8 +109,12 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let settings = settings(raw, cli.config.as_ref())?;
-            let store =
-                hookd::store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+            let store = hookd::store::open(
+                &settings.database_url,
+                settings.main_secret.as_deref(),
+                &settings.pool,
+            )
+            .await?;
             let app_id = match app {
                 Some(key) => Some(
                     store

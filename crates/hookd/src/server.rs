@@ -11,6 +11,7 @@ use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
 use crate::delivery::Engine;
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
+use crate::retention::Pruner;
 use crate::store::{self, SharedStore};
 
 /// How long shutdown waits for attempts in flight.
@@ -23,7 +24,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let store = store::open(&settings.database_url, settings.main_secret.as_deref()).await?;
+    let store = store::open(
+        &settings.database_url,
+        settings.main_secret.as_deref(),
+        &settings.pool,
+    )
+    .await?;
     run_with_store(settings, store, listener, shutdown).await
 }
 
@@ -34,10 +40,21 @@ pub async fn run_with_store(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    ensure_first_token(&settings, &store).await?;
-    let engine = match settings.role {
-        Role::Api => None,
-        Role::Worker | Role::All => Some(start_engine(&settings, &store)?),
+    let serves_api = settings.role != Role::Worker;
+    if serves_api {
+        ensure_first_token(&settings, &store).await?;
+    }
+    // Workers deliver and prune; an API-only process leaves both to them.
+    let (engine, pruner) = match settings.role {
+        Role::Api => (None, None),
+        Role::Worker | Role::All => (
+            Some(start_engine(&settings, &store)?),
+            Some(Pruner::start(
+                store.clone(),
+                settings.retention,
+                settings.prune_interval,
+            )),
+        ),
     };
     let state = AppState {
         store,
@@ -45,10 +62,19 @@ pub async fn run_with_store(
         admin_token_hash: settings.admin_token.as_deref().map(auth::hash_token),
         max_payload_bytes: settings.max_payload_bytes,
     };
-    info!(address = %listener.local_addr()?, "hookd is listening");
-    axum::serve(listener, api::router(state))
+    // A worker-only process answers health probes and nothing else.
+    let router = if serves_api {
+        api::router(state)
+    } else {
+        api::health_router(state)
+    };
+    info!(address = %listener.local_addr()?, role = ?settings.role, "hookd is listening");
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
+    if let Some(pruner) = pruner {
+        pruner.shutdown().await;
+    }
     if let Some(engine) = engine {
         engine.shutdown().await;
     }

@@ -1,5 +1,6 @@
 //! hookd's integration suite: the real server on port 0, a real receiver on 127.0.0.1.
 
+mod child;
 mod harness;
 mod receiver;
 

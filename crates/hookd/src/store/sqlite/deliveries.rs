@@ -10,7 +10,7 @@ use super::catalog;
 use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
@@ -422,4 +422,28 @@ pub fn list_endpoint_deliveries(
     .fetch(conn, page, "m.id", |row| {
         Ok((rows::message(row)?, rows::delivery_state(row)?))
     })
+}
+
+/// Deletes up to `limit` attempts made before `before`, then up to `limit` messages created
+/// before it whose deliveries have no work left (their deliveries and attempts follow by
+/// cascade). Ids sort by creation time, so "before" is a range of the primary keys.
+pub fn prune(conn: &Connection, before: i64, limit: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let attempts = conn
+        .prepare_cached(
+            "DELETE FROM attempts WHERE id IN
+             (SELECT id FROM attempts WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![lower_bound_at(IdPrefix::Attempt, before), limit]))
+        .map_err(db_error)?;
+    let messages = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE id IN
+             (SELECT m.id FROM messages m WHERE m.id < ?1 AND NOT EXISTS (
+                 SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.next_attempt_at IS NOT NULL)
+              ORDER BY m.id LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![lower_bound_at(IdPrefix::Message, before), limit]))
+        .map_err(db_error)?;
+    Ok(u64::try_from(attempts + messages).unwrap_or(0))
 }
