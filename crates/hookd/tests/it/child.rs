@@ -73,6 +73,11 @@ impl ChildServer {
         panic!("hookd did not become healthy");
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
@@ -85,6 +90,35 @@ impl Drop for ChildServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// POSTs with the admin token; answers the JSON of a 2xx, `None` for anything else (an error
+/// status, a refused connection).
+pub async fn try_post(client: &reqwest::Client, url: String, body: Value) -> Option<Value> {
+    let response = client
+        .post(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// The distinct `webhook-id`s a receiver accepted, and how many deliveries repeated one.
+pub fn delivered_ids(
+    receiver: &crate::receiver::Receiver,
+) -> (std::collections::HashSet<String>, usize) {
+    let delivered = receiver.delivered();
+    let ids: std::collections::HashSet<String> = delivered
+        .iter()
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    let duplicates = delivered.len() - ids.len();
+    (ids, duplicates)
 }
 
 /// POSTs with the admin token and answers the JSON, panicking unless the answer is a 2xx.

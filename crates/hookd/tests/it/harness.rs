@@ -33,6 +33,25 @@ pub fn backend() -> Backend {
     }
 }
 
+/// True when this run tests PostgreSQL; otherwise prints why `test` is skipped.
+pub fn postgres_only(test: &str) -> bool {
+    if backend() == Backend::Postgres {
+        return true;
+    }
+    skipped(
+        test,
+        "several nodes share one database only on PostgreSQL; run it with HOOKD_TEST_BACKEND=postgres",
+    );
+    false
+}
+
+/// Says on the terminal that a test did not run, and why. Written to the process's stderr
+/// directly, because the test harness hides what `eprintln!` prints in a passing test.
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {reason}");
+}
+
 /// The maintenance database of the PostgreSQL server tests create their databases on.
 pub fn postgres_admin_url() -> String {
     std::env::var("HOOKD_TEST_POSTGRES_URL")
