@@ -144,25 +144,6 @@ pub async fn get_endpoint(
         .map_err(db_error)
 }
 
-/// Every enabled endpoint of an application, for fan-out.
-pub async fn app_endpoints(
-    pool: &PgPool,
-    cipher: &SecretCipher,
-    app_id: &str,
-) -> StoreResult<Vec<Endpoint>> {
-    sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM endpoints e WHERE e.app_id = $1 AND NOT e.disabled"
-    ))
-    .bind(app_id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?
-    .iter()
-    .map(|row| rows::endpoint(row, cipher))
-    .collect::<sqlx::Result<Vec<_>>>()
-    .map_err(db_error)
-}
-
 /// Endpoints by id, whatever their application: for deliveries just claimed.
 pub async fn endpoints_by_id(
     pool: &PgPool,

@@ -10,6 +10,9 @@ use crate::store::{PoolOptions, StoreError, StoreResult};
 /// while it runs, so nodes starting at the same time apply each migration exactly once.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/migrations");
 
+/// Connections idle longer than this are checked before use.
+const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Opens a pool on `database_url` with the given sizes and timeouts.
 pub async fn connect(database_url: &str, options: &PoolOptions) -> StoreResult<PgPool> {
     let statement_timeout = options.statement_timeout.as_millis().to_string();
@@ -23,6 +26,18 @@ pub async fn connect(database_url: &str, options: &PoolOptions) -> StoreResult<P
         .max_connections(options.max_connections)
         .min_connections(1)
         .acquire_timeout(options.acquire_timeout)
+        // Checking every connection before each use would double the round trips of every
+        // query; only one that sat idle (perhaps across a PostgreSQL restart) is pinged. A
+        // connection that breaks in use fails that query and is dropped from the pool.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > IDLE_CHECK_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(connect)
         .await
         .map_err(db_error)

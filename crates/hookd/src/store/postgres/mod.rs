@@ -8,12 +8,13 @@
 //!   claim query picks them up like any due delivery.
 //! - Work made due without a local lease is announced with `NOTIFY hookd_due`, which every node
 //!   `LISTEN`s to ([`wakeups`]); polling stays the ground truth.
-//! - Writes need no single writer: each ingest is one statement, each batch of results one
-//!   statement, and PostgreSQL groups concurrent commits itself.
+//! - Writes need no single writer, but they are batched: concurrent ingests share one statement
+//!   and one commit ([`ingest`]), and each batch of attempt results is one statement.
 
 mod catalog;
 mod connection;
 mod deliveries;
+mod ingest;
 mod list;
 mod rows;
 mod wakeups;
@@ -25,6 +26,7 @@ use sqlx::postgres::PgPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use self::ingest::IngestQueue;
 use self::wakeups::Notifier;
 use super::cipher::SecretCipher;
 use super::*;
@@ -33,6 +35,7 @@ use super::*;
 pub struct PgStore {
     pool: PgPool,
     cipher: Arc<SecretCipher>,
+    ingest: IngestQueue,
     notifier: Notifier,
     /// Stops the store's background tasks when the store is dropped.
     stop: CancellationToken,
@@ -48,10 +51,12 @@ impl PgStore {
         let pool = connection::connect(database_url, options).await?;
         connection::migrate(&pool).await?;
         let stop = CancellationToken::new();
+        let cipher = Arc::new(cipher);
         Ok(Self {
+            ingest: IngestQueue::start(pool.clone(), Arc::clone(&cipher), stop.clone()),
             notifier: Notifier::start(pool.clone(), stop.clone()),
             pool,
-            cipher: Arc::new(cipher),
+            cipher,
             stop,
         })
     }
@@ -150,9 +155,9 @@ impl Store for PgStore {
         message: &Message,
         lease: Option<Lease>,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let (claimed, created) =
-            deliveries::insert_message(&self.pool, &self.cipher, message, lease.as_ref()).await?;
-        if lease.is_none() && created > 0 {
+        let leased = lease.is_some();
+        let (claimed, created) = self.ingest.submit(message, lease).await?;
+        if !leased && created > 0 {
             // No local worker took them: tell every node's workers.
             self.notifier.notify();
         }
