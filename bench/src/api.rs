@@ -16,7 +16,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
+    /// Where setup calls go (the first node).
     base: String,
+    /// Every node's API; message `seq` is published to node `seq % n`.
+    publish_bases: Vec<String>,
     auth: String,
 }
 
@@ -40,6 +43,11 @@ impl Api {
         Ok(Self {
             client,
             base: format!("{}/api/v1", hookd.base_url()),
+            publish_bases: hookd
+                .base_urls()
+                .iter()
+                .map(|base| format!("{base}/api/v1"))
+                .collect(),
             auth: format!("Bearer {}", hookd.token()),
         })
     }
@@ -60,9 +68,10 @@ impl Api {
     /// Publishes message `seq`, stamping it with `sent_us` right before the POST.
     pub async fn publish(&self, app_id: &str, seq: u64, sent_us: u64) -> anyhow::Result<()> {
         let body = payload::message_body(seq, sent_us)?;
+        let index = usize::try_from(seq).unwrap_or(0) % self.publish_bases.len();
         let resp = self
             .client
-            .post(format!("{}/app/{app_id}/msg", self.base))
+            .post(format!("{}/app/{app_id}/msg", self.publish_bases[index]))
             .header(AUTHORIZATION, &self.auth)
             .header(CONTENT_TYPE, "application/json")
             .body(body)

@@ -17,14 +17,22 @@ const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct HookdConfig {
     pub bin: PathBuf,
-    /// `None`: a fresh SQLite file in each run's temp dir.
+    /// `None`: a fresh SQLite file in each run's temp dir. A PostgreSQL URL names a server
+    /// (and its maintenance database) on which each run creates and drops its own database.
     pub database_url: Option<String>,
+    /// hookd processes per run, all on the run's database (more than one needs PostgreSQL).
+    pub nodes: usize,
     /// `HOOKD_LOG`; the bench's default is `warn`, so logging costs little.
     pub log_filter: String,
 }
 
 impl HookdConfig {
     /// "sqlite", "postgres", ... (the URL scheme).
+    /// Whether every run gets a database of its own.
+    pub fn fresh_database_per_run(&self) -> bool {
+        self.database_url.as_deref().is_none_or(is_postgres)
+    }
+
     pub fn database_kind(&self) -> String {
         match &self.database_url {
             None => "sqlite".to_owned(),
@@ -56,87 +64,143 @@ impl HookdConfig {
     }
 }
 
+/// The hookd nodes of one run: one process, or (`--nodes N`, PostgreSQL) N processes on the
+/// same fresh database, all accepting the same admin token.
 pub struct Hookd {
+    nodes: Vec<Node>,
+    token: String,
+    dir: TempDir,
+    /// The PostgreSQL database made for this run, dropped when it ends.
+    database: Option<FreshDatabase>,
+}
+
+struct Node {
     child: Child,
     pid: u32,
     base_url: String,
-    token: String,
-    dir: TempDir,
     log_path: PathBuf,
 }
 
 impl Hookd {
-    /// Spawns `hookd serve` and waits until its health check answers.
+    /// Spawns the run's `hookd serve` processes and waits until each health check answers.
     pub async fn start(config: &HookdConfig) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("hookd-bench-")
             .tempdir()
             .context("creating the run's temp dir")?;
-        let log_path = dir.path().join("hookd.log");
-        let port = free_port()?;
         let token = random_token();
-        let database_url = match &config.database_url {
-            Some(url) => url.clone(),
-            None => format!("sqlite://{}", dir.path().join("hookd.db").display()),
+        let (database_url, database) = match &config.database_url {
+            Some(url) if is_postgres(url) => {
+                let fresh = FreshDatabase::create(url).await?;
+                (fresh.url.clone(), Some(fresh))
+            }
+            Some(url) => (url.clone(), None),
+            None => (
+                format!("sqlite://{}", dir.path().join("hookd.db").display()),
+                None,
+            ),
         };
-        let child = spawn(config, port, &token, &database_url, &log_path)?;
-        let pid = child.id().context("hookd exited before its pid was read")?;
+        // Every node must seal endpoint secrets with the same key; PostgreSQL requires one.
+        let main_secret = database.is_some().then(random_token);
         let mut hookd = Self {
-            child,
-            pid,
-            base_url: format!("http://127.0.0.1:{port}"),
+            nodes: Vec::new(),
             token,
             dir,
-            log_path,
+            database,
         };
+        for n in 0..config.nodes.max(1) {
+            let log_path = hookd.dir.path().join(format!("hookd-{n}.log"));
+            let port = free_port()?;
+            let launch = Launch {
+                port,
+                token: &hookd.token,
+                database_url: &database_url,
+                main_secret: main_secret.as_deref(),
+                log_path: &log_path,
+            };
+            let child = match spawn(config, &launch) {
+                Ok(child) => child,
+                Err(e) => return hookd.finish(Err(e)).await,
+            };
+            let Some(pid) = child.id() else {
+                return hookd
+                    .finish(Err(anyhow::anyhow!("hookd exited before its pid was read")))
+                    .await;
+            };
+            hookd.nodes.push(Node {
+                child,
+                pid,
+                base_url: format!("http://127.0.0.1:{port}"),
+                log_path,
+            });
+        }
         match hookd.wait_healthy().await {
             Ok(()) => Ok(hookd),
             Err(e) => hookd.finish(Err(e)).await,
         }
     }
 
+    /// The first node's address: where setup calls go.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        &self.nodes[0].base_url
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// Every node's address: publishers spread over them.
+    pub fn base_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.base_url.clone()).collect()
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.pid).collect()
     }
 
     pub fn token(&self) -> &str {
         &self.token
     }
 
-    /// Resident set size of the hookd process, in KiB.
+    /// Resident set size of all hookd processes together, in KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        read_vm_rss(self.pid)
+        self.nodes.iter().map(|n| read_vm_rss(n.pid)).sum()
     }
 
-    /// Fails if hookd has exited: a crash mid-run would otherwise show up
+    /// Fails if a hookd process has exited: a crash mid-run would otherwise show up
     /// only as missing deliveries.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait()? {
-            None => Ok(()),
-            Some(status) => bail!("hookd exited unexpectedly: {status}"),
+        for node in &mut self.nodes {
+            if let Some(status) = node.child.try_wait()? {
+                bail!("hookd ({}) exited unexpectedly: {status}", node.base_url);
+            }
         }
+        Ok(())
     }
 
     /// Stops hookd and passes `outcome` through. On error the temp dir
-    /// (with hookd's log) is kept and its path added to the error.
+    /// (with hookd's logs) is kept and its path added to the error.
     pub async fn finish<T>(mut self, outcome: anyhow::Result<T>) -> anyhow::Result<T> {
         let outcome = outcome.and_then(|v| self.ensure_running().map(|()| v));
-        // Kill errors mean it is already gone, which is what we want.
-        let _ = self.child.kill().await;
+        for node in &mut self.nodes {
+            // Kill errors mean it is already gone, which is what we want.
+            let _ = node.child.kill().await;
+        }
+        if let Some(database) = self.database.take() {
+            database.drop_now().await;
+        }
         match outcome {
             Ok(v) => Ok(v),
             Err(e) => {
-                let Self { dir, log_path, .. } = self;
+                let Self { dir, nodes, .. } = self;
                 let _kept = dir.keep();
-                let tail = log_tail(&log_path, 20);
-                Err(e.context(format!(
-                    "hookd log kept at {}; its last lines:\n{tail}",
-                    log_path.display()
-                )))
+                let tails: Vec<String> = nodes
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "hookd log kept at {}; its last lines:\n{}",
+                            n.log_path.display(),
+                            log_tail(&n.log_path, 20)
+                        )
+                    })
+                    .collect();
+                Err(e.context(tails.join("\n")))
             }
         }
     }
@@ -146,30 +210,95 @@ impl Hookd {
             .no_proxy()
             .timeout(Duration::from_secs(1))
             .build()?;
-        let url = format!("{}/api/v1/health", self.base_url);
         let deadline = Instant::now() + HEALTH_DEADLINE;
-        let mut last = String::from("no answer yet");
-        while Instant::now() < deadline {
-            self.ensure_running()?;
-            match client.get(&url).send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) => last = format!("status {}", resp.status()),
-                Err(e) => last = e.to_string(),
+        for n in 0..self.nodes.len() {
+            let url = format!("{}/api/v1/health", self.nodes[n].base_url);
+            let mut last = String::from("no answer yet");
+            loop {
+                if Instant::now() >= deadline {
+                    bail!("hookd not healthy after {HEALTH_DEADLINE:?} at {url}: {last}");
+                }
+                self.ensure_running()?;
+                match client.get(&url).send().await {
+                    Ok(resp) if resp.status().is_success() => break,
+                    Ok(resp) => last = format!("status {}", resp.status()),
+                    Err(e) => last = e.to_string(),
+                }
+                tokio::time::sleep(HEALTH_POLL).await;
             }
-            tokio::time::sleep(HEALTH_POLL).await;
         }
-        bail!("hookd not healthy after {HEALTH_DEADLINE:?} at {url}: {last}")
+        Ok(())
     }
 }
 
-fn spawn(
-    config: &HookdConfig,
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A database created for one run on the PostgreSQL server `--database-url` names, so runs
+/// never see each other's rows.
+struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    async fn create(admin_url: &str) -> anyhow::Result<Self> {
+        use sqlx::Connection;
+        let name = format!("hookd_bench_{}", &random_token()["bench_".len()..]);
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .context("connecting to PostgreSQL to create the run's database")?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .context("creating the run's database")?;
+        let _ = admin.close().await;
+        let (server, _) = admin_url
+            .split_once('?')
+            .map_or((admin_url, ""), |(a, b)| (a, b));
+        let (server, _) = server.rsplit_once('/').context(
+            "--database-url must name a database, e.g. postgres://postgres@127.0.0.1/postgres",
+        )?;
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{server}/{name}"),
+            name,
+        })
+    }
+
+    async fn drop_now(self) {
+        use sqlx::Connection;
+        let dropped = async {
+            let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
+            sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await?;
+            admin.close().await
+        };
+        if let Err(e) = dropped.await {
+            eprintln!(
+                "warning: the run's database {} was not dropped: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+struct Launch<'a> {
     port: u16,
-    token: &str,
-    database_url: &str,
-    log_path: &Path,
-) -> anyhow::Result<Child> {
-    let log = File::create(log_path).context("creating hookd's log file")?;
+    token: &'a str,
+    database_url: &'a str,
+    main_secret: Option<&'a str>,
+    log_path: &'a Path,
+}
+
+fn spawn(config: &HookdConfig, launch: &Launch<'_>) -> anyhow::Result<Child> {
+    let log = File::create(launch.log_path).context("creating hookd's log file")?;
     let mut cmd = Command::new(&config.bin);
     cmd.arg("serve");
     // Settings inherited from the caller's shell would make runs differ.
@@ -178,15 +307,18 @@ fn spawn(
             cmd.env_remove(key);
         }
     }
-    cmd.env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", database_url)
-        .env("HOOKD_ADMIN_TOKEN", token)
+    cmd.env("HOOKD_LISTEN", format!("127.0.0.1:{}", launch.port))
+        .env("HOOKD_DATABASE_URL", launch.database_url)
+        .env("HOOKD_ADMIN_TOKEN", launch.token)
         .env("HOOKD_ALLOW_DESTINATIONS", "127.0.0.0/8")
         .env("HOOKD_LOG", &config.log_filter)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
+    if let Some(secret) = launch.main_secret {
+        cmd.env("HOOKD_MAIN_SECRET", secret);
+    }
     cmd.spawn()
         .with_context(|| format!("starting {} serve", config.bin.display()))
 }
@@ -251,6 +383,7 @@ mod tests {
         let cfg = HookdConfig {
             bin: PathBuf::from("hookd"),
             database_url: Some("postgres://u@127.0.0.1/db".into()),
+            nodes: 1,
             log_filter: "warn".into(),
         };
         assert_eq!(cfg.database_kind(), "postgres");

@@ -48,9 +48,14 @@ struct CommonArgs {
         default_value = "target/release/hookd"
     )]
     hookd_bin: PathBuf,
-    /// Database for hookd; default: a fresh SQLite file per run.
+    /// Database for hookd; default: a fresh SQLite file per run. With a PostgreSQL URL
+    /// (e.g. postgres://postgres@127.0.0.1/postgres) each run creates and drops a database of
+    /// its own on that server.
     #[arg(long, global = true, env = "HOOKD_BENCH_DATABASE_URL")]
     database_url: Option<String>,
+    /// hookd nodes per run on the same database, publishers spread over them (PostgreSQL).
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
     /// hookd's log filter (`HOOKD_LOG`); raise it to diagnose a failing run.
     #[arg(long, global = true, default_value = "warn")]
     hookd_log: String,
@@ -96,14 +101,20 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     ensure!(cli.common.runs > 0, "--runs must be at least 1");
+    ensure!(cli.common.nodes > 0, "--nodes must be at least 1");
     let config = HookdConfig {
         bin: cli.common.hookd_bin.clone(),
         database_url: cli.common.database_url.clone(),
+        nodes: cli.common.nodes,
         log_filter: cli.common.hookd_log.clone(),
     };
+    ensure!(
+        config.nodes == 1 || config.database_kind().starts_with("postgres"),
+        "--nodes above 1 needs a PostgreSQL --database-url: SQLite serves one node"
+    );
     let machine = machine_facts(&config)?;
     println!("machine: {}", settings_line(&machine));
-    if config.database_url.is_some() {
+    if !config.fresh_database_per_run() {
         eprintln!("note: --database-url is shared by all runs; runs are independent only if it is emptied between them");
     }
     let bench = Bench {
@@ -171,7 +182,8 @@ impl Bench {
         Fut: Future<Output = anyhow::Result<Vec<Figure>>>,
     {
         settings.push(("database", self.config.database_kind()));
-        let fresh = self.config.database_url.is_none();
+        settings.push(("nodes", self.config.nodes.to_string()));
+        let fresh = self.config.fresh_database_per_run();
         settings.push(("fresh_database_per_run", fresh.to_string()));
         let mut runs = Vec::with_capacity(self.runs);
         for i in 1..=self.runs {

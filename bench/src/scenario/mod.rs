@@ -96,14 +96,14 @@ impl PublishStats {
     }
 }
 
-/// Samples hookd's RSS in the background and keeps the peak.
+/// Samples hookd's RSS (all nodes together) in the background and keeps the peak.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
     task: JoinHandle<u64>,
 }
 
 impl RssSampler {
-    pub fn start(pid: u32) -> Self {
+    pub fn start(pids: Vec<u32>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let task = tokio::spawn(async move {
@@ -112,7 +112,8 @@ impl RssSampler {
             while !flag.load(Ordering::Relaxed) {
                 ticker.tick().await;
                 // A failed read means hookd is gone; the run reports that itself.
-                if let Ok(kib) = read_vm_rss(pid) {
+                let total: anyhow::Result<u64> = pids.iter().map(|&pid| read_vm_rss(pid)).sum();
+                if let Ok(kib) = total {
                     peak = peak.max(kib);
                 }
             }

@@ -82,7 +82,7 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle = hookd.rss_kib()?;
 
-    let sampler = RssSampler::start(hookd.pid());
+    let sampler = RssSampler::start(hookd.pids());
     let load = Load::start(&setup, args.publishers);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let begin = mark(&setup, &load);

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::delivery::RetryPolicy;
+use crate::store::{is_postgres_url, PoolOptions};
 
 /// Which header names carry the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,22 +74,43 @@ pub struct Settings {
     pub role: Role,
     pub log_format: LogFormat,
     pub seed: Option<Seed>,
+    /// Connection pool of a PostgreSQL store (unused by SQLite).
+    pub pool: PoolOptions,
+    /// Attempts, and messages whose deliveries are finished, older than this are deleted.
+    pub retention: Duration,
+    /// How often a worker prunes what is past retention.
+    pub prune_interval: Duration,
+    /// A lease duration chosen by the operator instead of the one derived from the timeouts.
+    pub lease_override: Option<Duration>,
 }
 
 impl Settings {
     /// Settings for tests and embedding: a database URL and everything else at its default.
     pub fn with_database(database_url: impl Into<String>) -> Self {
+        Self::with_database_and_secret(database_url, None)
+    }
+
+    /// [`with_database`](Self::with_database) with a main secret (which PostgreSQL requires).
+    pub fn with_database_and_secret(
+        database_url: impl Into<String>,
+        main_secret: Option<&str>,
+    ) -> Self {
         RawSettings {
             database_url: Some(database_url.into()),
+            main_secret: main_secret.map(String::from),
             ..RawSettings::default()
         }
         .resolve()
         .expect("the defaults are valid")
     }
 
-    /// How long a claimed delivery stays leased: long enough for the slowest attempt.
+    /// How long a claimed delivery stays leased: by default long enough for the slowest
+    /// attempt. With PostgreSQL it is also how long a dead node's deliveries wait before
+    /// another node takes them over.
     pub fn lease_duration(&self) -> Duration {
-        self.connect_timeout + self.request_timeout * 2 + Duration::from_secs(30)
+        self.lease_override.unwrap_or_else(|| {
+            self.connect_timeout + self.request_timeout * 2 + Duration::from_secs(30)
+        })
     }
 }
 
@@ -100,14 +122,15 @@ pub struct RawSettings {
     /// Address the API listens on [default: 127.0.0.1:8071]
     #[arg(long, env = "HOOKD_LISTEN")]
     pub listen: Option<String>,
-    /// Database URL: sqlite://PATH [default: sqlite://hookd.db]
+    /// Database URL: sqlite://PATH, or postgres://USER@HOST/DB for several nodes
+    /// [default: sqlite://hookd.db]
     #[arg(long, env = "HOOKD_DATABASE_URL")]
     pub database_url: Option<String>,
     /// A token accepted as an org token, in addition to stored tokens
     #[arg(long, env = "HOOKD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Key that seals endpoint secrets at rest (32+ characters) [default: a generated key file
-    /// beside the SQLite database]
+    /// Key that seals endpoint secrets at rest (32+ characters); required with PostgreSQL
+    /// [default: a generated key file beside the SQLite database]
     #[arg(long, env = "HOOKD_MAIN_SECRET", hide_env_values = true)]
     pub main_secret: Option<String>,
     /// Comma-separated CIDRs that deliveries may reach despite the SSRF guard
@@ -152,6 +175,27 @@ pub struct RawSettings {
     /// Log format: text or json [default: text]
     #[arg(long, env = "HOOKD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Most PostgreSQL connections per process [default: 16]
+    #[arg(long, env = "HOOKD_DATABASE_POOL_SIZE")]
+    pub database_pool_size: Option<u32>,
+    /// How long a query waits for a free PostgreSQL connection [default: 5s]
+    #[arg(long, env = "HOOKD_DATABASE_ACQUIRE_TIMEOUT")]
+    pub database_acquire_timeout: Option<String>,
+    /// How long one PostgreSQL statement may run [default: 30s]
+    #[arg(long, env = "HOOKD_DATABASE_STATEMENT_TIMEOUT")]
+    pub database_statement_timeout: Option<String>,
+    /// Age after which attempts, and messages whose deliveries are finished, are deleted
+    /// [default: 90days]
+    #[arg(long, env = "HOOKD_ATTEMPT_RETENTION")]
+    pub attempt_retention: Option<String>,
+    /// How often workers delete what is past retention [default: 1h]
+    #[arg(long, env = "HOOKD_PRUNE_INTERVAL")]
+    pub prune_interval: Option<String>,
+    /// How long a claimed delivery is leased to one worker; a shorter lease hands a dead
+    /// node's work over sooner, but an attempt slower than it may be sent twice
+    /// [default: connect timeout + 2 × request timeout + 30s]
+    #[arg(long, env = "HOOKD_LEASE_DURATION")]
+    pub lease_duration: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -199,6 +243,16 @@ impl RawSettings {
             role: self.role.or(other.role),
             log_format: self.log_format.or(other.log_format),
             seed: self.seed.or(other.seed),
+            database_pool_size: self.database_pool_size.or(other.database_pool_size),
+            database_acquire_timeout: self
+                .database_acquire_timeout
+                .or(other.database_acquire_timeout),
+            database_statement_timeout: self
+                .database_statement_timeout
+                .or(other.database_statement_timeout),
+            attempt_retention: self.attempt_retention.or(other.attempt_retention),
+            prune_interval: self.prune_interval.or(other.prune_interval),
+            lease_duration: self.lease_duration.or(other.lease_duration),
         }
     }
 
@@ -214,10 +268,11 @@ impl RawSettings {
         let database_url = self
             .database_url
             .unwrap_or_else(|| "sqlite://hookd.db".into());
-        if !database_url.starts_with("sqlite://") {
+        let postgres = is_postgres_url(&database_url);
+        if !postgres && !database_url.starts_with("sqlite://") {
             return Err(invalid(
                 "HOOKD_DATABASE_URL",
-                "only sqlite://PATH is supported by this build",
+                "must be sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE",
             ));
         }
         let admin_token = self.admin_token.filter(|t| !t.is_empty());
@@ -235,6 +290,20 @@ impl RawSettings {
             return Err(invalid(
                 "HOOKD_MAIN_SECRET",
                 "must be at least 32 characters long",
+            ));
+        }
+        if postgres && main_secret.is_none() {
+            return Err(invalid(
+                "HOOKD_MAIN_SECRET",
+                "is required with PostgreSQL: set the same random value of 32+ characters on \
+                 every node (it seals endpoint secrets; no key file is kept)",
+            ));
+        }
+        let pool_size = self.database_pool_size.unwrap_or(16);
+        if !(2..=1000).contains(&pool_size) {
+            return Err(invalid(
+                "HOOKD_DATABASE_POOL_SIZE",
+                "must be between 2 and 1000",
             ));
         }
         let retry_schedule = parse_durations(
@@ -291,6 +360,25 @@ impl RawSettings {
                     ))
                 }
             },
+            pool: PoolOptions {
+                max_connections: pool_size,
+                acquire_timeout: positive(
+                    "HOOKD_DATABASE_ACQUIRE_TIMEOUT",
+                    self.database_acquire_timeout,
+                    "5s",
+                )?,
+                statement_timeout: positive(
+                    "HOOKD_DATABASE_STATEMENT_TIMEOUT",
+                    self.database_statement_timeout,
+                    "30s",
+                )?,
+            },
+            retention: positive("HOOKD_ATTEMPT_RETENTION", self.attempt_retention, "90days")?,
+            prune_interval: positive("HOOKD_PRUNE_INTERVAL", self.prune_interval, "1h")?,
+            lease_override: self
+                .lease_duration
+                .map(|text| positive("HOOKD_LEASE_DURATION", Some(text), ""))
+                .transpose()?,
         })
     }
 }
@@ -410,6 +498,32 @@ mod tests {
         };
         let err = bad.resolve().expect_err("invalid").to_string();
         assert!(err.contains("HOOKD_ALLOW_DESTINATIONS"), "{err}");
+    }
+
+    #[test]
+    fn postgres_needs_a_main_secret() {
+        let raw = RawSettings {
+            database_url: Some("postgres://hookd@127.0.0.1/hookd".into()),
+            ..RawSettings::default()
+        };
+        let err = raw.clone().resolve().expect_err("no secret").to_string();
+        assert!(err.contains("HOOKD_MAIN_SECRET"), "{err}");
+        let settings = RawSettings {
+            main_secret: Some("a main secret that is long enough for hookd".into()),
+            database_pool_size: Some(4),
+            ..raw
+        }
+        .resolve()
+        .expect("valid");
+        assert_eq!(settings.pool.max_connections, 4);
+        assert_eq!(settings.retention, Duration::from_secs(90 * 24 * 3600));
+
+        let bad = RawSettings {
+            database_url: Some("mysql://x".into()),
+            ..RawSettings::default()
+        };
+        let err = bad.resolve().expect_err("invalid").to_string();
+        assert!(err.contains("HOOKD_DATABASE_URL"), "{err}");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! The parts, each a module:
 //! - [`api`]: the Svix-compatible management API (axum).
-//! - [`store`]: everything kept, behind the [`store::Store`] trait; [`store::sqlite`] today.
+//! - [`store`]: everything kept, behind the [`store::Store`] trait; [`store::sqlite`] for one
+//!   node, [`store::postgres`] for many.
 //! - [`delivery`]: the engine that claims due deliveries, attempts them and records results.
 //! - [`outbound`]: the HTTP client that calls endpoints, with its SSRF guard.
+//! - [`retention`]: the background pruning of old attempts and messages.
 //! - [`domain`]: types that parse untrusted input once.
 //! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
 //! - [`server`]: wiring them together; [`server::run`] takes a bound listener.
@@ -22,6 +24,7 @@ pub mod devtools;
 pub mod domain;
 pub mod outbound;
 pub mod relay;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

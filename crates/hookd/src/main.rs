@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             hookd::store::open(
                 &settings.database_url,
                 settings.main_secret.as_deref(),
+                &settings.pool,
                 hookd::store::OpenMode::Tool,
             )
             .await?;
@@ -167,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
             let store = hookd::store::open(
                 &settings.database_url,
                 settings.main_secret.as_deref(),
+                &settings.pool,
                 hookd::store::OpenMode::Tool,
             )
             .await?;
@@ -191,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             let store = hookd::store::open(
                 &settings.database_url,
                 settings.main_secret.as_deref(),
+                &settings.pool,
                 hookd::store::OpenMode::Tool,
             )
             .await?;

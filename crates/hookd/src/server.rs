@@ -15,6 +15,7 @@ use crate::delivery::engine::EngineConfig;
 use crate::delivery::Engine;
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
+use crate::retention::Pruner;
 use crate::store::{self, SharedStore};
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
@@ -27,6 +28,7 @@ pub async fn run(
     let store = store::open(
         &settings.database_url,
         settings.main_secret.as_deref(),
+        &settings.pool,
         store::OpenMode::Serve,
     )
     .await?;
@@ -40,15 +42,26 @@ pub async fn run_with_store(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    ensure_first_token(&settings, &store).await?;
-    if settings.seed == Some(Seed::Payments) {
-        let added = crate::catalog::seed_payments(&store).await?;
-        info!(added, "the payment event catalog is loaded");
+    let serves_api = settings.role != Role::Worker;
+    if serves_api {
+        ensure_first_token(&settings, &store).await?;
+        if settings.seed == Some(Seed::Payments) {
+            let added = crate::catalog::seed_payments(&store).await?;
+            info!(added, "the payment event catalog is loaded");
+        }
     }
     let relay = Arc::new(RelayHub::default());
-    let engine = match settings.role {
-        Role::Api => None,
-        Role::Worker | Role::All => Some(start_engine(&settings, &store, &relay)?),
+    // Workers deliver and prune; an API-only process leaves both to them.
+    let (engine, pruner) = match settings.role {
+        Role::Api => (None, None),
+        Role::Worker | Role::All => (
+            Some(start_engine(&settings, &store, &relay)?),
+            Some(Pruner::start(
+                store.clone(),
+                settings.retention,
+                settings.prune_interval,
+            )),
+        ),
     };
     let state = AppState {
         store,
@@ -61,10 +74,19 @@ pub async fn run_with_store(
     };
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());
-    info!(address = %listener.local_addr()?, "hookd is listening");
-    axum::serve(listener, api::router(state))
+    // A worker-only process answers health probes and nothing else.
+    let router = if serves_api {
+        api::router(state)
+    } else {
+        api::health_router(state)
+    };
+    info!(address = %listener.local_addr()?, role = ?settings.role, "hookd is listening");
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;
+    if let Some(pruner) = pruner {
+        pruner.shutdown().await;
+    }
     if let Some(engine) = engine {
         engine.shutdown().await;
     }

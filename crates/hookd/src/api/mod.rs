@@ -86,6 +86,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The health routes alone, for a worker-only process (`--role worker`): it serves no
+/// management API, but load balancers and orchestrators can still probe it.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/health/ping", get(ping))
+        .route("/metrics", get(metrics))
+        .fallback(error::no_route)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 /// 204 when the database answers, 503 when it does not.
 #[utoipa::path(
     get,

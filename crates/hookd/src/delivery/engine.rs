@@ -101,6 +101,7 @@ impl Engine {
         let (handover_tx, handover_rx) = mpsc::channel(HANDOVER_QUEUE);
         let (results_tx, results_rx) = mpsc::channel(RECORD_BATCH * 4);
         let (hints_tx, hints_rx) = mpsc::channel(1024);
+        let wakeups = store.wakeups();
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -117,6 +118,7 @@ impl Engine {
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
             handover: handover_rx,
             hints: hints_rx,
+            wakeups,
             results: results_tx,
             wake: Arc::clone(&wake),
             starved: Arc::new(AtomicBool::new(false)),
@@ -166,6 +168,8 @@ struct Dispatcher {
     slots: Arc<Semaphore>,
     handover: mpsc::Receiver<Vec<ClaimedDelivery>>,
     hints: mpsc::Receiver<i64>,
+    /// Other nodes' wake-ups, when the store is shared (see [`crate::store::Store::wakeups`]).
+    wakeups: Option<mpsc::Receiver<()>>,
     results: mpsc::Sender<AttemptResult>,
     wake: Arc<Notify>,
     /// Set when due work was left unclaimed for want of a free slot.
@@ -186,6 +190,11 @@ impl Dispatcher {
                     next_claim = next_claim.min(instant_at(due_at));
                 }
                 () = self.wake.notified() => next_claim = Instant::now(),
+                wakeup = next_wakeup(&mut self.wakeups) => match wakeup {
+                    Some(()) => next_claim = Instant::now(),
+                    // The listener stopped: polling alone finds the work from now on.
+                    None => self.wakeups = None,
+                },
                 () = tokio::time::sleep_until(next_claim) => {
                     next_claim = self.claim_round().await;
                 }
@@ -277,6 +286,14 @@ impl Dispatcher {
             self.attempts.shutdown().await;
         }
         // Dropping the last senders lets the recorder write the final results and stop.
+    }
+}
+
+/// The next wake-up from other nodes; never completes without a listener.
+async fn next_wakeup(wakeups: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match wakeups {
+        Some(wakeups) => wakeups.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,21 +1,26 @@
 //! The store: everything hookd keeps, behind one trait.
 //!
 //! Callers (the API, the delivery engine, the CLI) only see [`Store`] and the plain records
-//! below; each backend (today SQLite, see [`sqlite`]) implements the trait with its own SQL and
-//! migrations. Invariants every implementation keeps:
+//! below; each backend ([`sqlite`] for one node, [`postgres`] for many) implements the trait
+//! with its own SQL and migrations, chosen by the database URL's scheme. Invariants every
+//! implementation keeps:
 //! - `create_message` commits the message and one delivery per matching endpoint in one
 //!   transaction before it returns.
 //! - A claimed delivery carries a lease token; `record_attempts` applies a result only while the
 //!   delivery still holds that token (fencing), so an attempt whose lease was lost changes nothing.
+//! - An expired lease is claimable again by the same claim query as a due retry.
 //! - Every query that reads tenant data is scoped by application id.
 
 pub mod cipher;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::mpsc;
 
 pub use model::*;
 
@@ -130,6 +135,18 @@ pub trait Store: Send + Sync + 'static {
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
     /// How much delivery work is waiting.
     async fn backlog(&self) -> StoreResult<Backlog>;
+    /// Wake-ups from other nodes that made deliveries due (PostgreSQL `LISTEN/NOTIFY`), for a
+    /// store that several nodes share. Hints only: the engine keeps polling. `None` for a
+    /// single-node store.
+    fn wakeups(&self) -> Option<mpsc::Receiver<()>> {
+        None
+    }
+
+    // Retention.
+    /// Deletes up to `limit` attempts made before `before` (unix ms), and up to `limit`
+    /// messages created before it whose deliveries have no work left, with their deliveries
+    /// and attempts. Answers how many rows went; callers repeat while it reaches `limit`.
+    async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64>;
 
     // API tokens.
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()>;
@@ -152,13 +169,54 @@ pub enum OpenMode {
     Tool,
 }
 
+/// Connection pool settings of a store that uses one (PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Most connections one node opens.
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before it fails.
+    pub acquire_timeout: Duration,
+    /// How long one statement may run before the database cancels it.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// True for the URL schemes of the PostgreSQL store.
+pub fn is_postgres_url(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
+}
+
 /// Opens the store a database URL names, running its migrations. Endpoint secrets are sealed
-/// under `main_secret`; without one, a SQLite store keeps a generated key in `<database>.key`.
+/// under `main_secret`; without one, a SQLite store keeps a generated key in `<database>.key`,
+/// and a PostgreSQL store refuses to start (every node must hold the same key, and no node's
+/// disk is the right place for it).
 pub async fn open(
     database_url: &str,
     main_secret: Option<&str>,
+    pool: &PoolOptions,
     mode: OpenMode,
 ) -> anyhow::Result<SharedStore> {
+    if is_postgres_url(database_url) {
+        let Some(secret) = main_secret else {
+            anyhow::bail!(
+                "HOOKD_MAIN_SECRET is required with PostgreSQL: every node seals and opens endpoint secrets with it, so set the same random value of 32+ characters on every node"
+            );
+        };
+        let cipher = cipher::SecretCipher::from_main_secret(secret).map_err(anyhow::Error::msg)?;
+        let store = postgres::PgStore::open(database_url, pool, cipher)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (database {})", redact_url(database_url)))?;
+        return Ok(Arc::new(store));
+    }
     if let Some(path) = database_url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
         let cipher = match main_secret {
@@ -170,7 +228,7 @@ pub async fn open(
         return Ok(Arc::new(store));
     }
     anyhow::bail!(
-        "HOOKD_DATABASE_URL must start with sqlite:// (PostgreSQL support is not built yet), got {:?}",
+        "HOOKD_DATABASE_URL must start with sqlite://, postgres:// or postgresql://, got {:?}",
         redact_url(database_url)
     )
 }

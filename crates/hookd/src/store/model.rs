@@ -198,6 +198,34 @@ pub struct ClaimedDelivery {
     pub trigger_type: TriggerType,
 }
 
+impl ClaimedDelivery {
+    /// The delivery of `message` to `endpoint`, leased under `lease`, signed by the secrets
+    /// valid at the lease's start.
+    pub fn new(
+        delivery_id: String,
+        lease: &Lease,
+        message: &Message,
+        endpoint: &Endpoint,
+        attempts_made: u32,
+    ) -> Self {
+        Self {
+            delivery_id,
+            lease_token: lease.token.clone(),
+            msg_id: message.id.clone(),
+            app_id: message.app_id.clone(),
+            endpoint_id: endpoint.id.clone(),
+            event_type: message.event_type.clone(),
+            url: endpoint.url.clone(),
+            payload: Arc::clone(&message.payload),
+            secrets: endpoint.signing_secrets(lease.now),
+            headers: endpoint.headers.clone(),
+            attempts_made,
+            msg_created_at: message.created_at,
+            trigger_type: TriggerType::Scheduled,
+        }
+    }
+}
+
 /// What happens to a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {

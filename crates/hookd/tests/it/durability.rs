@@ -2,108 +2,28 @@
 //! restart on the same file.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::harness::ADMIN_TOKEN;
+use crate::child::{post, ChildServer};
+use crate::harness::TestDatabase;
 use crate::receiver::{Receiver, Reply};
-
-/// hookd as a child process of the test, so it can be killed for real.
-struct ChildServer {
-    child: Child,
-    base: String,
-}
-
-impl ChildServer {
-    async fn start(db: &Path, log: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_hookd"))
-            .arg("serve")
-            .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HOOKD_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("HOOKD_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("HOOKD_ALLOW_DESTINATIONS", "127.0.0.0/8")
-            .env("HOOKD_RETRY_SCHEDULE", "50ms,100ms,200ms,500ms,1s")
-            .env("HOOKD_REQUEST_TIMEOUT", "60s")
-            .env("HOOKD_MAX_IN_FLIGHT", "64")
-            .env("HOOKD_POLL_INTERVAL", "100ms")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hookd");
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        server.wait_healthy().await;
-        server
-    }
-
-    async fn wait_healthy(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if let Ok(response) = client
-                .get(format!("{}/api/v1/health", self.base))
-                .send()
-                .await
-            {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("hookd did not become healthy");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> Value {
-    let response = client
-        .post(url)
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.expect("json")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_accepted_messages_survive_sigkill() {
     const MESSAGES: usize = 1000;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("hookd.db");
-    let log = dir.path().join("hookd.log");
+    let db = TestDatabase::create().await;
+    let log = db.dir().join("hookd.log");
     // The receiver holds every request open: nothing is delivered before the kill.
     let receiver = Receiver::scripted(|_, _| Reply::Stall).await;
-    let server = ChildServer::start(&db, &log).await;
+    // Short leases: on PostgreSQL the dead node's leases must expire before another node may
+    // claim them (SQLite releases them at start, as only one process uses the file).
+    let leases = [("HOOKD_LEASE_DURATION", "2s")];
+    let server = ChildServer::start(&db, &log, &leases).await;
     let client = reqwest::Client::new();
     let app = post(
         &client,
@@ -142,7 +62,7 @@ async fn a_thousand_accepted_messages_survive_sigkill() {
 
     server.kill();
     receiver.set_script(|_, _| Reply::Status(204));
-    let restarted = ChildServer::start(&db, &log).await;
+    let restarted = ChildServer::start(&db, &log, &leases).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -167,8 +87,7 @@ async fn a_thousand_accepted_messages_survive_sigkill() {
 
 #[tokio::test]
 async fn a_first_start_prints_an_org_token_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("hookd.db");
+    let db = TestDatabase::create().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -177,7 +96,7 @@ async fn a_first_start_prints_an_org_token_once() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
         .arg("serve")
         .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKD_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .envs(db.env())
         .env_remove("HOOKD_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

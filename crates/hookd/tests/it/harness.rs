@@ -1,5 +1,11 @@
-//! Runs the real hookd server on port 0 with a fresh SQLite file per test.
+//! Runs the real hookd server on port 0 with a fresh database per test.
+//!
+//! The backend comes from `HOOKD_TEST_BACKEND`: `sqlite` (the default) gives each test its own
+//! file in a temp folder; `postgres` gives each test its own database `hookd_test_<random>` on
+//! the PostgreSQL server at `HOOKD_TEST_POSTGRES_URL` (default: the local one, user `postgres`),
+//! dropped when the test ends. The same tests run on both.
 
+use std::path::Path;
 use std::time::Duration;
 
 use hookd::config::Settings;
@@ -9,10 +15,183 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The main secret of PostgreSQL test servers (SQLite ones use a key file, as by default).
+pub const MAIN_SECRET: &str = "hookd-test-main-secret-0123456789abcdef";
+
+/// The database a test suite run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("HOOKD_TEST_BACKEND={other:?}: use sqlite or postgres"),
+    }
+}
+
+/// True when this run tests PostgreSQL; otherwise prints why `test` is skipped.
+pub fn postgres_only(test: &str) -> bool {
+    if backend() == Backend::Postgres {
+        return true;
+    }
+    skipped(
+        test,
+        "several nodes share one database only on PostgreSQL; run it with HOOKD_TEST_BACKEND=postgres",
+    );
+    false
+}
+
+/// Says on the terminal that a test did not run, and why. Written to the process's stderr
+/// directly, because the test harness hides what `eprintln!` prints in a passing test.
+pub fn skipped(test: &str, reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {reason}");
+}
+
+/// The maintenance database of the PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("HOOKD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database for one test, removed when dropped.
+pub struct TestDatabase {
+    pub url: String,
+    dir: tempfile::TempDir,
+    /// The PostgreSQL database to drop, with the server's maintenance URL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A database on the backend this run tests.
+    pub async fn create() -> Self {
+        match backend() {
+            Backend::Sqlite => Self::sqlite(),
+            Backend::Postgres => Self::postgres_on(&postgres_admin_url()).await,
+        }
+    }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("hookd.db").display());
+        Self {
+            url,
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A new database on the PostgreSQL server whose maintenance database `admin_url` names.
+    pub async fn postgres_on(admin_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!(
+            "hookd_test_{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        let _ = admin.close().await;
+        let (base, _) = admin_url.rsplit_once('/').expect("a URL with a database");
+        Self {
+            url: format!("{base}/{name}"),
+            dir: tempfile::tempdir().expect("tempdir"),
+            postgres: Some((admin_url.to_string(), name)),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The main secret servers on this database need (`None`: SQLite's key file).
+    pub fn main_secret(&self) -> Option<&'static str> {
+        self.is_postgres().then_some(MAIN_SECRET)
+    }
+
+    /// The `HOOKD_*` variables that point a hookd process at this database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("HOOKD_DATABASE_URL", self.url.clone())];
+        if let Some(secret) = self.main_secret() {
+            env.push(("HOOKD_MAIN_SECRET", secret.to_string()));
+            env.push(("HOOKD_DATABASE_POOL_SIZE", "4".to_string()));
+        }
+        env
+    }
+
+    /// A folder that lives as long as the database (SQLite's file is in it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything stored about endpoints, as bytes: the SQLite files (WAL included), or the
+    /// text of every row of PostgreSQL's endpoint table.
+    pub async fn endpoint_bytes(&self) -> Vec<u8> {
+        let Some(_) = &self.postgres else {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(self.dir()).expect("read dir") {
+                let path = entry.expect("entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.starts_with("hookd.db") && !name.ends_with(".key") {
+                    bytes.extend(std::fs::read(&path).expect("read"));
+                }
+            }
+            return bytes;
+        };
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT string_agg(e::text, E'\\n') FROM endpoints e")
+                .fetch_one(&mut conn)
+                .await
+                .expect("read endpoints");
+        text.unwrap_or_default().into_bytes()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread with its
+        // own runtime drops the database (and any connection a server left open).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("note: a test database could not be dropped: {dropped:?}");
+        }
+    }
+}
 
 /// Settings every test starts from: loopback allowed, retries in milliseconds.
-pub fn test_settings(database_url: String) -> Settings {
-    let mut settings = Settings::with_database(database_url);
+pub fn test_settings(database: &TestDatabase) -> Settings {
+    let mut settings =
+        Settings::with_database_and_secret(database.url.clone(), database.main_secret());
+    settings.pool.max_connections = 4;
     settings.admin_token = Some(ADMIN_TOKEN.into());
     settings.allow_destinations = vec!["127.0.0.0/8".parse().expect("cidr")];
     settings.retry.schedule = vec![Duration::from_millis(20); 3];
@@ -27,7 +206,7 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub token: String,
-    _dir: tempfile::TempDir,
+    database: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -37,11 +216,14 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a server after `adjust` has changed the test settings.
+    /// Starts a server on a fresh database after `adjust` has changed the test settings.
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("hookd.db").display());
-        let mut settings = test_settings(url);
+        Self::start_on(TestDatabase::create().await, adjust).await
+    }
+
+    /// Starts a server on `database` after `adjust` has changed the test settings.
+    pub async fn start_on(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings(&database);
         adjust(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -53,15 +235,15 @@ impl TestServer {
             base,
             client: reqwest::Client::new(),
             token: ADMIN_TOKEN.into(),
-            _dir: dir,
+            database,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    /// The folder holding the server's database (and its key file).
-    pub fn data_dir(&self) -> &std::path::Path {
-        self._dir.path()
+    /// The server's database.
+    pub fn database(&self) -> &TestDatabase {
+        &self.database
     }
 
     /// Stops the server and waits for it to finish cleanly.

@@ -1,5 +1,6 @@
 //! hookd's integration suite: the real server on port 0, a real receiver on 127.0.0.1.
 
+mod child;
 mod harness;
 mod receiver;
 
@@ -9,8 +10,11 @@ mod devtools;
 mod durability;
 mod filtering;
 mod logs;
+mod multi_node;
 mod openapi;
 mod operations;
+mod postgres_restart;
+mod retention;
 mod retries;
 mod rotation;
 mod secrets_at_rest;

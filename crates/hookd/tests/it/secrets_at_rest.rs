@@ -4,19 +4,6 @@ use serde_json::json;
 
 use crate::harness::TestServer;
 
-/// Every file of the database (main file, WAL, shared memory), as bytes.
-fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("hookd.db") && !name.ends_with(".key") {
-            bytes.extend(std::fs::read(&path).expect("read"));
-        }
-    }
-    bytes
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -47,8 +34,8 @@ async fn the_database_holds_no_endpoint_secret_in_clear() {
         assert_eq!(status, 200);
     }
     let current = server.endpoint_secret(&app, ep).await;
-    // Read while running: the WAL holds the newest writes.
-    let bytes = database_bytes(server.data_dir());
+    // Read while running: SQLite's WAL holds the newest writes.
+    let bytes = server.database().endpoint_bytes().await;
     server.stop().await;
 
     assert!(!bytes.is_empty());

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::TestServer;
+use crate::harness::{TestDatabase, TestServer};
 
 #[tokio::test]
 async fn an_application_token_reaches_only_its_application() {
@@ -84,11 +84,10 @@ async fn missing_malformed_and_unknown_tokens_are_refused() {
 
 #[tokio::test]
 async fn a_first_start_without_tokens_creates_one_and_the_cli_makes_more() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("hookd.db").display());
+    let db = TestDatabase::create().await;
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
         .args(["token", "create", "--name", "ops"])
-        .env("HOOKD_DATABASE_URL", &db)
+        .envs(db.env())
         .output()
         .expect("run hookd token create");
     assert!(output.status.success(), "{output:?}");
@@ -102,11 +101,7 @@ async fn a_first_start_without_tokens_creates_one_and_the_cli_makes_more() {
     );
 
     // A server on that database accepts the token (and, having one, prints no new token).
-    let server = TestServer::start_with(|s| {
-        s.database_url = db.clone();
-        s.admin_token = None;
-    })
-    .await;
+    let server = TestServer::start_on(db, |s| s.admin_token = None).await;
     let (status, _) = server
         .call_as(&token, Method::GET, "/api/v1/app", None)
         .await;

@@ -1,7 +1,6 @@
 //! Queries for messages, their fan-out into deliveries, claiming, results and attempts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -10,7 +9,7 @@ use super::catalog;
 use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
@@ -50,7 +49,13 @@ pub fn insert_message(
         let delivery_id = new_id(IdPrefix::Delivery);
         insert_delivery(conn, &delivery_id, message, &endpoint.id, lease)?;
         if let Some(lease) = lease {
-            claimed.push(claimed_delivery(delivery_id, lease, message, &endpoint, 0));
+            claimed.push(ClaimedDelivery::new(
+                delivery_id,
+                lease,
+                message,
+                &endpoint,
+                0,
+            ));
         }
     }
     Ok(claimed)
@@ -87,30 +92,6 @@ fn insert_delivery(
     })
     .map_err(db_error)?;
     Ok(())
-}
-
-fn claimed_delivery(
-    delivery_id: String,
-    lease: &Lease,
-    message: &Message,
-    endpoint: &Endpoint,
-    attempts_made: u32,
-) -> ClaimedDelivery {
-    ClaimedDelivery {
-        delivery_id,
-        lease_token: lease.token.clone(),
-        msg_id: message.id.clone(),
-        app_id: message.app_id.clone(),
-        endpoint_id: endpoint.id.clone(),
-        event_type: message.event_type.clone(),
-        url: endpoint.url.clone(),
-        payload: Arc::clone(&message.payload),
-        secrets: endpoint.signing_secrets(lease.now),
-        headers: endpoint.headers.clone(),
-        attempts_made,
-        msg_created_at: message.created_at,
-        trigger_type: TriggerType::Scheduled,
-    }
 }
 
 pub fn get_message(conn: &Connection, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
@@ -204,7 +185,7 @@ pub fn claim_due(
         let (Some(endpoint), Some(message)) = (endpoint, message_by_id(conn, &msg_id)?) else {
             continue; // Deleted under us; the cascade removes the delivery too.
         };
-        let mut delivery = claimed_delivery(delivery_id, lease, &message, &endpoint, attempts);
+        let mut delivery = ClaimedDelivery::new(delivery_id, lease, &message, &endpoint, attempts);
         if trigger == TriggerType::Manual as i64 {
             delivery.trigger_type = TriggerType::Manual;
         }
@@ -442,4 +423,28 @@ pub fn list_endpoint_deliveries(
     .fetch(conn, page, "m.id", |row| {
         Ok((rows::message(row)?, rows::delivery_state(row)?))
     })
+}
+
+/// Deletes up to `limit` attempts made before `before`, then up to `limit` messages created
+/// before it whose deliveries have no work left (their deliveries and attempts follow by
+/// cascade). Ids sort by creation time, so "before" is a range of the primary keys.
+pub fn prune(conn: &Connection, before: i64, limit: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let attempts = conn
+        .prepare_cached(
+            "DELETE FROM attempts WHERE id IN
+             (SELECT id FROM attempts WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![lower_bound_at(IdPrefix::Attempt, before), limit]))
+        .map_err(db_error)?;
+    let messages = conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE id IN
+             (SELECT m.id FROM messages m WHERE m.id < ?1 AND NOT EXISTS (
+                 SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.next_attempt_at IS NOT NULL)
+              ORDER BY m.id LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![lower_bound_at(IdPrefix::Message, before), limit]))
+        .map_err(db_error)?;
+    Ok(u64::try_from(attempts + messages).unwrap_or(0))
 }

@@ -313,6 +313,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
+        self.writer
+            .run(move |c| deliveries::prune(c, before, limit))
+            .await
+    }
+
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()> {
         let token = token.clone();
         self.writer

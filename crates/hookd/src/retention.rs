@@ -1,0 +1,77 @@
+//! Retention: a background task that deletes attempts, and messages whose deliveries are
+//! finished, once they are older than the retention period, so nothing grows without bound.
+//!
+//! It works through [`Store::prune`](crate::store::Store::prune) on every backend, in small
+//! batches so no delete holds locks for long. Several nodes may prune at once: PostgreSQL skips
+//! rows another node is deleting. Time partitioning of the attempt table would make old data
+//! cheaper still to drop, but only on PostgreSQL; batched deletes keep one behaviour for both
+//! backends and are enough while a day's attempts fit comfortably in the database.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::domain::time::now_millis;
+use crate::store::SharedStore;
+
+/// Rows deleted per statement.
+const PRUNE_BATCH: usize = 1000;
+
+/// The running pruner; [`Pruner::shutdown`] stops it.
+pub struct Pruner {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Pruner {
+    /// Prunes now, then every `interval`.
+    pub fn start(store: SharedStore, retention: Duration, interval: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(store, retention, interval, stop.clone()));
+        Self { stop, task }
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        if let Err(err) = self.task.await {
+            warn!(error = %err, "the pruning task failed");
+        }
+    }
+}
+
+async fn run(store: SharedStore, retention: Duration, interval: Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticker.tick() => prune_all(&store, retention, &stop).await,
+        }
+    }
+}
+
+/// Deletes batch after batch until nothing is left past retention.
+async fn prune_all(store: &SharedStore, retention: Duration, stop: &CancellationToken) {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let before = now_millis().saturating_sub(retention_ms);
+    let mut total = 0;
+    while !stop.is_cancelled() {
+        match store.prune(before, PRUNE_BATCH).await {
+            Ok(deleted) => {
+                total += deleted;
+                if deleted < PRUNE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "pruning old attempts and messages failed; retrying at the next interval");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        info!(rows = total, "pruned attempts and messages past retention");
+    }
+}

@@ -1,0 +1,438 @@
+//! Queries for messages, their fan-out into deliveries, claiming, results, attempts and pruning.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::PgPool;
+use sqlx::Row;
+
+use super::catalog;
+use super::connection::db_error;
+use super::list::ListQuery;
+use super::rows::{self, ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
+use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
+use crate::domain::time::now_millis;
+use crate::store::cipher::SecretCipher;
+use crate::store::{
+    Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
+    Endpoint, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult,
+};
+
+pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending, MIN(m.created_at) AS oldest,
+                (SELECT COUNT(*) FROM endpoints WHERE disabled) AS disabled
+         FROM deliveries d JOIN messages m ON m.id = d.msg_id
+         WHERE d.next_attempt_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    let count = |column: &str| -> StoreResult<u64> {
+        let value: i64 = row.try_get(column).map_err(db_error)?;
+        Ok(u64::try_from(value).unwrap_or(0))
+    };
+    Ok(Backlog {
+        pending: count("pending")?,
+        oldest_created_at: row.try_get("oldest").map_err(db_error)?,
+        endpoints_disabled: count("disabled")?,
+    })
+}
+
+pub async fn get_message(
+    pool: &PgPool,
+    app_id: &str,
+    msg_id: &str,
+) -> StoreResult<Option<Message>> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN message_payloads p ON p.msg_id = m.id
+         WHERE m.app_id = $1 AND (m.id = $2 OR m.event_id = $2) LIMIT 1"
+    ))
+    .bind(app_id)
+    .bind(msg_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    row.as_ref()
+        .map(rows::message)
+        .transpose()
+        .map_err(db_error)
+}
+
+pub async fn list_messages(
+    pool: &PgPool,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageRequest,
+) -> StoreResult<Vec<Message>> {
+    let mut query = ListQuery::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN message_payloads p ON p.msg_id = m.id
+         WHERE"
+    ));
+    query.bind(" m.app_id = ", app_id.to_string());
+    if let Some(types) = &filter.event_types {
+        query
+            .bind(" AND m.event_type = ANY(", types.clone())
+            .push(")");
+    }
+    if let Some(channel) = &filter.channel {
+        query
+            .bind(" AND ", channel.clone())
+            .push(" = ANY(m.channels)");
+    }
+    if let Some(before) = filter.before {
+        query.bind(" AND m.created_at < ", before);
+    }
+    if let Some(after) = filter.after {
+        query.bind(" AND m.created_at > ", after);
+    }
+    query.fetch(pool, page, "m.id", rows::message).await
+}
+
+/// Leases due deliveries: pending ones whose time has come and sending ones whose lease
+/// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
+pub async fn claim_due(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    lease: &Lease,
+    limit: usize,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let due = sqlx::query(&format!(
+        "WITH due AS (
+            SELECT id FROM deliveries WHERE next_attempt_at <= $4
+            ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+            UPDATE deliveries d SET status = 3, lease_owner = $1, lease_token = $2,
+                   next_attempt_at = $3, updated_at = $4
+            FROM due WHERE d.id = due.id
+            RETURNING d.id AS delivery_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type
+         )
+         SELECT c.delivery_id, c.endpoint_id, c.attempts, c.trigger_type, {MESSAGE_COLUMNS}
+         FROM claimed c JOIN messages m ON m.id = c.msg_id
+         JOIN message_payloads p ON p.msg_id = c.msg_id"
+    ))
+    .bind(&lease.owner)
+    .bind(&lease.token)
+    .bind(lease.until)
+    .bind(lease.now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    // Deliveries of one batch often share endpoints and messages; load and build each once.
+    let mut endpoint_ids: Vec<String> = Vec::new();
+    let mut messages: HashMap<String, Message> = HashMap::new();
+    let mut claims = Vec::with_capacity(due.len());
+    for row in &due {
+        let endpoint_id: String = row.try_get("endpoint_id").map_err(db_error)?;
+        let message = rows::message(row).map_err(db_error)?;
+        let message_id = message.id.clone();
+        messages.entry(message_id.clone()).or_insert(message);
+        if !endpoint_ids.contains(&endpoint_id) {
+            endpoint_ids.push(endpoint_id.clone());
+        }
+        let delivery_id: String = row.try_get("delivery_id").map_err(db_error)?;
+        let attempts: i32 = row.try_get("attempts").map_err(db_error)?;
+        let trigger: i16 = row.try_get("trigger_type").map_err(db_error)?;
+        claims.push((delivery_id, message_id, endpoint_id, attempts, trigger));
+    }
+    let endpoints: HashMap<String, Endpoint> =
+        catalog::endpoints_by_id(pool, cipher, &endpoint_ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+
+    let mut claimed = Vec::with_capacity(claims.len());
+    for (delivery_id, message_id, endpoint_id, attempts, trigger) in claims {
+        let (Some(endpoint), Some(message)) =
+            (endpoints.get(&endpoint_id), messages.get(&message_id))
+        else {
+            continue; // Deleted under us; its delivery row went with it.
+        };
+        let attempts = u32::try_from(attempts).unwrap_or(0);
+        let mut delivery = ClaimedDelivery::new(delivery_id, lease, message, endpoint, attempts);
+        delivery.trigger_type = rows::trigger_type(trigger);
+        claimed.push(delivery);
+    }
+    Ok(claimed)
+}
+
+pub async fn next_due(pool: &PgPool) -> StoreResult<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)
+}
+
+/// Applies results whose lease still holds, and logs an attempt for each that did, in one
+/// statement; returns how many applied.
+pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreResult<usize> {
+    // Rows are locked in id order, so two nodes recording overlapping batches (possible only
+    // after a lease expired) do not deadlock.
+    let mut sorted: Vec<&AttemptResult> = results.iter().collect();
+    sorted.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
+    let n = sorted.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut next_at: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut attempt_ids = Vec::with_capacity(n);
+    let mut app_ids = Vec::with_capacity(n);
+    let mut msg_ids = Vec::with_capacity(n);
+    let mut endpoint_ids = Vec::with_capacity(n);
+    let mut urls = Vec::with_capacity(n);
+    let mut successes = Vec::with_capacity(n);
+    let mut codes = Vec::with_capacity(n);
+    let mut responses = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut triggers = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    for result in sorted {
+        let (status, next) = match result.next {
+            NextStep::Done => (DeliveryStatus::Success, None),
+            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+            NextStep::Exhausted => (DeliveryStatus::Failed, None),
+        };
+        let a: &Attempt = &result.attempt;
+        ids.push(result.delivery_id.as_str());
+        tokens.push(result.lease_token.as_str());
+        statuses.push(status as i16);
+        next_at.push(next);
+        attempt_ids.push(a.id.as_str());
+        app_ids.push(result.app_id.as_str());
+        msg_ids.push(a.msg_id.as_str());
+        endpoint_ids.push(a.endpoint_id.as_str());
+        urls.push(a.url.as_str());
+        successes.push(a.success);
+        codes.push(i32::try_from(a.response_status_code).unwrap_or(0));
+        responses.push(a.response.as_str());
+        durations.push(a.response_duration_ms);
+        triggers.push(a.trigger_type as i16);
+        created.push(a.created_at);
+    }
+    let applied = sqlx::query(
+        "WITH results AS (
+            SELECT * FROM UNNEST($1::text[], $2::text[], $3::smallint[], $4::bigint[],
+                                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                                 $10::bool[], $11::int[], $12::text[], $13::bigint[],
+                                 $14::smallint[], $15::bigint[])
+              AS r(delivery_id, lease_token, status, next_attempt_at, attempt_id, app_id,
+                   msg_id, endpoint_id, url, success, code, response, duration, trigger_type,
+                   created_at)
+         ), applied AS (
+            UPDATE deliveries d SET status = r.status, attempts = d.attempts + 1,
+                   next_attempt_at = r.next_attempt_at, lease_owner = NULL, lease_token = NULL,
+                   updated_at = $16
+            FROM results r
+            WHERE d.id = r.delivery_id AND d.lease_token = r.lease_token AND d.status = 3
+            RETURNING d.id
+         )
+         INSERT INTO attempts (id, delivery_id, app_id, msg_id, endpoint_id, url, success,
+                               response_status_code, response, response_duration_ms,
+                               trigger_type, created_at)
+         SELECT r.attempt_id, r.delivery_id, r.app_id, r.msg_id, r.endpoint_id, r.url,
+                r.success, r.code, r.response, r.duration, r.trigger_type, r.created_at
+         FROM results r JOIN applied a ON a.id = r.delivery_id",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&statuses)
+    .bind(&next_at)
+    .bind(&attempt_ids)
+    .bind(&app_ids)
+    .bind(&msg_ids)
+    .bind(&endpoint_ids)
+    .bind(&urls)
+    .bind(&successes)
+    .bind(&codes)
+    .bind(&responses)
+    .bind(&durations)
+    .bind(&triggers)
+    .bind(&created)
+    .bind(now_millis())
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(usize::try_from(applied.rows_affected()).unwrap_or(0))
+}
+
+/// Makes the deliveries leased by `owner` due again now.
+pub async fn release_leases(pool: &PgPool, owner: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 1, next_attempt_at = $1, lease_owner = NULL,
+         lease_token = NULL WHERE status = 3 AND lease_owner = $2",
+    )
+    .bind(now_millis())
+    .bind(owner)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Makes a message due again for an endpoint; false when either is not in the application.
+pub async fn resend(
+    pool: &PgPool,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<bool> {
+    // A delivery already in flight is left alone: it is being attempted right now.
+    let found: bool = sqlx::query_scalar(
+        "WITH target AS (
+            SELECT m.id AS msg_id, e.id AS endpoint_id FROM messages m, endpoints e
+            WHERE m.id = $1 AND m.app_id = $3 AND e.id = $2 AND e.app_id = $3
+         ), upsert AS (
+            INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
+                                    trigger_type, updated_at)
+            SELECT $4, t.msg_id, t.endpoint_id, $3, 1, $5, 1, $5 FROM target t
+            ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0,
+               next_attempt_at = excluded.next_attempt_at, trigger_type = 1,
+               updated_at = excluded.updated_at
+            WHERE deliveries.status <> 3
+         )
+         SELECT EXISTS (SELECT 1 FROM target)",
+    )
+    .bind(msg_id)
+    .bind(endpoint_id)
+    .bind(app_id)
+    .bind(new_id(IdPrefix::Delivery))
+    .bind(now_millis())
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(found)
+}
+
+pub async fn list_attempts(
+    pool: &PgPool,
+    app_id: &str,
+    filter: &AttemptFilter,
+    page: &PageRequest,
+) -> StoreResult<Vec<Attempt>> {
+    let mut query = ListQuery::new(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE"));
+    query.bind(" a.app_id = ", app_id.to_string());
+    if let Some(msg_id) = &filter.msg_id {
+        query.bind(" AND a.msg_id = ", msg_id.clone());
+    }
+    if let Some(endpoint_id) = &filter.endpoint_id {
+        query.bind(" AND a.endpoint_id = ", endpoint_id.clone());
+    }
+    if let Some(success) = filter.success {
+        query.bind(" AND a.success = ", success);
+    }
+    query.fetch(pool, page, "a.id", rows::attempt).await
+}
+
+pub async fn get_attempt(
+    pool: &PgPool,
+    app_id: &str,
+    msg_id: &str,
+    attempt_id: &str,
+) -> StoreResult<Option<Attempt>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts a
+         WHERE a.id = $1 AND a.app_id = $2 AND a.msg_id = $3"
+    ))
+    .bind(attempt_id)
+    .bind(app_id)
+    .bind(msg_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    row.as_ref()
+        .map(rows::attempt)
+        .transpose()
+        .map_err(db_error)
+}
+
+pub async fn list_message_deliveries(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    app_id: &str,
+    msg_id: &str,
+    page: &PageRequest,
+) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
+    let mut query = ListQuery::new(&format!(
+        "SELECT {ENDPOINT_COLUMNS}, d.status AS d_status, d.next_attempt_at AS d_next_attempt_at
+         FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id WHERE"
+    ));
+    query
+        .bind(" d.app_id = ", app_id.to_string())
+        .bind(" AND d.msg_id = ", msg_id.to_string());
+    query
+        .fetch(pool, page, "e.id", |row| {
+            Ok((rows::endpoint(row, cipher)?, rows::delivery_state(row)?))
+        })
+        .await
+}
+
+pub async fn list_endpoint_deliveries(
+    pool: &PgPool,
+    app_id: &str,
+    endpoint_id: &str,
+    page: &PageRequest,
+) -> StoreResult<Vec<(Message, DeliveryState)>> {
+    let mut query = ListQuery::new(&format!(
+        "SELECT {MESSAGE_COLUMNS}, d.status AS d_status, d.next_attempt_at AS d_next_attempt_at
+         FROM deliveries d JOIN messages m ON m.id = d.msg_id
+         JOIN message_payloads p ON p.msg_id = m.id WHERE"
+    ));
+    query
+        .bind(" d.app_id = ", app_id.to_string())
+        .bind(" AND d.endpoint_id = ", endpoint_id.to_string());
+    query
+        .fetch(pool, page, "m.id", |row| {
+            Ok((rows::message(row)?, rows::delivery_state(row)?))
+        })
+        .await
+}
+
+/// Deletes up to `limit` attempts made before `before`, then up to `limit` messages created
+/// before it whose deliveries have no work left, with their payloads, deliveries and attempts.
+/// Ids sort by creation time, so "before" is a range of the primary keys. Rows another node is
+/// deleting at the same moment are skipped, not waited for. Answers how many rows went.
+pub async fn prune(pool: &PgPool, before: i64, limit: usize) -> StoreResult<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let attempts = sqlx::query(
+        "WITH old AS (
+            SELECT id FROM attempts WHERE id < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         )
+         DELETE FROM attempts a USING old WHERE a.id = old.id",
+    )
+    .bind(lower_bound_at(IdPrefix::Attempt, before))
+    .bind(limit)
+    .execute(pool)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    let messages: i64 = sqlx::query_scalar(
+        "WITH old AS (
+            SELECT m.id FROM messages m
+            WHERE m.id < $1 AND NOT EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.next_attempt_at IS NOT NULL)
+            ORDER BY m.id LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), attempts_gone AS (
+            DELETE FROM attempts WHERE msg_id IN (SELECT id FROM old)
+         ), deliveries_gone AS (
+            DELETE FROM deliveries WHERE msg_id IN (SELECT id FROM old)
+         ), payloads_gone AS (
+            DELETE FROM message_payloads WHERE msg_id IN (SELECT id FROM old)
+         ), messages_gone AS (
+            DELETE FROM messages WHERE id IN (SELECT id FROM old) RETURNING id
+         )
+         SELECT COUNT(*) FROM messages_gone",
+    )
+    .bind(lower_bound_at(IdPrefix::Message, before))
+    .bind(limit)
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(attempts + u64::try_from(messages).unwrap_or(0))
+}

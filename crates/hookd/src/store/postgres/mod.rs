@@ -1,0 +1,270 @@
+//! The PostgreSQL store: any number of hookd nodes on one database.
+//!
+//! What differs from the SQLite store, and why:
+//! - Claims take due rows with `FOR UPDATE SKIP LOCKED`, so nodes claiming at the same moment
+//!   split the work instead of waiting on each other.
+//! - Leases are never released at start: other nodes may hold them. A node gives back its own
+//!   leases at shutdown ([`Store::release_leases`]); those of a node that died expire, and the
+//!   claim query picks them up like any due delivery.
+//! - Work made due without a local lease is announced with `NOTIFY hookd_due`, which every node
+//!   `LISTEN`s to ([`wakeups`]); polling stays the ground truth.
+//! - Writes need no single writer, but they are batched: concurrent ingests share one statement
+//!   and one commit ([`ingest`]), and each batch of attempt results is one statement.
+
+mod catalog;
+mod connection;
+mod deliveries;
+mod ingest;
+mod list;
+mod rows;
+mod wakeups;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::ingest::IngestQueue;
+use self::wakeups::Notifier;
+use super::cipher::SecretCipher;
+use super::*;
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PgStore {
+    pool: PgPool,
+    cipher: Arc<SecretCipher>,
+    ingest: IngestQueue,
+    notifier: Notifier,
+    /// Stops the store's background tasks when the store is dropped.
+    stop: CancellationToken,
+}
+
+impl PgStore {
+    /// Connects to `database_url` and brings the schema up to date.
+    pub async fn open(
+        database_url: &str,
+        options: &PoolOptions,
+        cipher: SecretCipher,
+    ) -> StoreResult<Self> {
+        let pool = connection::connect(database_url, options).await?;
+        connection::migrate(&pool).await?;
+        let stop = CancellationToken::new();
+        let cipher = Arc::new(cipher);
+        Ok(Self {
+            ingest: IngestQueue::start(pool.clone(), Arc::clone(&cipher), stop.clone()),
+            notifier: Notifier::start(pool.clone(), stop.clone()),
+            pool,
+            cipher,
+            stop,
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(connection::db_error)?;
+        Ok(())
+    }
+
+    async fn create_app(&self, app: &Application) -> StoreResult<()> {
+        catalog::insert_app(&self.pool, app).await
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Option<Application>> {
+        catalog::get_app(&self.pool, id_or_uid).await
+    }
+
+    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Vec<Application>> {
+        catalog::list_apps(&self.pool, page).await
+    }
+
+    async fn update_app(&self, app: &Application) -> StoreResult<()> {
+        catalog::update_app(&self.pool, app).await
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        catalog::delete_app(&self.pool, app_id).await
+    }
+
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        catalog::insert_endpoint(&self.pool, &self.cipher, endpoint).await
+    }
+
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
+        catalog::get_endpoint(&self.pool, &self.cipher, app_id, id_or_uid).await
+    }
+
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
+        catalog::list_endpoints(&self.pool, &self.cipher, app_id, page).await
+    }
+
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+        catalog::update_endpoint(&self.pool, &self.cipher, endpoint).await
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        catalog::delete_endpoint(&self.pool, app_id, endpoint_id).await
+    }
+
+    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
+        catalog::endpoint_stats(&self.pool, app_id, endpoint_id).await
+    }
+
+    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()> {
+        catalog::insert_event_type(&self.pool, event_type).await
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<Option<EventType>> {
+        catalog::get_event_type(&self.pool, name).await
+    }
+
+    async fn list_event_types(
+        &self,
+        page: &PageRequest,
+        include_archived: bool,
+    ) -> StoreResult<Vec<EventType>> {
+        catalog::list_event_types(&self.pool, page, include_archived).await
+    }
+
+    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()> {
+        catalog::update_event_type(&self.pool, event_type).await
+    }
+
+    async fn delete_event_type(&self, name: &str) -> StoreResult<bool> {
+        catalog::delete_event_type(&self.pool, name).await
+    }
+
+    async fn known_event_types(&self, names: &[String]) -> StoreResult<Vec<String>> {
+        catalog::known_event_types(&self.pool, names).await
+    }
+
+    async fn create_message(
+        &self,
+        message: &Message,
+        lease: Option<Lease>,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let leased = lease.is_some();
+        let (claimed, created) = self.ingest.submit(message, lease).await?;
+        if !leased && created > 0 {
+            // No local worker took them: tell every node's workers.
+            self.notifier.notify();
+        }
+        Ok(claimed)
+    }
+
+    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
+        deliveries::get_message(&self.pool, app_id, msg_id).await
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        deliveries::list_messages(&self.pool, app_id, filter, page).await
+    }
+
+    async fn list_attempts(
+        &self,
+        app_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Attempt>> {
+        deliveries::list_attempts(&self.pool, app_id, filter, page).await
+    }
+
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> StoreResult<Option<Attempt>> {
+        deliveries::get_attempt(&self.pool, app_id, msg_id, attempt_id).await
+    }
+
+    async fn list_message_deliveries(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
+        deliveries::list_message_deliveries(&self.pool, &self.cipher, app_id, msg_id, page).await
+    }
+
+    async fn list_endpoint_deliveries(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<(Message, DeliveryState)>> {
+        deliveries::list_endpoint_deliveries(&self.pool, app_id, endpoint_id, page).await
+    }
+
+    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+        let found = deliveries::resend(&self.pool, app_id, msg_id, endpoint_id).await?;
+        if found {
+            self.notifier.notify();
+        }
+        Ok(found)
+    }
+
+    async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
+        deliveries::claim_due(&self.pool, &self.cipher, lease, limit).await
+    }
+
+    async fn next_due(&self) -> StoreResult<Option<i64>> {
+        deliveries::next_due(&self.pool).await
+    }
+
+    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        deliveries::record_attempts(&self.pool, results).await
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<()> {
+        deliveries::release_leases(&self.pool, owner).await
+    }
+
+    fn wakeups(&self) -> Option<mpsc::Receiver<()>> {
+        Some(wakeups::listen(self.pool.clone(), self.stop.clone()))
+    }
+
+    async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
+        deliveries::prune(&self.pool, before, limit).await
+    }
+
+    async fn create_token(&self, token: &ApiToken) -> StoreResult<()> {
+        catalog::insert_token(&self.pool, token).await
+    }
+
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<ApiToken>> {
+        catalog::find_token(&self.pool, hash).await
+    }
+
+    async fn revoke_token(&self, hash: &str) -> StoreResult<bool> {
+        catalog::revoke_token(&self.pool, hash).await
+    }
+
+    async fn backlog(&self) -> StoreResult<Backlog> {
+        deliveries::backlog(&self.pool).await
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        catalog::count_tokens(&self.pool).await
+    }
+}

@@ -1,0 +1,190 @@
+//! Several hookd nodes on one PostgreSQL database share the work and survive each other's
+//! loss: one node killed with SIGKILL mid-run loses nothing.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::child::{delivered_ids, post, try_post, ChildServer};
+use crate::harness::{postgres_only, TestDatabase};
+use crate::receiver::Receiver;
+
+const NODES: usize = 3;
+const MESSAGES: usize = 3000;
+const PUBLISHERS: usize = 24;
+/// The node killed halfway.
+const VICTIM: usize = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_deliver_everything_when_one_is_killed_halfway() {
+    if !postgres_only("three_nodes_deliver_everything_when_one_is_killed_halfway") {
+        return;
+    }
+    let db = TestDatabase::create().await;
+    let log = db.dir().join("hookd.log");
+    let receiver = Receiver::start().await;
+    // Short leases, so the dead node's deliveries are taken over within seconds.
+    let settings = [
+        ("HOOKD_LEASE_DURATION", "2s"),
+        ("HOOKD_REQUEST_TIMEOUT", "1s"),
+    ];
+    let mut nodes = Vec::new();
+    for _ in 0..NODES {
+        nodes.push(Some(ChildServer::start(&db, &log, &settings).await));
+    }
+    let bases: Vec<String> = nodes.iter().flatten().map(|n| n.base.clone()).collect();
+    let client = reqwest::Client::new();
+    let app = post(
+        &client,
+        format!("{}/api/v1/app", bases[0]),
+        json!({"name": "M"}),
+    )
+    .await;
+    let app_id = app["id"].as_str().expect("id").to_string();
+    post(
+        &client,
+        format!("{}/api/v1/app/{app_id}/endpoint", bases[1]),
+        json!({"url": receiver.url("/hook")}),
+    )
+    .await;
+
+    // Publishers spread the messages over the nodes, skipping the victim once it is dead.
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let victim_dead = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut publishers = Vec::new();
+    for _ in 0..PUBLISHERS {
+        let (client, bases, app_id) = (client.clone(), bases.clone(), app_id.clone());
+        let (accepted, next, victim_dead, refused) = (
+            Arc::clone(&accepted),
+            Arc::clone(&next),
+            Arc::clone(&victim_dead),
+            Arc::clone(&refused),
+        );
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= MESSAGES {
+                    break;
+                }
+                let mut node = n % NODES;
+                if node == VICTIM && victim_dead.load(Ordering::Relaxed) {
+                    node = n % (NODES - 1);
+                }
+                let url = format!("{}/api/v1/app/{app_id}/msg", bases[node]);
+                let body = json!({"eventType": "payment.captured", "payload": {"n": n}});
+                match try_post(&client, url, body).await {
+                    Some(message) => {
+                        let id = message["id"].as_str().expect("id").to_string();
+                        accepted.lock().expect("accepted").insert(id);
+                    }
+                    // The victim died under this request: it was not accepted, so it is not
+                    // owed. The publisher moves on, as a platform would retry elsewhere.
+                    None => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+
+    // Halfway through, SIGKILL one node.
+    while accepted.lock().expect("accepted").len() < MESSAGES / 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    victim_dead.store(true, Ordering::Relaxed);
+    nodes[VICTIM].take().expect("victim").kill();
+    let delivered_at_kill = receiver.delivered().len();
+    for publisher in publishers {
+        publisher.await.expect("publisher");
+    }
+    let accepted = accepted.lock().expect("accepted").clone();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let (lost, duplicates) = loop {
+        let (delivered, duplicates) = delivered_ids(&receiver);
+        let lost = accepted.difference(&delivered).count();
+        if lost == 0 || tokio::time::Instant::now() >= deadline {
+            break (lost, duplicates);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "multi-node: {NODES} nodes, {} accepted, {} refused by the killed node, {delivered_at_kill} delivered at the kill, lost {lost}, duplicates {duplicates}",
+        accepted.len(),
+        refused.load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        lost,
+        0,
+        "accepted messages never delivered; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        accepted.len() >= MESSAGES - PUBLISHERS,
+        "{}",
+        accepted.len()
+    );
+    for node in nodes.iter_mut().flatten() {
+        assert!(node.is_running(), "a surviving node stopped");
+    }
+}
+
+#[tokio::test]
+async fn an_api_node_and_a_worker_node_split_the_roles_and_notify_each_other() {
+    if !postgres_only("an_api_node_and_a_worker_node_split_the_roles_and_notify_each_other") {
+        return;
+    }
+    let db = TestDatabase::create().await;
+    let log = db.dir().join("hookd.log");
+    let receiver = Receiver::start().await;
+    let api = ChildServer::start(&db, &log, &[("HOOKD_ROLE", "api")]).await;
+    // The worker polls only once a minute: prompt deliveries prove the NOTIFY wake-up.
+    let worker = ChildServer::start(
+        &db,
+        &log,
+        &[("HOOKD_ROLE", "worker"), ("HOOKD_POLL_INTERVAL", "60s")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // The worker serves health probes, not the management API.
+    let status = client
+        .get(format!("{}/api/v1/app", worker.base))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("get")
+        .status();
+    assert_eq!(status, 404);
+
+    let app = post(
+        &client,
+        format!("{}/api/v1/app", api.base),
+        json!({"name": "M"}),
+    )
+    .await;
+    let app_id = app["id"].as_str().expect("id").to_string();
+    post(
+        &client,
+        format!("{}/api/v1/app/{app_id}/endpoint", api.base),
+        json!({"url": receiver.url("/hook")}),
+    )
+    .await;
+    // Let the worker settle into its long poll before the messages arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..5 {
+        post(
+            &client,
+            format!("{}/api/v1/app/{app_id}/msg", api.base),
+            json!({"eventType": "payment.captured", "payload": {"n": n}}),
+        )
+        .await;
+    }
+    receiver.wait_delivered(5, Duration::from_secs(10)).await;
+    drop((api, worker));
+}
