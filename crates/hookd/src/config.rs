@@ -69,6 +69,8 @@ pub struct Settings {
     /// How long shutdown waits for attempts in flight.
     pub shutdown_timeout: Duration,
     pub max_in_flight: usize,
+    /// Most attempts in flight to one endpoint per process.
+    pub endpoint_max_in_flight: usize,
     /// API requests per second per token; 0 for no limit.
     pub api_rate_limit: u32,
     pub role: Role,
@@ -163,6 +165,9 @@ pub struct RawSettings {
     /// Most delivery attempts in flight per process [default: 512]
     #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
+    /// Most attempts in flight to one endpoint per process [default: 64]
+    #[arg(long, env = "HOOKD_ENDPOINT_MAX_IN_FLIGHT")]
+    pub endpoint_max_in_flight: Option<usize>,
     /// API requests per second allowed per token, 0 for no limit [default: 20000]
     #[arg(long, env = "HOOKD_API_RATE_LIMIT")]
     pub api_rate_limit: Option<u32>,
@@ -240,6 +245,7 @@ impl RawSettings {
             shutdown_timeout: self.shutdown_timeout.or(other.shutdown_timeout),
             max_in_flight: self.max_in_flight.or(other.max_in_flight),
             api_rate_limit: self.api_rate_limit.or(other.api_rate_limit),
+            endpoint_max_in_flight: self.endpoint_max_in_flight.or(other.endpoint_max_in_flight),
             role: self.role.or(other.role),
             log_format: self.log_format.or(other.log_format),
             seed: self.seed.or(other.seed),
@@ -348,6 +354,10 @@ impl RawSettings {
             )?,
             max_in_flight,
             api_rate_limit: self.api_rate_limit.unwrap_or(20_000),
+            endpoint_max_in_flight: self
+                .endpoint_max_in_flight
+                .unwrap_or(64)
+                .clamp(1, max_in_flight),
             role: parse_role(self.role.as_deref())?,
             log_format: parse_log_format(self.log_format.as_deref())?,
             seed: match self.seed.as_deref() {

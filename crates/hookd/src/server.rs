@@ -158,6 +158,7 @@ fn start_engine(
     };
     let config = EngineConfig {
         max_in_flight: settings.max_in_flight,
+        endpoint_max_in_flight: settings.endpoint_max_in_flight,
         poll_interval: settings.poll_interval,
         lease_duration: settings.lease_duration(),
         drain_timeout: settings.shutdown_timeout,

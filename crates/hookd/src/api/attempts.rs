@@ -47,7 +47,7 @@ pub fn routes() -> Router<AppState> {
 fn status_code_and_text(status: DeliveryStatus) -> (i64, &'static str) {
     match status {
         DeliveryStatus::Success => (0, "success"),
-        DeliveryStatus::Pending => (1, "pending"),
+        DeliveryStatus::Pending | DeliveryStatus::Held => (1, "pending"),
         DeliveryStatus::Failed | DeliveryStatus::Canceled => (2, "fail"),
         DeliveryStatus::Sending => (3, "sending"),
     }

@@ -37,6 +37,10 @@ pub struct MessageIn {
     #[schema(value_type = Object)]
     payload: Box<RawValue>,
     channels: Option<Vec<Channel>>,
+    /// hookd extension: messages with the same key reach each endpoint in ingest order; a
+    /// failing one holds back only later messages of that key.
+    #[schema(value_type = Option<Uid>)]
+    ordering_key: Option<Uid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,6 +53,8 @@ pub struct MessageOut {
     #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     pub timestamp: String,
 }
 
@@ -68,6 +74,7 @@ impl MessageOut {
             event_id: message.event_id,
             payload,
             channels: message.channels,
+            ordering_key: message.ordering_key,
             timestamp: rfc3339(message.created_at),
         }
     }
@@ -127,6 +134,7 @@ async fn create(
         event_id: input.event_id.map(String::from),
         channels: check_channels(input.channels)?,
         payload: payload.into(),
+        ordering_key: input.ordering_key.map(String::from),
         created_at: now_millis(),
     };
     let span = tracing::info_span!("ingest", app_id = %message.app_id, msg_id = %message.id);

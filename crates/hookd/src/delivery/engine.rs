@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use super::attempt::{attempt, AttemptContext};
+use super::fairness::InFlight;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::{AttemptResult, ClaimedDelivery, Lease, NextStep, SharedStore};
@@ -28,6 +29,8 @@ const HANDOVER_QUEUE: usize = 256;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub max_in_flight: usize,
+    /// Most attempts in flight to one endpoint.
+    pub endpoint_max_in_flight: usize,
     pub poll_interval: Duration,
     pub lease_duration: Duration,
     /// How long shutdown waits for attempts in flight.
@@ -41,6 +44,7 @@ pub struct DispatchHandle {
     lease_duration: Duration,
     handover: mpsc::Sender<Vec<ClaimedDelivery>>,
     wake: Arc<Notify>,
+    in_flight: Arc<InFlight>,
 }
 
 /// A slot in the hand-over queue with the lease to write into the ingest transaction.
@@ -71,6 +75,7 @@ impl DispatchHandle {
                 token: new_id(IdPrefix::Delivery),
                 now,
                 until: now + millis(self.lease_duration),
+                skip_endpoints: self.in_flight.busy(),
             },
             permit,
         })
@@ -103,6 +108,7 @@ impl Engine {
         let (hints_tx, hints_rx) = mpsc::channel(1024);
         let wakeups = store.wakeups();
         let wake = Arc::new(Notify::new());
+        let in_flight = Arc::new(InFlight::new(config.endpoint_max_in_flight));
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let recorder = Recorder {
@@ -122,6 +128,7 @@ impl Engine {
             results: results_tx,
             wake: Arc::clone(&wake),
             starved: Arc::new(AtomicBool::new(false)),
+            in_flight: Arc::clone(&in_flight),
             stop: stop.clone(),
             attempts: JoinSet::new(),
         };
@@ -133,6 +140,7 @@ impl Engine {
             handle: DispatchHandle {
                 owner,
                 lease_duration: config.lease_duration,
+                in_flight,
                 handover: handover_tx,
                 wake,
             },
@@ -174,6 +182,7 @@ struct Dispatcher {
     wake: Arc<Notify>,
     /// Set when due work was left unclaimed for want of a free slot.
     starved: Arc<AtomicBool>,
+    in_flight: Arc<InFlight>,
     stop: CancellationToken,
     attempts: JoinSet<()>,
 }
@@ -215,6 +224,7 @@ impl Dispatcher {
             }
             let now = now_millis();
             let lease = Lease {
+                skip_endpoints: self.in_flight.busy(),
                 owner: self.owner.clone(),
                 token: new_id(IdPrefix::Delivery),
                 now,
@@ -258,6 +268,7 @@ impl Dispatcher {
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
+            self.in_flight.start(&delivery.endpoint_id);
             self.attempts.spawn(run_attempt(
                 Arc::clone(&self.ctx),
                 delivery,
@@ -266,6 +277,7 @@ impl Dispatcher {
                 Waker {
                     wake: Arc::clone(&self.wake),
                     starved: Arc::clone(&self.starved),
+                    in_flight: Arc::clone(&self.in_flight),
                 },
             ));
         }
@@ -301,6 +313,7 @@ async fn next_wakeup(wakeups: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
 struct Waker {
     wake: Arc<Notify>,
     starved: Arc<AtomicBool>,
+    in_flight: Arc<InFlight>,
 }
 
 async fn run_attempt(
@@ -317,9 +330,11 @@ async fn run_attempt(
         endpoint_id = %delivery.endpoint_id,
         msg_id = %delivery.msg_id,
     );
+    let endpoint_id = delivery.endpoint_id.clone();
     let result = tracing::Instrument::instrument(attempt(ctx, delivery), span).await;
     drop(slot);
-    if waker.starved.swap(false, Ordering::AcqRel) {
+    let endpoint_freed = waker.in_flight.finish(&endpoint_id);
+    if waker.starved.swap(false, Ordering::AcqRel) || endpoint_freed {
         waker.wake.notify_one();
     }
     if results.send(result).await.is_err() {

@@ -10,6 +10,11 @@
 //!   delivery still holds that token (fencing), so an attempt whose lease was lost changes nothing.
 //! - An expired lease is claimable again by the same claim query as a due retry.
 //! - Every query that reads tenant data is scoped by application id.
+//! - A delivery with an ordering key is held (not due) while an earlier delivery with the same
+//!   key to the same endpoint is unfinished; finishing one releases the next.
+//! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
+//!   across all nodes: claiming plans them with [`crate::delivery::throttle::plan`] against the
+//!   endpoint's stored schedule, and ingest never leases them directly.
 
 pub mod cipher;
 mod model;

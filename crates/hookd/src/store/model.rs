@@ -103,6 +103,8 @@ pub struct Message {
     pub channels: Option<Vec<String>>,
     /// The payload exactly as ingested; it is the body of every delivery.
     pub payload: Arc<str>,
+    /// Messages with the same key reach each endpoint in ingest order.
+    pub ordering_key: Option<String>,
     pub created_at: i64,
 }
 
@@ -115,6 +117,8 @@ pub enum DeliveryStatus {
     Sending = 3,
     /// Stopped because the endpoint was disabled; shown as failed.
     Canceled = 4,
+    /// Waiting for an earlier message with the same ordering key to finish; shown as pending.
+    Held = 5,
 }
 
 impl DeliveryStatus {
@@ -124,6 +128,7 @@ impl DeliveryStatus {
             2 => Self::Failed,
             3 => Self::Sending,
             4 => Self::Canceled,
+            5 => Self::Held,
             _ => Self::Pending,
         }
     }
@@ -176,6 +181,9 @@ pub struct Lease {
     pub token: String,
     pub now: i64,
     pub until: i64,
+    /// Endpoints the worker has no room for now: their deliveries are neither claimed nor
+    /// leased at ingest, so one slow endpoint cannot take every slot.
+    pub skip_endpoints: Vec<String>,
 }
 
 /// Everything a worker needs to make one attempt without touching the database.

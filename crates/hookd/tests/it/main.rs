@@ -5,6 +5,7 @@ mod harness;
 mod receiver;
 
 mod api_errors;
+mod controls;
 mod delivery;
 mod devtools;
 mod durability;

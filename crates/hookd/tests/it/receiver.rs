@@ -43,7 +43,7 @@ impl Received {
     }
 }
 
-type Script = Box<dyn FnMut(usize, &str) -> Reply + Send>;
+type Script = Box<dyn FnMut(usize, &str, &[u8]) -> Reply + Send>;
 
 /// The receiver; dropping it stops nothing (tests are short-lived).
 #[derive(Clone)]
@@ -61,7 +61,14 @@ impl Receiver {
     }
 
     /// A receiver whose answer to request number n (from 0) at path p is `script(n, p)`.
-    pub async fn scripted(script: impl FnMut(usize, &str) -> Reply + Send + 'static) -> Self {
+    pub async fn scripted(mut script: impl FnMut(usize, &str) -> Reply + Send + 'static) -> Self {
+        Self::scripted_by_body(move |n, path, _| script(n, path)).await
+    }
+
+    /// A receiver whose answer may also depend on the request body.
+    pub async fn scripted_by_body(
+        script: impl FnMut(usize, &str, &[u8]) -> Reply + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let receiver = Self {
             addr: listener.local_addr().expect("addr"),
@@ -91,8 +98,8 @@ impl Receiver {
     }
 
     /// Replaces the script; stalled requests are answered by the new one.
-    pub fn set_script(&self, script: impl FnMut(usize, &str) -> Reply + Send + 'static) {
-        *self.script.lock().expect("script") = Box::new(script);
+    pub fn set_script(&self, mut script: impl FnMut(usize, &str) -> Reply + Send + 'static) {
+        *self.script.lock().expect("script") = Box::new(move |n, path, _| script(n, path));
         self.generation.send_modify(|g| *g += 1);
     }
 
@@ -110,12 +117,12 @@ impl Receiver {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let mut changes = self.generation.subscribe();
-        let mut reply = self.next_reply(&path);
+        let mut reply = self.next_reply(&path, &body);
         while reply == Reply::Stall {
             if changes.changed().await.is_err() {
                 break;
             }
-            reply = self.next_reply(&path);
+            reply = self.next_reply(&path, &body);
         }
         let code = match reply {
             Reply::Status(code) => code,
@@ -136,9 +143,9 @@ impl Receiver {
         response
     }
 
-    fn next_reply(&self, path: &str) -> Reply {
+    fn next_reply(&self, path: &str, body: &[u8]) -> Reply {
         let n = self.log.lock().expect("log").len();
-        (self.script.lock().expect("script"))(n, path)
+        (self.script.lock().expect("script"))(n, path, body)
     }
 
     /// Every request answered so far.

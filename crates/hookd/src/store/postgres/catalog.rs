@@ -213,7 +213,7 @@ pub async fn update_endpoint(
         sqlx::query(
             "UPDATE deliveries SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
              lease_token = NULL, updated_at = $3
-             WHERE endpoint_id = $1 AND next_attempt_at IS NOT NULL",
+             WHERE endpoint_id = $1 AND (next_attempt_at IS NOT NULL OR status = 5)",
         )
         .bind(&ep.id)
         .bind(DeliveryStatus::Canceled as i16)
@@ -263,7 +263,7 @@ pub async fn endpoint_stats(
         let count = u64::try_from(count).unwrap_or(0);
         match DeliveryStatus::from_code(i64::from(status)) {
             DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending => stats.pending += count,
+            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
             DeliveryStatus::Sending => stats.sending += count,
             DeliveryStatus::Failed => stats.fail += count,
             DeliveryStatus::Canceled => stats.canceled += count,

@@ -9,6 +9,7 @@ use super::catalog;
 use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
+use crate::delivery::throttle;
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
@@ -99,22 +100,26 @@ pub async fn claim_due(
     let due = sqlx::query(&format!(
         "WITH due AS (
             SELECT id FROM deliveries WHERE next_attempt_at <= $4
+              AND NOT (endpoint_id = ANY($6::text[]))
             ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED
          ), claimed AS (
             UPDATE deliveries d SET status = 3, lease_owner = $1, lease_token = $2,
                    next_attempt_at = $3, updated_at = $4
             FROM due WHERE d.id = due.id
-            RETURNING d.id AS delivery_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type
+            RETURNING d.id AS delivery_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type,
+                      d.seq
          )
          SELECT c.delivery_id, c.endpoint_id, c.attempts, c.trigger_type, {MESSAGE_COLUMNS}
          FROM claimed c JOIN messages m ON m.id = c.msg_id
-         JOIN message_payloads p ON p.msg_id = c.msg_id"
+         JOIN message_payloads p ON p.msg_id = c.msg_id
+         ORDER BY c.seq"
     ))
     .bind(&lease.owner)
     .bind(&lease.token)
     .bind(lease.until)
     .bind(lease.now)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(&lease.skip_endpoints)
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
@@ -158,7 +163,102 @@ pub async fn claim_due(
         delivery.trigger_type = rows::trigger_type(trigger);
         claimed.push(delivery);
     }
-    Ok(claimed)
+    let rates: HashMap<String, u32> = endpoints
+        .into_values()
+        .filter_map(|e| Some((e.id, u32::try_from(e.throttle_rate?).ok()?)))
+        .collect();
+    apply_throttles(pool, claimed, &rates, lease.now).await
+}
+
+/// Keeps, of each throttled endpoint's claimed deliveries, those its schedule allows now, and
+/// gives the others back, due at their planned times. The endpoint's row lock makes nodes take
+/// turns with its schedule.
+async fn apply_throttles(
+    pool: &PgPool,
+    claimed: Vec<ClaimedDelivery>,
+    rates: &HashMap<String, u32>,
+    now: i64,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    if rates.is_empty() {
+        return Ok(claimed);
+    }
+    let mut by_endpoint: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, delivery) in claimed.iter().enumerate() {
+        if rates.contains_key(&delivery.endpoint_id) {
+            by_endpoint
+                .entry(&delivery.endpoint_id)
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut deferred = vec![false; claimed.len()];
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for (endpoint_id, indexes) in by_endpoint {
+        let tat: i64 =
+            sqlx::query_scalar("SELECT throttle_tat FROM endpoints WHERE id = $1 FOR UPDATE")
+                .bind(endpoint_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let plan = throttle::plan(tat, rates[endpoint_id], now, indexes.len());
+        sqlx::query("UPDATE endpoints SET throttle_tat = $2 WHERE id = $1")
+            .bind(endpoint_id)
+            .bind(plan.tat)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for (&i, at) in indexes[plan.send_now..].iter().zip(plan.defer_to) {
+            sqlx::query(
+                "UPDATE deliveries SET status = 1, next_attempt_at = $3, lease_owner = NULL,
+                 lease_token = NULL WHERE id = $1 AND lease_token = $2",
+            )
+            .bind(&claimed[i].delivery_id)
+            .bind(&claimed[i].lease_token)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            deferred[i] = true;
+        }
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(claimed
+        .into_iter()
+        .zip(deferred)
+        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
+        .collect())
+}
+
+/// Makes the earliest held delivery of each finished keyed delivery's key due, under the key's
+/// lock (see `ingest::lock_key`), once no earlier delivery of the key is unfinished.
+async fn release_held(pool: &PgPool, finished_ids: &[&str]) -> StoreResult<()> {
+    let keyed: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT app_id, endpoint_id, ordering_key FROM deliveries
+         WHERE id = ANY($1) AND ordering_key IS NOT NULL AND status IN (0, 2)",
+    )
+    .bind(finished_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    for (app_id, endpoint_id, key) in keyed {
+        let mut tx = pool.begin().await.map_err(db_error)?;
+        super::ingest::lock_key(&mut tx, &app_id, &key).await?;
+        sqlx::query(
+            "UPDATE deliveries SET status = 1, next_attempt_at = $3, updated_at = $3
+             WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1
+                         AND ordering_key = $2 AND status = 5 ORDER BY seq LIMIT 1)
+               AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1
+                               AND ordering_key = $2 AND status IN (1, 3))",
+        )
+        .bind(&endpoint_id)
+        .bind(&key)
+        .bind(now_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+    }
+    Ok(())
 }
 
 pub async fn next_due(pool: &PgPool) -> StoreResult<Option<i64>> {
@@ -259,6 +359,14 @@ pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreR
     .execute(pool)
     .await
     .map_err(db_error)?;
+    let finished: Vec<&str> = results
+        .iter()
+        .filter(|r| !matches!(r.next, NextStep::RetryAt(_)))
+        .map(|r| r.delivery_id.as_str())
+        .collect();
+    if !finished.is_empty() {
+        release_held(pool, &finished).await?;
+    }
     Ok(usize::try_from(applied.rows_affected()).unwrap_or(0))
 }
 

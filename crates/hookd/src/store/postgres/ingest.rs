@@ -99,6 +99,18 @@ async fn ingester(
 /// fault) is retried message by message, so only that caller gets the error; any other failure
 /// (the database is unreachable) fails the whole batch at once.
 async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
+    // Messages with an ordering key are committed one by one under a lock on their key, so
+    // "is an earlier delivery of this key unfinished?" is answered in commit order.
+    let (keyed, batch): (Vec<Job>, Vec<Job>) = batch
+        .into_iter()
+        .partition(|job| job.message.ordering_key.is_some());
+    for job in keyed {
+        let answer = insert_keyed(pool, cipher, &job).await;
+        let _ = job.reply.send(answer);
+    }
+    if batch.is_empty() {
+        return;
+    }
     match insert_batch(pool, cipher, &batch).await {
         Ok(mut answers) => {
             for job in batch {
@@ -122,15 +134,44 @@ async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
     }
 }
 
+/// Commits one keyed message under a transaction-level advisory lock on (application, key);
+/// releasing the next held delivery takes the same lock (see `deliveries::release_next`).
+async fn insert_keyed(pool: &PgPool, cipher: &SecretCipher, job: &Job) -> StoreResult<Ingested> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    lock_key(
+        &mut tx,
+        &job.message.app_id,
+        job.message.ordering_key.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let mut answers = insert_batch(&mut *tx, cipher, std::slice::from_ref(job)).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(answers.remove(&job.message.id).unwrap_or_default())
+}
+
+/// Serialises everything that holds or releases deliveries of one ordering key.
+pub async fn lock_key(conn: &mut sqlx::PgConnection, app_id: &str, key: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+        .bind(app_id)
+        .bind(key)
+        .execute(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// One statement: the messages, their payloads, and one delivery per enabled endpoint of the
 /// message's application whose event types and channels match (the same rule as
 /// [`Endpoint::wants`]). A delivery's id is derived from its message and endpoint, which are
 /// unique together. Leased deliveries come back with their endpoint, ready to send.
-async fn insert_batch(
-    pool: &PgPool,
+async fn insert_batch<'e, E>(
+    executor: E,
     cipher: &SecretCipher,
     batch: &[Job],
-) -> StoreResult<HashMap<String, Ingested>> {
+) -> StoreResult<HashMap<String, Ingested>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
     let n = batch.len();
     let mut ids = Vec::with_capacity(n);
     let mut app_ids = Vec::with_capacity(n);
@@ -142,7 +183,14 @@ async fn insert_batch(
     let mut owners = Vec::with_capacity(n);
     let mut tokens = Vec::with_capacity(n);
     let mut untils = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    // Endpoints a worker has no room for are never leased at ingest (see `Lease`).
+    let mut skip: Vec<&str> = Vec::new();
     for job in batch {
+        keys.push(job.message.ordering_key.as_deref());
+        if let Some(lease) = &job.lease {
+            skip.extend(lease.skip_endpoints.iter().map(String::as_str));
+        }
         let m = &job.message;
         ids.push(m.id.as_str());
         app_ids.push(m.app_id.as_str());
@@ -162,24 +210,42 @@ async fn insert_batch(
                         ARRAY(SELECT jsonb_array_elements_text(m.channels_json::jsonb)) END
                         AS channels
             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                        $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+                        $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[],
+                        $11::text[])
               AS m(id, app_id, event_type, event_id, channels_json, created_at, payload,
-                   lease_owner, lease_token, lease_until)
+                   lease_owner, lease_token, lease_until, ordering_key)
          ), message AS (
-            INSERT INTO messages (id, app_id, event_type, event_id, channels, created_at)
-            SELECT id, app_id, event_type, event_id, channels, created_at FROM m
+            INSERT INTO messages (id, app_id, event_type, event_id, channels, created_at,
+                                  ordering_key)
+            SELECT id, app_id, event_type, event_id, channels, created_at, ordering_key FROM m
          ), payload AS (
             INSERT INTO message_payloads (msg_id, payload) SELECT id, payload FROM m
-         ), delivery AS (
-            INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
-                                    lease_owner, lease_token, updated_at)
-            SELECT 'dlv_' || substr(m.id, 5) || substr(e.id, 4), m.id, e.id, m.app_id,
-                   CASE WHEN m.lease_token IS NULL THEN 1 ELSE 3 END,
-                   COALESCE(m.lease_until, m.created_at), m.lease_owner, m.lease_token,
-                   m.created_at
+         ), fanout AS (
+            -- 5 held behind an unfinished delivery of the same key, 3 leased to the ingesting
+            -- worker (never for a throttled or busy endpoint), 1 due now.
+            SELECT m.*, e.id AS endpoint_id,
+                   CASE WHEN m.ordering_key IS NOT NULL AND EXISTS (
+                            SELECT 1 FROM deliveries d2 WHERE d2.endpoint_id = e.id
+                            AND d2.ordering_key = m.ordering_key AND d2.status IN (1, 3, 5))
+                        THEN 5
+                        WHEN m.lease_token IS NOT NULL AND e.throttle_rate IS NULL
+                             AND NOT (e.id = ANY($12::text[]))
+                        THEN 3
+                        ELSE 1 END AS status
             FROM m JOIN endpoints e ON e.app_id = m.app_id AND NOT e.disabled
                  AND (e.event_types IS NULL OR m.event_type = ANY(e.event_types))
                  AND (e.channels IS NULL OR e.channels && COALESCE(m.channels, '{{}}'))
+         ), delivery AS (
+            INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
+                                    lease_owner, lease_token, updated_at, ordering_key)
+            SELECT 'dlv_' || substr(f.id, 5) || substr(f.endpoint_id, 4), f.id, f.endpoint_id,
+                   f.app_id, f.status,
+                   CASE f.status WHEN 5 THEN NULL WHEN 3 THEN f.lease_until
+                                 ELSE f.created_at END,
+                   CASE WHEN f.status = 3 THEN f.lease_owner END,
+                   CASE WHEN f.status = 3 THEN f.lease_token END,
+                   f.created_at, f.ordering_key
+            FROM fanout f
             RETURNING id, msg_id, endpoint_id, lease_token
          )
          SELECT d.id AS delivery_id, d.msg_id, d.lease_token IS NOT NULL AS leased,
@@ -197,7 +263,9 @@ async fn insert_batch(
     .bind(&owners)
     .bind(&tokens)
     .bind(&untils)
-    .fetch_all(pool)
+    .bind(&keys)
+    .bind(&skip)
+    .fetch_all(executor)
     .await
     .map_err(db_error)?;
 

@@ -128,7 +128,8 @@ pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
 
 /// A message's columns with its payload; use with `FROM messages m JOIN message_payloads p`.
 pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, p.payload, m.created_at";
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, p.payload, m.created_at, \
+     m.ordering_key";
 
 pub fn message(row: &PgRow) -> sqlx::Result<Message> {
     let payload: String = row.try_get("payload")?;
@@ -139,6 +140,7 @@ pub fn message(row: &PgRow) -> sqlx::Result<Message> {
         event_id: row.try_get("event_id")?,
         channels: row.try_get("channels")?,
         payload: payload.into(),
+        ordering_key: row.try_get("ordering_key")?,
         created_at: row.try_get("created_at")?,
     })
 }

@@ -193,7 +193,7 @@ fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
          lease_token = NULL, updated_at = ?3
-         WHERE endpoint_id = ?1 AND next_attempt_at IS NOT NULL",
+         WHERE endpoint_id = ?1 AND (next_attempt_at IS NOT NULL OR status = 5)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -238,7 +238,7 @@ pub fn endpoint_stats(
     for (status, count) in counts {
         match DeliveryStatus::from_code(status) {
             DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending => stats.pending += count,
+            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
             DeliveryStatus::Sending => stats.sending += count,
             DeliveryStatus::Failed => stats.fail += count,
             DeliveryStatus::Canceled => stats.canceled += count,

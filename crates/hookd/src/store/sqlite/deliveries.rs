@@ -9,6 +9,7 @@ use super::catalog;
 use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
+use crate::delivery::throttle;
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
@@ -25,8 +26,8 @@ pub fn insert_message(
     lease: Option<&Lease>,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     conn.prepare_cached(
-        "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, created_at,
+         ordering_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -36,7 +37,8 @@ pub fn insert_message(
             message.event_id,
             message.channels.as_ref().map(to_json),
             &*message.payload,
-            message.created_at
+            message.created_at,
+            message.ordering_key
         ])
     })
     .map_err(db_error)?;
@@ -47,8 +49,16 @@ pub fn insert_message(
             continue;
         }
         let delivery_id = new_id(IdPrefix::Delivery);
-        insert_delivery(conn, &delivery_id, message, &endpoint.id, lease)?;
-        if let Some(lease) = lease {
+        let start = if held_back(conn, &endpoint.id, message.ordering_key.as_deref())? {
+            Start::Held
+        } else {
+            match lease {
+                Some(lease) if may_lease_at_ingest(&endpoint, lease) => Start::Leased(lease),
+                _ => Start::Due,
+            }
+        };
+        insert_delivery(conn, &delivery_id, message, &endpoint.id, &start)?;
+        if let Start::Leased(lease) = start {
             claimed.push(ClaimedDelivery::new(
                 delivery_id,
                 lease,
@@ -61,21 +71,66 @@ pub fn insert_message(
     Ok(claimed)
 }
 
+/// How a new delivery begins.
+enum Start<'a> {
+    /// Leased to the ingesting node's worker, which attempts it at once.
+    Leased(&'a Lease),
+    /// Due now, for whichever worker claims it.
+    Due,
+    /// Waiting for an earlier delivery of the same ordering key.
+    Held,
+}
+
+/// A throttled endpoint's deliveries go through claiming, where the rate is enforced; an
+/// endpoint the worker has no room for is left to claiming too.
+fn may_lease_at_ingest(endpoint: &Endpoint, lease: &Lease) -> bool {
+    endpoint.throttle_rate.is_none() && !lease.skip_endpoints.contains(&endpoint.id)
+}
+
+/// Whether an earlier delivery of this key to this endpoint is unfinished.
+fn held_back(conn: &Connection, endpoint_id: &str, key: Option<&str>) -> StoreResult<bool> {
+    let Some(key) = key else {
+        return Ok(false);
+    };
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = ?1 AND ordering_key = ?2
+                        AND status IN (1, 3, 5))",
+    )
+    .and_then(|mut s| s.query_row(params![endpoint_id, key], |row| row.get(0)))
+    .map_err(db_error)
+}
+
+/// Makes the earliest held delivery of a key due, once the one before it has finished.
+fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 1, next_attempt_at = ?3, updated_at = ?3
+         WHERE rowid = (SELECT rowid FROM deliveries
+                        WHERE endpoint_id = ?1 AND ordering_key = ?2 AND status = 5
+                        ORDER BY rowid LIMIT 1)
+           AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = ?1
+                           AND ordering_key = ?2 AND status IN (1, 3))",
+    )
+    .and_then(|mut s| s.execute(params![endpoint_id, key, now]))
+    .map_err(db_error)?;
+    Ok(())
+}
+
 fn insert_delivery(
     conn: &Connection,
     delivery_id: &str,
     message: &Message,
     endpoint_id: &str,
-    lease: Option<&Lease>,
+    start: &Start<'_>,
 ) -> StoreResult<()> {
-    // A delivery leased at birth goes straight to the local worker; otherwise it is due now.
-    let (status, next_attempt_at) = match lease {
-        Some(lease) => (DeliveryStatus::Sending, lease.until),
-        None => (DeliveryStatus::Pending, message.created_at),
+    let (status, next_attempt_at, lease) = match start {
+        Start::Leased(lease) => (DeliveryStatus::Sending, Some(lease.until), Some(*lease)),
+        Start::Due => (DeliveryStatus::Pending, Some(message.created_at), None),
+        Start::Held => (DeliveryStatus::Held, None, None),
     };
     conn.prepare_cached(
         "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
-         lease_owner, lease_token, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         lease_owner, lease_token, updated_at, ordering_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -87,7 +142,8 @@ fn insert_delivery(
             next_attempt_at,
             lease.map(|l| &l.owner),
             lease.map(|l| &l.token),
-            message.created_at
+            message.created_at,
+            message.ordering_key
         ])
     })
     .map_err(db_error)?;
@@ -138,42 +194,46 @@ pub fn claim_due(
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    let skip = vec!["?"; lease.skip_endpoints.len()].join(", ");
     let mut statement = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE deliveries SET status = 3, lease_owner = ?1, lease_token = ?2,
              next_attempt_at = ?3, updated_at = ?4
              WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?4
+                          AND endpoint_id NOT IN ({skip})
                           ORDER BY next_attempt_at LIMIT ?5)
-             RETURNING id, msg_id, endpoint_id, attempts, trigger_type",
-        )
+             RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
+        ))
         .map_err(db_error)?;
-    let due = statement
-        .query_map(
-            params![
-                lease.owner,
-                lease.token,
-                lease.until,
-                lease.now,
-                limit as i64
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, u32>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            },
-        )
+    let mut params: Vec<rusqlite::types::Value> = vec![
+        lease.owner.clone().into(),
+        lease.token.clone().into(),
+        lease.until.into(),
+        lease.now.into(),
+        (limit as i64).into(),
+    ];
+    params.extend(lease.skip_endpoints.iter().cloned().map(Into::into));
+    let mut due = statement
+        .query_map(rusqlite::params_from_iter(params), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
+    // Oldest first, so a throttled endpoint sends its deliveries in ingest order.
+    due.sort_by_key(|d| d.5);
 
     // Deliveries of one batch often share endpoints; load each once.
     let mut endpoints: HashMap<String, Option<Endpoint>> = HashMap::new();
     let mut claimed = Vec::with_capacity(due.len());
-    for (delivery_id, msg_id, endpoint_id, attempts, trigger) in due {
+    for (delivery_id, msg_id, endpoint_id, attempts, trigger, _) in due {
         let endpoint = match endpoints.get(&endpoint_id) {
             Some(found) => found.clone(),
             None => {
@@ -191,7 +251,65 @@ pub fn claim_due(
         }
         claimed.push(delivery);
     }
-    Ok(claimed)
+    let rates: HashMap<String, u32> = endpoints
+        .into_values()
+        .flatten()
+        .filter_map(|e| Some((e.id, u32::try_from(e.throttle_rate?).ok()?)))
+        .collect();
+    apply_throttles(conn, claimed, &rates, lease.now)
+}
+
+/// Keeps, of each throttled endpoint's claimed deliveries, those its schedule allows now, and
+/// gives the others back, due at their planned times.
+fn apply_throttles(
+    conn: &Connection,
+    claimed: Vec<ClaimedDelivery>,
+    rates: &HashMap<String, u32>,
+    now: i64,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    if rates.is_empty() {
+        return Ok(claimed);
+    }
+    let mut by_endpoint: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, delivery) in claimed.iter().enumerate() {
+        if rates.contains_key(&delivery.endpoint_id) {
+            by_endpoint
+                .entry(&delivery.endpoint_id)
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut deferred = vec![false; claimed.len()];
+    for (endpoint_id, indexes) in by_endpoint {
+        let tat: i64 = conn
+            .prepare_cached("SELECT throttle_tat FROM endpoints WHERE id = ?1")
+            .and_then(|mut s| s.query_row([endpoint_id], |row| row.get(0)))
+            .map_err(db_error)?;
+        let plan = throttle::plan(tat, rates[endpoint_id], now, indexes.len());
+        conn.prepare_cached("UPDATE endpoints SET throttle_tat = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![endpoint_id, plan.tat]))
+            .map_err(db_error)?;
+        for (&i, at) in indexes[plan.send_now..].iter().zip(plan.defer_to) {
+            give_back(conn, &claimed[i], at)?;
+            deferred[i] = true;
+        }
+    }
+    Ok(claimed
+        .into_iter()
+        .zip(deferred)
+        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
+        .collect())
+}
+
+/// Returns a claimed delivery unattempted, due again at `at`.
+fn give_back(conn: &Connection, delivery: &ClaimedDelivery, at: i64) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 1, next_attempt_at = ?3, lease_owner = NULL,
+         lease_token = NULL WHERE id = ?1 AND lease_token = ?2",
+    )
+    .and_then(|mut s| s.execute(params![delivery.delivery_id, delivery.lease_token, at]))
+    .map_err(db_error)?;
+    Ok(())
 }
 
 fn endpoint_by_id(
@@ -250,7 +368,8 @@ pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreRes
         .prepare_cached(
             "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4,
              lease_owner = NULL, lease_token = NULL, updated_at = ?5
-             WHERE id = ?1 AND lease_token = ?2 AND status = 3",
+             WHERE id = ?1 AND lease_token = ?2 AND status = 3
+             RETURNING endpoint_id, ordering_key",
         )
         .map_err(db_error)?;
     let mut insert = conn
@@ -268,17 +387,25 @@ pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreRes
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
             NextStep::Exhausted => (DeliveryStatus::Failed, None),
         };
-        let changed = update
-            .execute(params![
-                result.delivery_id,
-                result.lease_token,
-                status as i64,
-                next_attempt_at,
-                now
-            ])
+        let finished: Option<(String, Option<String>)> = update
+            .query_row(
+                params![
+                    result.delivery_id,
+                    result.lease_token,
+                    status as i64,
+                    next_attempt_at,
+                    now
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
             .map_err(db_error)?;
-        if changed == 0 {
+        let Some((endpoint_id, ordering_key)) = finished else {
             continue; // The lease was lost: another claim owns this delivery now.
+        };
+        if let (Some(key), None) = (ordering_key, next_attempt_at) {
+            // Finished (delivered or exhausted): the next message of the key may go.
+            release_next(conn, &endpoint_id, &key, now)?;
         }
         let a = &result.attempt;
         insert

@@ -121,7 +121,8 @@ pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
 }
 
 pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.payload, m.created_at";
+    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.payload, m.created_at, \
+     m.ordering_key";
 
 pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     let payload: String = row.get("payload")?;
@@ -132,6 +133,7 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         event_id: row.get("event_id")?,
         channels: json_opt(row, "channels")?,
         payload: payload.into(),
+        ordering_key: row.get("ordering_key")?,
         created_at: row.get("created_at")?,
     })
 }
