@@ -5,6 +5,7 @@ mod receiver;
 
 mod api_errors;
 mod delivery;
+mod demo;
 mod devtools;
 mod durability;
 mod filtering;
