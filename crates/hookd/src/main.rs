@@ -34,6 +34,13 @@ enum Command {
     },
     /// Print the OpenAPI document of the API (committed as docs/openapi.json)
     Openapi,
+    /// Watch a payment gateway, hookd and a merchant's app at work for half a minute
+    /// (exits 1 if any payment ends differently at the merchant than at the gateway)
+    Demo {
+        /// The same story ten times faster, for tests
+        #[arg(long, env = "HOOKD_DEMO_FAST")]
+        fast: bool,
+    },
     /// Relay an application's deliveries to a local URL (for developing a receiver)
     Listen {
         /// Where to POST each delivery, e.g. http://localhost:3000/webhook
@@ -152,6 +159,13 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             println!("sent {event_type} as {msg_id}");
             Ok(())
+        }
+        Command::Demo { fast } => {
+            hookd::devtools::demo::run(
+                hookd::devtools::demo::DemoOptions { fast },
+                shutdown_signal(),
+            )
+            .await
         }
         Command::Openapi => {
             println!("{}", hookd::api::openapi::document_json());
