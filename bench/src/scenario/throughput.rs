@@ -36,6 +36,11 @@ pub struct ThroughputArgs {
     /// Load before the measured window, in seconds (not counted).
     #[arg(long, default_value_t = 3)]
     pub warmup: u64,
+    /// Before the load, this many messages to a second application whose endpoint never
+    /// answers (every attempt runs into hookd's request timeout): a dead merchant whose
+    /// backlog must not slow the healthy one.
+    #[arg(long, default_value_t = 0)]
+    pub dead_backlog: u64,
 }
 
 impl Default for ThroughputArgs {
@@ -44,6 +49,7 @@ impl Default for ThroughputArgs {
             publishers: 64,
             duration: 20,
             warmup: 3,
+            dead_backlog: 0,
         }
     }
 }
@@ -55,6 +61,7 @@ impl ThroughputArgs {
             ("warmup_s", self.warmup.to_string()),
             ("duration_s", self.duration.to_string()),
             ("endpoints", "1".to_owned()),
+            ("dead_backlog", self.dead_backlog.to_string()),
         ]
     }
 }
@@ -81,6 +88,11 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
         .await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle = hookd.rss_kib()?;
+    let _dead = if args.dead_backlog > 0 {
+        Some(DeadMerchant::start(&setup, args.dead_backlog, args.publishers).await?)
+    } else {
+        None
+    };
 
     let sampler = RssSampler::start(hookd.pids());
     let load = Load::start(&setup, args.publishers);
@@ -145,6 +157,49 @@ fn mark(setup: &Setup, load: &Load) -> Mark {
 
 fn per_s(count: u64, seconds: f64) -> f64 {
     count as f64 / seconds
+}
+
+/// A merchant whose endpoint accepts connections and never answers, with a backlog of
+/// messages; kept alive for the run.
+struct DeadMerchant {
+    _listener: tokio::task::JoinHandle<()>,
+}
+
+impl DeadMerchant {
+    async fn start(setup: &Setup, backlog: u64, publishers: usize) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/dead", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket); // Never read, never answered: the attempt times out.
+            }
+        });
+        let app_id = setup.api.create_app().await?;
+        setup.api.create_endpoint(&app_id, &url).await?;
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
+        for _ in 0..publishers {
+            let (api, app_id, clock, next) =
+                (setup.api.clone(), app_id.clone(), setup.clock, next.clone());
+            tasks.spawn(async move {
+                loop {
+                    // Sequence numbers far above the healthy ones, so the receiver never
+                    // mistakes them (they never reach it anyway).
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= backlog {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    api.publish(&app_id, u64::MAX / 2 + seq, clock.now_us())
+                        .await?;
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+        Ok(Self { _listener: task })
+    }
 }
 
 /// Closed-loop publishers: each sends its next message as soon as the
