@@ -45,11 +45,16 @@ pub fn postgres_only(test: &str) -> bool {
     false
 }
 
-/// Says on the terminal that a test did not run, and why. Written to the process's stderr
-/// directly, because the test harness hides what `eprintln!` prints in a passing test.
+/// Says on the terminal that a test did not run, and why.
 pub fn skipped(test: &str, reason: &str) {
+    report(&format!("skipped {test}: {reason}"));
+}
+
+/// Prints a line on the terminal even when the test passes: written to the process's stderr
+/// directly, because the test harness hides what `println!` and `eprintln!` print.
+pub fn report(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "skipped {test}: {reason}");
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The maintenance database of the PostgreSQL server tests create their databases on.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::child::{delivered_ids, post, try_post, ChildServer};
-use crate::harness::{postgres_only, TestDatabase};
+use crate::harness::{postgres_only, report, TestDatabase};
 use crate::receiver::Receiver;
 
 const NODES: usize = 3;
@@ -31,9 +31,12 @@ async fn three_nodes_deliver_everything_when_one_is_killed_halfway() {
         ("HOOKD_LEASE_DURATION", "2s"),
         ("HOOKD_REQUEST_TIMEOUT", "1s"),
     ];
-    let mut nodes = Vec::new();
-    for _ in 0..NODES {
-        nodes.push(Some(ChildServer::start(&db, &log, &settings).await));
+    // All nodes start at once on the empty database: migrations run under an advisory lock.
+    let mut nodes: Vec<Option<ChildServer>> = (0..NODES)
+        .map(|_| Some(ChildServer::spawn(&db, &log, &settings)))
+        .collect();
+    for node in nodes.iter().flatten() {
+        node.wait_healthy().await;
     }
     let bases: Vec<String> = nodes.iter().flatten().map(|n| n.base.clone()).collect();
     let client = reqwest::Client::new();
@@ -113,11 +116,11 @@ async fn three_nodes_deliver_everything_when_one_is_killed_halfway() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    println!(
+    report(&format!(
         "multi-node: {NODES} nodes, {} accepted, {} refused by the killed node, {delivered_at_kill} delivered at the kill, lost {lost}, duplicates {duplicates}",
         accepted.len(),
         refused.load(Ordering::Relaxed),
-    );
+    ));
     assert_eq!(
         lost,
         0,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::child::{delivered_ids, post, try_post, ChildServer};
-use crate::harness::{postgres_only, skipped, TestDatabase};
+use crate::harness::{postgres_only, report, skipped, TestDatabase};
 use crate::receiver::Receiver;
 
 /// A PostgreSQL server of the test's own, stopped and deleted when dropped.
@@ -250,12 +250,12 @@ async fn a_postgres_restart_mid_run_loses_nothing_and_the_nodes_recover() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    println!(
+    report(&format!(
         "postgres restart: {} accepted ({} after the restart), {} refused during the outage, lost {lost}, duplicates {duplicates}",
         accepted.len(),
         accepted_after_restart.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
-    );
+    ));
     assert_eq!(
         lost,
         0,

@@ -22,8 +22,8 @@ use crate::store::{ClaimedDelivery, Lease, Message, StoreError, StoreResult};
 
 /// The most messages one statement commits.
 const INGEST_BATCH: usize = 128;
-/// Statements in flight at once; the rest of the pool serves claims, results and reads.
-const INGESTERS: usize = 4;
+/// Most statements in flight at once; the rest of the pool serves claims, results and reads.
+const MAX_INGESTERS: u32 = 4;
 /// Messages waiting for an ingester before callers are slowed down.
 const QUEUE_DEPTH: usize = 4096;
 
@@ -42,11 +42,17 @@ pub struct IngestQueue {
 }
 
 impl IngestQueue {
-    /// Starts the ingesters; they end when `stop` is cancelled or the queue is dropped.
-    pub fn start(pool: PgPool, cipher: Arc<SecretCipher>, stop: CancellationToken) -> Self {
+    /// Starts the ingesters (a quarter of the pool's connections, at most
+    /// [`MAX_INGESTERS`]); they end when `stop` is cancelled or the queue is dropped.
+    pub fn start(
+        pool: PgPool,
+        pool_size: u32,
+        cipher: Arc<SecretCipher>,
+        stop: CancellationToken,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..INGESTERS {
+        for _ in 0..(pool_size / 4).clamp(1, MAX_INGESTERS) {
             tokio::spawn(ingester(
                 pool.clone(),
                 Arc::clone(&cipher),

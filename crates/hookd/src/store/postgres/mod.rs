@@ -53,7 +53,12 @@ impl PgStore {
         let stop = CancellationToken::new();
         let cipher = Arc::new(cipher);
         Ok(Self {
-            ingest: IngestQueue::start(pool.clone(), Arc::clone(&cipher), stop.clone()),
+            ingest: IngestQueue::start(
+                pool.clone(),
+                options.max_connections,
+                Arc::clone(&cipher),
+                stop.clone(),
+            ),
             notifier: Notifier::start(pool.clone(), stop.clone()),
             pool,
             cipher,
