@@ -146,6 +146,7 @@ async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     let claimed = state.store.create_message(message, lease).await?;
     telemetry::committed("ingest", started.elapsed());
     telemetry::message_ingested();
+    state.feed.committed(&message.app_id);
     match (reservation, &state.dispatch) {
         (Some(reservation), _) => reservation.hand_over(claimed),
         (None, Some(dispatch)) => dispatch.wake(),

@@ -106,6 +106,17 @@ pub struct Message {
     pub created_at: i64,
 }
 
+/// A message's place in its application's feed, in commit order (which ids, generated before
+/// the commit, do not give). Positions compare as (`group`, `seq`): on PostgreSQL `group` is the
+/// inserting transaction's id and `seq` a sequence value; SQLite's single writer numbers every
+/// message in commit order, so `group` is 0 and `seq` alone orders. The default position comes
+/// before every message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeedPosition {
+    pub group: i64,
+    pub seq: i64,
+}
+
 /// The state of one message's delivery to one endpoint, as Svix numbers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

@@ -8,6 +8,7 @@ mod api_errors;
 mod delivery;
 mod devtools;
 mod durability;
+mod feed;
 mod filtering;
 mod logs;
 mod multi_node;
