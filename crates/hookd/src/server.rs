@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::api::feed::FeedWaiters;
 use crate::api::rate_limit::ApiRateLimit;
 use crate::api::{self, auth, AppState};
+use crate::catalog::validators::PayloadValidators;
 use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
@@ -65,6 +66,7 @@ pub async fn run_with_store(
         ),
     };
     let state = AppState {
+        validators: Arc::new(PayloadValidators::new(store.clone())),
         store,
         dispatch: engine.as_ref().map(Engine::handle),
         admin_token_hash: settings.admin_token.as_deref().map(auth::hash_token),

@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
 
+use crate::catalog::validators::PayloadValidators;
 use crate::delivery::DispatchHandle;
 use crate::outbound::DestinationGuard;
 use crate::relay::RelayHub;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub relay: Arc<RelayHub>,
     /// The pull feed's long-polls waiting on this node, woken by ingest.
     pub feed: Arc<feed::FeedWaiters>,
+    /// The compiled schemas of event types that validate payloads at ingest.
+    pub validators: Arc<PayloadValidators>,
 }
 
 /// The whole API as one router.

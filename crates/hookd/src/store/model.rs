@@ -89,6 +89,9 @@ pub struct EventType {
     pub deprecated: bool,
     pub schemas: Option<serde_json::Value>,
     pub feature_flag: Option<String>,
+    /// Whether ingest checks payloads of this type against the newest of `schemas` (a hookd
+    /// extension, off by default).
+    pub validate_payloads: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -14,6 +14,7 @@ mod logs;
 mod multi_node;
 mod openapi;
 mod operations;
+mod payload_schemas;
 mod postgres_restart;
 mod retention;
 mod retries;

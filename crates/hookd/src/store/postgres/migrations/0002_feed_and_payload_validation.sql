@@ -1,3 +1,5 @@
+-- The pull feed and per event type payload validation.
+--
 -- The feed reads an application's messages in commit order. Ids are generated before the
 -- commit and sequence values are taken before it too, so concurrent ingests can commit out of
 -- either order. Each message therefore records the id of the transaction that inserted it
@@ -21,3 +23,5 @@ ALTER TABLE messages
 ALTER SEQUENCE messages_feed_seq OWNED BY messages.feed_seq;
 CREATE INDEX messages_feed ON messages (app_id, feed_xid, feed_seq);
 
+-- Opt-in: when set, ingest checks payloads against the newest of the event type's schemas.
+ALTER TABLE event_types ADD COLUMN validate_payloads BOOLEAN NOT NULL DEFAULT FALSE;

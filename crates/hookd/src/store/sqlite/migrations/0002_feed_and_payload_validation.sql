@@ -1,3 +1,5 @@
+-- The pull feed and per event type payload validation.
+--
 -- The feed reads an application's messages in commit order. Message ids are generated before
 -- the commit, so they are not that order; `feed_seq` is. The single writer takes the next value
 -- of `feed_counter` in the transaction that inserts the message, so values are handed out in
@@ -16,3 +18,5 @@ ALTER TABLE messages ADD COLUMN feed_seq INTEGER;
 UPDATE messages SET feed_seq = rowid;
 CREATE INDEX messages_feed ON messages(app_id, feed_seq);
 
+-- Opt-in: when set, ingest checks payloads against the newest of the event type's schemas.
+ALTER TABLE event_types ADD COLUMN validate_payloads INTEGER NOT NULL DEFAULT 0;
