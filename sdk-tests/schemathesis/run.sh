@@ -29,12 +29,15 @@ curl -fs "${auth[@]}" "$base/api/v1/app" -d '{"name":"Fuzzed merchant","uid":"fu
 curl -fs "${auth[@]}" "$base/api/v1/app/fuzzed/endpoint" -d '{"url":"https://merchant.example/hook","uid":"main"}' >/dev/null
 curl -fs "${auth[@]}" "$base/api/v1/app/fuzzed/msg" -d '{"eventType":"payment.captured","payload":{"a":1}}' >/dev/null
 
+# Requests may take up to 35 s: GET …/feed?wait=30 holds an empty page open for 30 s, as
+# documented, and schemathesis gives up on an answer after 10 s by default.
 "$schemathesis" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-path /api/v1/auth/logout \
   --phases examples,coverage,fuzzing \
   --max-time "$max_time" \
+  --request-timeout 35 \
   --workers 2 \
   --suppress-health-check all \
   --generation-database none 2>&1 | tee "$work/schemathesis.out" || {

@@ -7,8 +7,10 @@ use tracing::info;
 
 use std::sync::Arc;
 
+use crate::api::feed::FeedWaiters;
 use crate::api::rate_limit::ApiRateLimit;
 use crate::api::{self, auth, AppState};
+use crate::catalog::validators::PayloadValidators;
 use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
@@ -64,6 +66,7 @@ pub async fn run_with_store(
         ),
     };
     let state = AppState {
+        validators: Arc::new(PayloadValidators::new(store.clone())),
         store,
         dispatch: engine.as_ref().map(Engine::handle),
         admin_token_hash: settings.admin_token.as_deref().map(auth::hash_token),
@@ -71,7 +74,9 @@ pub async fn run_with_store(
         guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
         rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
         relay,
+        feed: Arc::new(FeedWaiters::default()),
     };
+    let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());
     // A worker-only process answers health probes and nothing else.
@@ -81,6 +86,11 @@ pub async fn run_with_store(
         api::health_router(state)
     };
     info!(address = %listener.local_addr()?, role = ?settings.role, "hookd is listening");
+    // Long-polls of the feed answer as soon as shutdown begins, rather than hold it up.
+    let shutdown = async move {
+        shutdown.await;
+        feed.stop();
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -12,6 +12,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
 use super::AppState;
+use crate::catalog;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::EventTypeName;
 use crate::store::{EventType, Order};
@@ -38,6 +39,10 @@ pub struct EventTypeIn {
     #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
+    /// hookd extension: check every message's payload against the newest schema at ingest
+    /// (422 naming the failing place). Default false.
+    #[serde(default)]
+    validate_payloads: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,6 +56,10 @@ pub struct EventTypeUpdate {
     #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
+    /// hookd extension: check payloads against the newest schema at ingest. When absent the
+    /// current setting stays (false for a new event type), so a client that does not know the
+    /// field never turns it off.
+    validate_payloads: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,6 +74,8 @@ pub struct EventTypePatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     feature_flag: Option<Option<String>>,
+    /// hookd extension: check payloads against the newest schema at ingest.
+    validate_payloads: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,6 +88,8 @@ pub struct EventTypeOut {
     #[schema(value_type = Option<Object>)]
     schemas: Option<serde_json::Value>,
     feature_flag: Option<String>,
+    /// hookd extension: whether ingest checks payloads against the newest schema.
+    validate_payloads: bool,
     created_at: String,
     updated_at: String,
 }
@@ -90,6 +103,7 @@ impl From<EventType> for EventTypeOut {
             deprecated: et.deprecated,
             schemas: et.schemas,
             feature_flag: et.feature_flag,
+            validate_payloads: et.validate_payloads,
             created_at: rfc3339(et.created_at),
             updated_at: rfc3339(et.updated_at),
         }
@@ -112,6 +126,18 @@ fn check_schemas(schemas: &Option<serde_json::Value>) -> Result<(), ApiError> {
             &["body", "schemas"],
             "must be an object mapping a version to a JSON Schema",
         )),
+        _ => Ok(()),
+    }
+}
+
+/// An event type that validates payloads must have a newest schema that compiles; otherwise
+/// every message of that type would be refused.
+fn check_validation(event_type: &EventType) -> Result<(), ApiError> {
+    if !event_type.validate_payloads {
+        return Ok(());
+    }
+    match event_type.schemas.as_ref().map(catalog::compile) {
+        Some(Err(violation)) => Err(ApiError::invalid(&["body", "schemas"], violation.message)),
         _ => Ok(()),
     }
 }
@@ -195,10 +221,13 @@ async fn create(
         deprecated: input.deprecated,
         schemas: input.schemas,
         feature_flag: input.feature_flag,
+        validate_payloads: input.validate_payloads,
         created_at: now,
         updated_at: now,
     };
+    check_validation(&event_type)?;
     state.store.create_event_type(&event_type).await?;
+    state.validators.forget(&event_type.name);
     Ok((StatusCode::CREATED, axum::Json(event_type.into())))
 }
 
@@ -248,6 +277,9 @@ async fn replace(
     let now = now_millis();
     let existing = state.store.get_event_type(&name).await?;
     let created = existing.is_none();
+    let validate_payloads = input
+        .validate_payloads
+        .unwrap_or_else(|| existing.as_ref().is_some_and(|e| e.validate_payloads));
     let name = EventTypeName::parse(name)
         .map_err(|e| ApiError::invalid(&["path", "event_type_name"], e.to_string()))?;
     let event_type = EventType {
@@ -257,16 +289,23 @@ async fn replace(
         deprecated: input.deprecated,
         schemas: input.schemas,
         feature_flag: input.feature_flag,
+        validate_payloads,
         created_at: existing.map_or(now, |e| e.created_at),
         updated_at: now,
     };
+    check_validation(&event_type)?;
     if created {
         state.store.create_event_type(&event_type).await?;
-        Ok((StatusCode::CREATED, axum::Json(event_type.into())))
     } else {
         state.store.update_event_type(&event_type).await?;
-        Ok((StatusCode::OK, axum::Json(event_type.into())))
     }
+    state.validators.forget(&event_type.name);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(event_type.into())))
 }
 
 #[utoipa::path(
@@ -305,8 +344,13 @@ async fn patch(
     if let Some(flag) = input.feature_flag {
         event_type.feature_flag = flag;
     }
+    if let Some(validate) = input.validate_payloads {
+        event_type.validate_payloads = validate;
+    }
+    check_validation(&event_type)?;
     event_type.updated_at = now_millis();
     state.store.update_event_type(&event_type).await?;
+    state.validators.forget(&event_type.name);
     Ok(axum::Json(event_type.into()))
 }
 
@@ -341,5 +385,6 @@ async fn remove(
         event_type.updated_at = now_millis();
         state.store.update_event_type(&event_type).await?;
     }
+    state.validators.forget(&event_type.name);
     Ok(StatusCode::NO_CONTENT)
 }

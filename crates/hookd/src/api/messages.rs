@@ -10,10 +10,11 @@ use serde_json::value::RawValue;
 use super::apps;
 use super::auth::Principal;
 use super::endpoints::check_channels;
-use super::error::{ApiError, ErrorResponses};
+use super::error::{ApiError, ErrorResponses, FieldError};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::AppState;
+use crate::catalog::validators::PayloadError;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
 use crate::domain::{Channel, EventTypeName, Uid};
@@ -127,6 +128,7 @@ async fn create(
     if payload.len() > state.max_payload_bytes {
         return Err(ApiError::payload_too_large(state.max_payload_bytes));
     }
+    check_payload(&state, input.event_type.as_str(), payload).await?;
     let message = Message {
         id: new_id(IdPrefix::Message),
         app_id: app.id,
@@ -154,12 +156,31 @@ async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     let claimed = state.store.create_message(message, lease).await?;
     telemetry::committed("ingest", started.elapsed());
     telemetry::message_ingested();
+    state.feed.committed(&message.app_id);
     match (reservation, &state.dispatch) {
         (Some(reservation), _) => reservation.hand_over(claimed),
         (None, Some(dispatch)) => dispatch.wake(),
         (None, None) => {}
     }
     Ok(())
+}
+
+/// Checks the payload against its event type's schema when the event type asks for it
+/// (`validatePayloads`): a 422 names the first failing place under `["body", "payload"]`.
+async fn check_payload(state: &AppState, event_type: &str, payload: &str) -> Result<(), ApiError> {
+    match state.validators.check(event_type, payload).await {
+        Ok(()) => Ok(()),
+        Err(PayloadError::Store(err)) => Err(err.into()),
+        Err(PayloadError::Invalid(violation)) => {
+            let mut loc = vec!["body".to_string(), "payload".to_string()];
+            loc.extend(violation.segments());
+            Err(ApiError::invalid_fields(vec![FieldError {
+                loc,
+                msg: violation.message,
+                kind: "value_error".into(),
+            }]))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ mod endpoints;
 pub mod error;
 mod event_types;
 mod extract;
+pub mod feed;
 mod listen;
 mod messages;
 pub mod openapi;
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use std::sync::Arc;
 
+use crate::catalog::validators::PayloadValidators;
 use crate::delivery::DispatchHandle;
 use crate::outbound::DestinationGuard;
 use crate::relay::RelayHub;
@@ -49,6 +51,10 @@ pub struct AppState {
     pub rate_limit: Arc<rate_limit::ApiRateLimit>,
     /// The `hookd listen` sessions connected to this node.
     pub relay: Arc<RelayHub>,
+    /// The pull feed's long-polls waiting on this node, woken by ingest.
+    pub feed: Arc<feed::FeedWaiters>,
+    /// The compiled schemas of event types that validate payloads at ingest.
+    pub validators: Arc<PayloadValidators>,
 }
 
 /// The whole API as one router.
@@ -59,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoints::routes())
         .merge(event_types::routes())
         .merge(messages::routes())
+        .merge(feed::routes())
         .merge(attempts::routes())
         .merge(listen::routes())
         .route(

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, HttpErrorOut, ValidationErrorOut};
-use super::{apps, attempts, auth, endpoints, event_types, messages};
+use super::{apps, attempts, auth, endpoints, event_types, feed, messages};
 
 /// The whole API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -26,7 +26,7 @@ use super::{apps, attempts, auth, endpoints, event_types, messages};
         endpoints::stats,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
-        messages::create, messages::list, messages::read,
+        messages::create, messages::list, messages::read, feed::read,
         attempts::by_endpoint, attempts::by_message, attempts::read,
         attempts::message_endpoints, attempts::endpoint_messages, attempts::resend,
         auth::app_portal_access, auth::logout,

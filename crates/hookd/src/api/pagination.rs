@@ -25,19 +25,7 @@ pub struct PageParams {
 impl PageParams {
     /// Checks the parameters; `default_order` is the list's natural order.
     pub fn parse(&self, default_order: Order) -> Result<PageRequest, ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        &["query", "limit"],
-                        format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                    )
-                })?,
-        };
+        let limit = parse_limit(self.limit.as_deref())?;
         let order = match self.order.as_deref() {
             None => default_order,
             Some("ascending") => Order::Ascending,
@@ -68,6 +56,23 @@ impl PageParams {
             backwards,
             order,
         })
+    }
+}
+
+/// `limit` as every list takes it: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+pub fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    &["query", "limit"],
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            }),
     }
 }
 

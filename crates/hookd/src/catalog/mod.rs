@@ -1,6 +1,9 @@
 //! The built-in payment event catalog: the six payment event types, each with a JSON Schema
 //! and an example, loaded by `hookd serve --seed payments` and used by `hookd trigger` and
-//! `hookd demo`.
+//! `hookd demo`; and the checking of payloads against an event type's schema
+//! ([`validators`] keeps the compiled schemas that ingest uses).
+
+pub mod validators;
 
 use serde_json::{json, Value};
 
@@ -132,6 +135,9 @@ fn event_type(entry: &CatalogEntry) -> EventType {
         deprecated: false,
         schemas: Some(json!({ "1": schema })),
         feature_flag: None,
+        // The seeded schemas are the contract hookd's own tools (`trigger`, `demo`) post to:
+        // a payload that breaks it is refused at ingest rather than sent to every merchant.
+        validate_payloads: true,
         created_at: now,
         updated_at: now,
     }
@@ -177,15 +183,42 @@ pub struct SchemaViolation {
     pub message: String,
 }
 
+impl SchemaViolation {
+    /// The failing path as segments (`["data", "amount"]`), JSON pointer escapes undone.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .skip(1)
+            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+            .collect()
+    }
+}
+
 /// Checks `payload` against the newest version of the event type's schemas, if it has any.
 pub fn validate(schemas: &Value, payload: &Value) -> Result<(), SchemaViolation> {
+    match compile(schemas)? {
+        Some(validator) => check(&validator, payload),
+        None => Ok(()),
+    }
+}
+
+/// Compiles the newest version of an event type's schemas; `None` when it has none. Schemas
+/// may only refer to themselves: this build of `jsonschema` fetches no remote `$ref`, so a
+/// schema cannot make hookd send a request anywhere.
+pub fn compile(schemas: &Value) -> Result<Option<jsonschema::Validator>, SchemaViolation> {
     let Some(schema) = newest_schema(schemas) else {
-        return Ok(());
+        return Ok(None);
     };
-    let validator = jsonschema::validator_for(schema).map_err(|e| SchemaViolation {
-        path: String::new(),
-        message: format!("the event type's schema is not valid: {e}"),
-    })?;
+    jsonschema::validator_for(schema)
+        .map(Some)
+        .map_err(|e| SchemaViolation {
+            path: String::new(),
+            message: format!("the event type's schema is not valid: {e}"),
+        })
+}
+
+/// The first way `payload` breaks the compiled schema, if any.
+pub fn check(validator: &jsonschema::Validator, payload: &Value) -> Result<(), SchemaViolation> {
     let first = validator
         .iter_errors(payload)
         .next()
@@ -235,6 +268,20 @@ mod validation_tests {
             validate(&schemas, &payload).expect_err("invalid").path,
             "/data/currency"
         );
+    }
+
+    #[test]
+    fn segments_undo_pointer_escapes() {
+        let violation = SchemaViolation {
+            path: "/data/a~1b/0/c~0d".into(),
+            message: String::new(),
+        };
+        assert_eq!(violation.segments(), ["data", "a/b", "0", "c~d"]);
+        let root = SchemaViolation {
+            path: String::new(),
+            message: String::new(),
+        };
+        assert!(root.segments().is_empty());
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
 //!   across all nodes: claiming plans them with [`crate::delivery::throttle::plan`] against the
 //!   endpoint's stored schedule, and ingest never leases them directly.
+//! - `read_feed` answers an application's messages in commit order from positions that never
+//!   change, and never answers a position that a transaction still running could precede.
 
 pub mod cipher;
 mod model;
@@ -96,6 +98,16 @@ pub trait Store: Send + Sync + 'static {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>>;
+    /// The pull feed: up to `limit` messages of an application placed after `after`, in commit
+    /// order, each with its position. Only messages whose place is final are answered: no
+    /// message committed later can take a position before one already answered, so a reader
+    /// that resumes from the last position it got never misses a message nor sees one twice.
+    async fn read_feed(
+        &self,
+        app_id: &str,
+        after: FeedPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<(FeedPosition, Message)>>;
 
     // Deliveries and attempts.
     async fn list_attempts(

@@ -89,6 +89,9 @@ pub struct EventType {
     pub deprecated: bool,
     pub schemas: Option<serde_json::Value>,
     pub feature_flag: Option<String>,
+    /// Whether ingest checks payloads of this type against the newest of `schemas` (a hookd
+    /// extension, off by default).
+    pub validate_payloads: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -106,6 +109,17 @@ pub struct Message {
     /// Messages with the same key reach each endpoint in ingest order.
     pub ordering_key: Option<String>,
     pub created_at: i64,
+}
+
+/// A message's place in its application's feed, in commit order (which ids, generated before
+/// the commit, do not give). Positions compare as (`group`, `seq`): on PostgreSQL `group` is the
+/// inserting transaction's id and `seq` a sequence value; SQLite's single writer numbers every
+/// message in commit order, so `group` is 0 and `seq` alone orders. The default position comes
+/// before every message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FeedPosition {
+    pub group: i64,
+    pub seq: i64,
 }
 
 /// The state of one message's delivery to one endpoint, as Svix numbers it.

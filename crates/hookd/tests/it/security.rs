@@ -264,6 +264,7 @@ async fn an_application_token_cannot_touch_another_tenant() {
                 None,
             ),
             (Method::GET, format!("/api/v1/app/{app_key}/msg"), None),
+            (Method::GET, format!("/api/v1/app/{app_key}/feed"), None),
             (
                 Method::POST,
                 format!("/api/v1/app/{app_key}/msg"),

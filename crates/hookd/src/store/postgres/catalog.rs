@@ -275,7 +275,8 @@ pub async fn endpoint_stats(
 pub async fn insert_event_type(pool: &PgPool, et: &EventType) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO event_types (name, description, archived, deprecated, schemas,
-         feature_flag, created_at, updated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)",
+         feature_flag, validate_payloads, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)",
     )
     .bind(&et.name)
     .bind(&et.description)
@@ -283,6 +284,7 @@ pub async fn insert_event_type(pool: &PgPool, et: &EventType) -> StoreResult<()>
     .bind(et.deprecated)
     .bind(et.schemas.as_ref().map(to_json))
     .bind(&et.feature_flag)
+    .bind(et.validate_payloads)
     .bind(et.created_at)
     .bind(et.updated_at)
     .execute(pool)
@@ -325,7 +327,8 @@ pub async fn list_event_types(
 pub async fn update_event_type(pool: &PgPool, et: &EventType) -> StoreResult<()> {
     sqlx::query(
         "UPDATE event_types SET description = $2, archived = $3, deprecated = $4,
-         schemas = $5::jsonb, feature_flag = $6, updated_at = $7 WHERE name = $1",
+         schemas = $5::jsonb, feature_flag = $6, validate_payloads = $7, updated_at = $8
+         WHERE name = $1",
     )
     .bind(&et.name)
     .bind(&et.description)
@@ -333,6 +336,7 @@ pub async fn update_event_type(pool: &PgPool, et: &EventType) -> StoreResult<()>
     .bind(et.deprecated)
     .bind(et.schemas.as_ref().map(to_json))
     .bind(&et.feature_flag)
+    .bind(et.validate_payloads)
     .bind(et.updated_at)
     .execute(pool)
     .await

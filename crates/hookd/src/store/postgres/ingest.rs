@@ -169,7 +169,9 @@ pub async fn lock_key(conn: &mut sqlx::PgConnection, app_id: &str, key: &str) ->
 /// One statement: the messages, their payloads, and one delivery per enabled endpoint of the
 /// message's application whose event types and channels match (the same rule as
 /// [`Endpoint::wants`]). A delivery's id is derived from its message and endpoint, which are
-/// unique together. Leased deliveries come back with their endpoint, ready to send.
+/// unique together. Leased deliveries come back with their endpoint, ready to send. The
+/// messages' feed columns (`feed_xid`, `feed_seq`) are left out of the column list on purpose:
+/// their defaults record this transaction's id and the next sequence values.
 async fn insert_batch<'e, E>(
     executor: E,
     cipher: &SecretCipher,

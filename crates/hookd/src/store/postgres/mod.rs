@@ -182,6 +182,15 @@ impl Store for PgStore {
         deliveries::list_messages(&self.pool, app_id, filter, page).await
     }
 
+    async fn read_feed(
+        &self,
+        app_id: &str,
+        after: FeedPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<(FeedPosition, Message)>> {
+        deliveries::read_feed(&self.pool, app_id, after, limit).await
+    }
+
     async fn list_attempts(
         &self,
         app_id: &str,

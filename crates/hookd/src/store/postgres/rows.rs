@@ -111,7 +111,7 @@ pub fn endpoint(row: &PgRow, cipher: &SecretCipher) -> sqlx::Result<Endpoint> {
 }
 
 pub const EVENT_TYPE_COLUMNS: &str = "t.name, t.description, t.archived, t.deprecated, \
-    t.schemas::text AS schemas, t.feature_flag, t.created_at, t.updated_at";
+    t.schemas::text AS schemas, t.feature_flag, t.validate_payloads, t.created_at, t.updated_at";
 
 pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
     Ok(EventType {
@@ -121,6 +121,7 @@ pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
         deprecated: row.try_get("deprecated")?,
         schemas: json_opt(row, "schemas")?,
         feature_flag: row.try_get("feature_flag")?,
+        validate_payloads: row.try_get("validate_payloads")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -250,7 +250,8 @@ pub fn endpoint_stats(
 pub fn insert_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO event_types (name, description, archived, deprecated, schemas,
-         feature_flag, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         feature_flag, validate_payloads, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -260,6 +261,7 @@ pub fn insert_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
             et.deprecated,
             et.schemas.as_ref().map(to_json),
             et.feature_flag,
+            et.validate_payloads,
             et.created_at,
             et.updated_at
         ])
@@ -290,7 +292,7 @@ pub fn list_event_types(
 pub fn update_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE event_types SET description = ?2, archived = ?3, deprecated = ?4, schemas = ?5,
-         feature_flag = ?6, updated_at = ?7 WHERE name = ?1",
+         feature_flag = ?6, validate_payloads = ?7, updated_at = ?8 WHERE name = ?1",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -300,6 +302,7 @@ pub fn update_event_type(conn: &Connection, et: &EventType) -> StoreResult<()> {
             et.deprecated,
             et.schemas.as_ref().map(to_json),
             et.feature_flag,
+            et.validate_payloads,
             et.updated_at
         ])
     })

@@ -26,6 +26,10 @@ const READERS: usize = 4;
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("migrations/0001_initial.sql")),
     (
+        "0002_feed_and_payload_validation",
+        include_str!("migrations/0002_feed_and_payload_validation.sql"),
+    ),
+    (
         "0005_delivery_controls",
         include_str!("migrations/0005_delivery_controls.sql"),
     ),

@@ -15,7 +15,8 @@ use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
-    Endpoint, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult, TriggerType,
+    Endpoint, FeedPosition, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult,
+    TriggerType,
 };
 
 /// Inserts a message and one delivery per endpoint that wants it.
@@ -25,9 +26,15 @@ pub fn insert_message(
     message: &Message,
     lease: Option<&Lease>,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    // Taken inside this job's savepoint: the writer commits jobs one after another, so feed
+    // positions follow commit order, and a job rolled back gives its position back.
+    let feed_seq: i64 = conn
+        .prepare_cached("UPDATE feed_counter SET last = last + 1 WHERE id = 1 RETURNING last")
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(db_error)?;
     conn.prepare_cached(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, created_at,
-         ordering_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         ordering_key, feed_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -38,7 +45,8 @@ pub fn insert_message(
             message.channels.as_ref().map(to_json),
             &*message.payload,
             message.created_at,
-            message.ordering_key
+            message.ordering_key,
+            feed_seq
         ])
     })
     .map_err(db_error)?;
@@ -185,6 +193,35 @@ pub fn list_messages(
         query.and("m.created_at > ?", after);
     }
     query.fetch(conn, page, "m.id", rows::message)
+}
+
+/// The feed of an application after `after`. Readers see whole commits of the single writer,
+/// which numbers messages in commit order, so every position answered is final.
+pub fn read_feed(
+    conn: &Connection,
+    app_id: &str,
+    after: FeedPosition,
+    limit: usize,
+) -> StoreResult<Vec<(FeedPosition, Message)>> {
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT m.feed_seq, {MESSAGE_COLUMNS} FROM messages m
+             WHERE m.app_id = ?1 AND m.feed_seq > ?2 ORDER BY m.feed_seq LIMIT ?3"
+        ))
+        .map_err(db_error)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement
+        .query_map(params![app_id, after.seq, limit], |row| {
+            let position = FeedPosition {
+                group: 0,
+                seq: row.get("feed_seq")?,
+            };
+            Ok((position, rows::message(row)?))
+        })
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    Ok(rows)
 }
 
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease expired.

@@ -218,6 +218,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn read_feed(
+        &self,
+        app_id: &str,
+        after: FeedPosition,
+        limit: usize,
+    ) -> StoreResult<Vec<(FeedPosition, Message)>> {
+        let app_id = app_id.to_string();
+        self.readers
+            .run(move |c| deliveries::read_feed(c, &app_id, after, limit))
+            .await
+    }
+
     async fn list_attempts(
         &self,
         app_id: &str,

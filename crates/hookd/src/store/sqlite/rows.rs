@@ -115,6 +115,7 @@ pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
         deprecated: row.get("deprecated")?,
         schemas: json_opt(row, "schemas")?,
         feature_flag: row.get("feature_flag")?,
+        validate_payloads: row.get("validate_payloads")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
