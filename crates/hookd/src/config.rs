@@ -82,6 +82,8 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// A lease duration chosen by the operator instead of the one derived from the timeouts.
     pub lease_override: Option<Duration>,
+    /// An endpoint whose attempts have only failed for this long is disabled.
+    pub disable_after: Duration,
 }
 
 impl Settings {
@@ -196,6 +198,10 @@ pub struct RawSettings {
     /// [default: connect timeout + 2 × request timeout + 30s]
     #[arg(long, env = "HOOKD_LEASE_DURATION")]
     pub lease_duration: Option<String>,
+    /// Disable an endpoint whose attempts have only failed for this long (any success resets
+    /// the clock; a 410 Gone disables at once) [default: 5days]
+    #[arg(long, env = "HOOKD_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -253,6 +259,7 @@ impl RawSettings {
             attempt_retention: self.attempt_retention.or(other.attempt_retention),
             prune_interval: self.prune_interval.or(other.prune_interval),
             lease_duration: self.lease_duration.or(other.lease_duration),
+            disable_after: self.disable_after.or(other.disable_after),
         }
     }
 
@@ -379,6 +386,7 @@ impl RawSettings {
                 .lease_duration
                 .map(|text| positive("HOOKD_LEASE_DURATION", Some(text), ""))
                 .transpose()?,
+            disable_after: positive("HOOKD_DISABLE_AFTER", self.disable_after, "5days")?,
         })
     }
 }
@@ -481,6 +489,7 @@ mod tests {
         assert_eq!(settings.request_timeout, Duration::from_secs(15));
         assert_eq!(settings.max_payload_bytes, 1024 * 1024);
         assert_eq!(settings.signature_headers, SignatureHeaders::Webhook);
+        assert_eq!(settings.disable_after, Duration::from_secs(5 * 24 * 3600));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::delivery::Engine;
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
-use crate::store::{self, SharedStore};
+use crate::store::{self, HealthPolicy, SharedStore};
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
@@ -161,6 +161,9 @@ fn start_engine(
         poll_interval: settings.poll_interval,
         lease_duration: settings.lease_duration(),
         drain_timeout: settings.shutdown_timeout,
+        health: HealthPolicy {
+            disable_after: settings.disable_after,
+        },
     };
     Ok(Engine::start(store.clone(), ctx, config))
 }

@@ -14,7 +14,9 @@ use tracing::{error, warn};
 use super::attempt::{attempt, AttemptContext};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
-use crate::store::{AttemptResult, ClaimedDelivery, Lease, NextStep, SharedStore};
+use crate::store::{
+    AttemptResult, ClaimedDelivery, HealthPolicy, Lease, NextStep, Recorded, SharedStore,
+};
 use crate::telemetry;
 
 /// Deliveries claimed per round trip to the store.
@@ -32,6 +34,8 @@ pub struct EngineConfig {
     pub lease_duration: Duration,
     /// How long shutdown waits for attempts in flight.
     pub drain_timeout: Duration,
+    /// When recorded failures disable an endpoint.
+    pub health: HealthPolicy,
 }
 
 /// What the API holds to pass fresh deliveries to this process's worker.
@@ -109,6 +113,7 @@ impl Engine {
             store: Arc::clone(&store),
             results: results_rx,
             hints: hints_tx,
+            health: config.health,
         };
         let dispatcher = Dispatcher {
             store: Arc::clone(&store),
@@ -332,11 +337,12 @@ fn instant_at(due_at_ms: i64) -> Instant {
     Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
 }
 
-/// Writes attempt results in batches.
+/// Writes attempt results in batches, with the endpoint health bookkeeping they imply.
 struct Recorder {
     store: SharedStore,
     results: mpsc::Receiver<AttemptResult>,
     hints: mpsc::Sender<i64>,
+    health: HealthPolicy,
 }
 
 impl Recorder {
@@ -359,14 +365,21 @@ impl Recorder {
         }
     }
 
-    async fn record(&self, batch: &[AttemptResult]) {
+    async fn record(&self, batch: &[AttemptResult]) -> Option<Recorded> {
         let mut delay = Duration::from_millis(50);
         for _ in 0..5 {
             let started = std::time::Instant::now();
-            match self.store.record_attempts(batch).await {
-                Ok(_) => {
+            match self.store.record_attempts(batch, &self.health).await {
+                Ok(recorded) => {
                     telemetry::committed("results", started.elapsed());
-                    return;
+                    for disabled in &recorded.disabled {
+                        warn!(
+                            app_id = %disabled.app_id,
+                            endpoint_id = %disabled.endpoint_id,
+                            "endpoint disabled: it answered 410 Gone or only failed for the whole health period"
+                        );
+                    }
+                    return Some(recorded);
                 }
                 Err(err) => {
                     warn!(error = %err, "recording attempt results failed; retrying");
@@ -377,5 +390,6 @@ impl Recorder {
         }
         // The deliveries keep their leases; when those expire they are attempted again.
         error!(count = batch.len(), "attempt results could not be recorded");
+        None
     }
 }

@@ -23,8 +23,13 @@ const WRITE_QUEUE_DEPTH: usize = 4096;
 /// Concurrent readers.
 const READERS: usize = 4;
 
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("migrations/0001_initial.sql")),
+    (
+        "0004_endpoint_health",
+        include_str!("migrations/0004_endpoint_health.sql"),
+    ),
+];
 
 /// Opens a connection with the settings every hookd connection uses.
 fn connect(path: &Path) -> StoreResult<Connection> {
