@@ -13,6 +13,7 @@ use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
 use crate::delivery::Engine;
+use crate::operational::{self, Emitter, Publisher};
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
@@ -51,11 +52,25 @@ pub async fn run_with_store(
         }
     }
     let relay = Arc::new(RelayHub::default());
+    // Every role emits operational events: the API about endpoints, workers about deliveries.
+    let (operational, outbox) = match &settings.operational_webhook {
+        Some(webhook) => {
+            let target = operational::ensure_target(&store, webhook).await?;
+            let (emitter, queue) = Emitter::new(&target);
+            (emitter, Some((target, queue)))
+        }
+        None => (Emitter::off(), None),
+    };
     // Workers deliver and prune; an API-only process leaves both to them.
     let (engine, pruner) = match settings.role {
         Role::Api => (None, None),
         Role::Worker | Role::All => (
-            Some(start_engine(&settings, &store, &relay)?),
+            Some(start_engine(
+                &settings,
+                &store,
+                &relay,
+                operational.clone(),
+            )?),
             Some(Pruner::start(
                 store.clone(),
                 settings.retention,
@@ -63,6 +78,14 @@ pub async fn run_with_store(
             )),
         ),
     };
+    let publisher = outbox.map(|(target, queue)| {
+        Publisher::start(
+            store.clone(),
+            target,
+            queue,
+            engine.as_ref().map(Engine::handle),
+        )
+    });
     let state = AppState {
         store,
         dispatch: engine.as_ref().map(Engine::handle),
@@ -71,6 +94,7 @@ pub async fn run_with_store(
         guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
         rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
         relay,
+        operational,
     };
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());
@@ -89,6 +113,10 @@ pub async fn run_with_store(
     }
     if let Some(engine) = engine {
         engine.shutdown().await;
+    }
+    // The API and the recorder, the only emitters, have stopped: publish what they left.
+    if let Some(publisher) = publisher {
+        publisher.finish(settings.shutdown_timeout).await;
     }
     sampler.stop().await;
     info!("hookd stopped");
@@ -142,6 +170,7 @@ fn start_engine(
     settings: &Settings,
     store: &SharedStore,
     relay: &Arc<RelayHub>,
+    operational: Emitter,
 ) -> anyhow::Result<Engine> {
     let outbound = Outbound::new(
         OutboundConfig {
@@ -165,7 +194,7 @@ fn start_engine(
             disable_after: settings.disable_after,
         },
     };
-    Ok(Engine::start(store.clone(), ctx, config))
+    Ok(Engine::start(store.clone(), ctx, config, operational))
 }
 
 /// On a first start with no token at all, creates an org token and prints it once.

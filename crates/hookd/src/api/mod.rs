@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use std::sync::Arc;
 
 use crate::delivery::DispatchHandle;
+use crate::operational::Emitter;
 use crate::outbound::DestinationGuard;
 use crate::relay::RelayHub;
 use crate::store::SharedStore;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub rate_limit: Arc<rate_limit::ApiRateLimit>,
     /// The `hookd listen` sessions connected to this node.
     pub relay: Arc<RelayHub>,
+    /// Operational webhooks about endpoint changes (does nothing when they are off).
+    pub operational: Emitter,
 }
 
 /// The whole API as one router.

@@ -14,6 +14,7 @@ use tracing::{error, warn};
 use super::attempt::{attempt, AttemptContext};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::operational::Emitter;
 use crate::store::{
     AttemptResult, ClaimedDelivery, HealthPolicy, Lease, NextStep, Recorded, SharedStore,
 };
@@ -99,8 +100,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the dispatcher and the recorder.
-    pub fn start(store: SharedStore, ctx: AttemptContext, config: EngineConfig) -> Self {
+    /// Starts the dispatcher and the recorder; the recorder emits operational events through
+    /// `operational`.
+    pub fn start(
+        store: SharedStore,
+        ctx: AttemptContext,
+        config: EngineConfig,
+        operational: Emitter,
+    ) -> Self {
         let owner = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
         let (handover_tx, handover_rx) = mpsc::channel(HANDOVER_QUEUE);
         let (results_tx, results_rx) = mpsc::channel(RECORD_BATCH * 4);
@@ -114,6 +121,7 @@ impl Engine {
             results: results_rx,
             hints: hints_tx,
             health: config.health,
+            operational,
         };
         let dispatcher = Dispatcher {
             store: Arc::clone(&store),
@@ -343,13 +351,17 @@ struct Recorder {
     results: mpsc::Receiver<AttemptResult>,
     hints: mpsc::Sender<i64>,
     health: HealthPolicy,
+    operational: Emitter,
 }
 
 impl Recorder {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while self.results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-            self.record(&batch).await;
+            if let Some(recorded) = self.record(&batch).await {
+                // After the commit, so an event never reports what did not happen.
+                self.operational.recorded(&batch, &recorded);
+            }
             if let Some(earliest) = batch
                 .iter()
                 .filter_map(|r| match r.next {

@@ -13,6 +13,7 @@ mod health;
 mod logs;
 mod multi_node;
 mod openapi;
+mod operational;
 mod operations;
 mod postgres_restart;
 mod retention;
