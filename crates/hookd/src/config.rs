@@ -12,7 +12,11 @@ use clap::Args;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use hookd_signing::Secret;
+
 use crate::delivery::RetryPolicy;
+use crate::domain::EndpointUrl;
+use crate::outbound::{DestinationGuard, Verdict};
 use crate::store::{is_postgres_url, PoolOptions};
 
 /// Which header names carry the signature.
@@ -84,6 +88,18 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// A lease duration chosen by the operator instead of the one derived from the timeouts.
     pub lease_override: Option<Duration>,
+    /// An endpoint whose attempts have only failed for this long is disabled.
+    pub disable_after: Duration,
+    /// Where operational webhooks go, when the operator asked for them.
+    pub operational_webhook: Option<OperationalWebhook>,
+}
+
+/// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
+/// signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationalWebhook {
+    pub url: EndpointUrl,
+    pub secret: Secret,
 }
 
 impl Settings {
@@ -201,6 +217,18 @@ pub struct RawSettings {
     /// [default: connect timeout + 2 × request timeout + 30s]
     #[arg(long, env = "HOOKD_LEASE_DURATION")]
     pub lease_duration: Option<String>,
+    /// Disable an endpoint whose attempts have only failed for this long (any success resets
+    /// the clock; a 410 Gone disables at once) [default: 5days]
+    #[arg(long, env = "HOOKD_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+    /// URL that receives operational webhooks (endpoint.created/updated/deleted/disabled,
+    /// message.attempt.failing/exhausted/recovered), checked by the same SSRF guard as any
+    /// endpoint [default: none, no operational webhooks]
+    #[arg(long, env = "HOOKD_OPERATIONAL_WEBHOOK_URL")]
+    pub operational_webhook_url: Option<String>,
+    /// Secret (whsec_…) that signs operational webhooks; required with the URL
+    #[arg(long, env = "HOOKD_OPERATIONAL_WEBHOOK_SECRET", hide_env_values = true)]
+    pub operational_webhook_secret: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -259,6 +287,13 @@ impl RawSettings {
             attempt_retention: self.attempt_retention.or(other.attempt_retention),
             prune_interval: self.prune_interval.or(other.prune_interval),
             lease_duration: self.lease_duration.or(other.lease_duration),
+            disable_after: self.disable_after.or(other.disable_after),
+            operational_webhook_url: self
+                .operational_webhook_url
+                .or(other.operational_webhook_url),
+            operational_webhook_secret: self
+                .operational_webhook_secret
+                .or(other.operational_webhook_secret),
         }
     }
 
@@ -336,12 +371,18 @@ impl RawSettings {
                 "must be between 1 and 100000",
             ));
         }
+        let allow_destinations = parse_cidrs(self.allow_destinations.as_deref().unwrap_or(""))?;
+        let operational_webhook = parse_operational_webhook(
+            self.operational_webhook_url,
+            self.operational_webhook_secret,
+            &allow_destinations,
+        )?;
         Ok(Settings {
             listen,
             database_url,
             admin_token,
             main_secret,
-            allow_destinations: parse_cidrs(self.allow_destinations.as_deref().unwrap_or(""))?,
+            allow_destinations,
             retry: RetryPolicy::new(retry_schedule, throttled_min),
             request_timeout: positive("HOOKD_REQUEST_TIMEOUT", self.request_timeout, "15s")?,
             connect_timeout: positive("HOOKD_CONNECT_TIMEOUT", self.connect_timeout, "5s")?,
@@ -389,6 +430,8 @@ impl RawSettings {
                 .lease_duration
                 .map(|text| positive("HOOKD_LEASE_DURATION", Some(text), ""))
                 .transpose()?,
+            disable_after: positive("HOOKD_DISABLE_AFTER", self.disable_after, "5days")?,
+            operational_webhook,
         })
     }
 }
@@ -436,6 +479,47 @@ fn parse_cidrs(text: &str) -> Result<Vec<IpNet>, SettingError> {
                 })
         })
         .collect()
+}
+
+/// The operational webhook target: a URL deliveries may reach and its `whsec_` secret, both or
+/// neither. Like an endpoint URL, a literal address outside the allowed destinations is refused
+/// now; a host name is judged when it is resolved, at each delivery.
+fn parse_operational_webhook(
+    url: Option<String>,
+    secret: Option<String>,
+    allow_destinations: &[IpNet],
+) -> Result<Option<OperationalWebhook>, SettingError> {
+    const URL: &str = "HOOKD_OPERATIONAL_WEBHOOK_URL";
+    const SECRET: &str = "HOOKD_OPERATIONAL_WEBHOOK_SECRET";
+    let url = url.filter(|u| !u.trim().is_empty());
+    let secret = secret.filter(|s| !s.is_empty());
+    let (url, secret) = match (url, secret) {
+        (None, None) => return Ok(None),
+        (Some(url), Some(secret)) => (url, secret),
+        (Some(_), None) => {
+            return Err(invalid(
+                SECRET,
+                "is required with HOOKD_OPERATIONAL_WEBHOOK_URL: give a whsec_ secret to sign \
+                 operational webhooks with",
+            ))
+        }
+        (None, Some(_)) => return Err(invalid(URL, "is required with its secret")),
+    };
+    let url = EndpointUrl::parse(url.trim()).map_err(|e| invalid(URL, e))?;
+    if let Verdict::Blocked(reason) =
+        DestinationGuard::new(allow_destinations.to_vec()).check_url(url.as_url())
+    {
+        return Err(invalid(
+            URL,
+            format!(
+                "deliveries may not reach this address: {reason} (allow it with \
+                 HOOKD_ALLOW_DESTINATIONS)"
+            ),
+        ));
+    }
+    // The error says what is wrong with the secret, never the secret itself.
+    let secret = Secret::parse(&secret).map_err(|e| invalid(SECRET, e))?;
+    Ok(Some(OperationalWebhook { url, secret }))
 }
 
 fn parse_signature_headers(text: Option<&str>) -> Result<SignatureHeaders, SettingError> {
@@ -491,6 +575,7 @@ mod tests {
         assert_eq!(settings.request_timeout, Duration::from_secs(15));
         assert_eq!(settings.max_payload_bytes, 1024 * 1024);
         assert_eq!(settings.signature_headers, SignatureHeaders::Webhook);
+        assert_eq!(settings.disable_after, Duration::from_secs(5 * 24 * 3600));
     }
 
     #[test]
@@ -534,6 +619,52 @@ mod tests {
         };
         let err = bad.resolve().expect_err("invalid").to_string();
         assert!(err.contains("HOOKD_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn operational_webhooks_need_a_reachable_url_and_a_secret() {
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let raw = |url: Option<&str>, secret: Option<&str>| RawSettings {
+            operational_webhook_url: url.map(String::from),
+            operational_webhook_secret: secret.map(String::from),
+            ..RawSettings::default()
+        };
+        assert_eq!(
+            raw(None, None).resolve().expect("off").operational_webhook,
+            None
+        );
+        let on = raw(Some("https://ops.example.com/hooks"), Some(SECRET))
+            .resolve()
+            .expect("valid");
+        let target = on.operational_webhook.expect("configured");
+        assert_eq!(target.url.to_string(), "https://ops.example.com/hooks");
+        assert_eq!(target.secret.expose(), SECRET);
+
+        let err = raw(Some("https://ops.example.com/"), None)
+            .resolve()
+            .expect_err("no secret")
+            .to_string();
+        assert!(err.contains("HOOKD_OPERATIONAL_WEBHOOK_SECRET"), "{err}");
+        let err = raw(Some("https://ops.example.com/"), Some("whsec_short"))
+            .resolve()
+            .expect_err("bad secret")
+            .to_string();
+        assert!(err.contains("HOOKD_OPERATIONAL_WEBHOOK_SECRET"), "{err}");
+        assert!(!err.contains("whsec_short"), "the secret leaked: {err}");
+        let err = raw(Some("http://127.0.0.1:9000/"), Some(SECRET))
+            .resolve()
+            .expect_err("loopback")
+            .to_string();
+        assert!(err.contains("HOOKD_OPERATIONAL_WEBHOOK_URL"), "{err}");
+        let allowed = RawSettings {
+            allow_destinations: Some("127.0.0.0/8".into()),
+            ..raw(Some("http://127.0.0.1:9000/"), Some(SECRET))
+        };
+        assert!(allowed
+            .resolve()
+            .expect("allowed")
+            .operational_webhook
+            .is_some());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //!   node, [`store::postgres`] for many.
 //! - [`delivery`]: the engine that claims due deliveries, attempts them and records results.
 //! - [`outbound`]: the HTTP client that calls endpoints, with its SSRF guard.
+//! - [`operational`]: operational webhooks to the operator (`endpoint.disabled`, …), sent as
+//!   messages of an internal application.
 //! - [`retention`]: the background pruning of old attempts and messages.
 //! - [`domain`]: types that parse untrusted input once.
 //! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod delivery;
 pub mod devtools;
 pub mod domain;
+pub mod operational;
 pub mod outbound;
 pub mod relay;
 pub mod retention;

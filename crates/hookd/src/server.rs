@@ -15,10 +15,11 @@ use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
 use crate::delivery::Engine;
+use crate::operational::{self, Emitter, Publisher};
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
-use crate::store::{self, SharedStore};
+use crate::store::{self, HealthPolicy, SharedStore};
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
@@ -53,11 +54,25 @@ pub async fn run_with_store(
         }
     }
     let relay = Arc::new(RelayHub::default());
+    // Every role emits operational events: the API about endpoints, workers about deliveries.
+    let (operational, outbox) = match &settings.operational_webhook {
+        Some(webhook) => {
+            let target = operational::ensure_target(&store, webhook).await?;
+            let (emitter, queue) = Emitter::new(&target);
+            (emitter, Some((target, queue)))
+        }
+        None => (Emitter::off(), None),
+    };
     // Workers deliver and prune; an API-only process leaves both to them.
     let (engine, pruner) = match settings.role {
         Role::Api => (None, None),
         Role::Worker | Role::All => (
-            Some(start_engine(&settings, &store, &relay)?),
+            Some(start_engine(
+                &settings,
+                &store,
+                &relay,
+                operational.clone(),
+            )?),
             Some(Pruner::start(
                 store.clone(),
                 settings.retention,
@@ -65,6 +80,14 @@ pub async fn run_with_store(
             )),
         ),
     };
+    let publisher = outbox.map(|(target, queue)| {
+        Publisher::start(
+            store.clone(),
+            target,
+            queue,
+            engine.as_ref().map(Engine::handle),
+        )
+    });
     let state = AppState {
         validators: Arc::new(PayloadValidators::new(store.clone())),
         store,
@@ -75,6 +98,7 @@ pub async fn run_with_store(
         rate_limit: Arc::new(ApiRateLimit::new(settings.api_rate_limit)),
         relay,
         feed: Arc::new(FeedWaiters::default()),
+        operational,
     };
     let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();
@@ -99,6 +123,10 @@ pub async fn run_with_store(
     }
     if let Some(engine) = engine {
         engine.shutdown().await;
+    }
+    // The API and the recorder, the only emitters, have stopped: publish what they left.
+    if let Some(publisher) = publisher {
+        publisher.finish(settings.shutdown_timeout).await;
     }
     sampler.stop().await;
     info!("hookd stopped");
@@ -152,6 +180,7 @@ fn start_engine(
     settings: &Settings,
     store: &SharedStore,
     relay: &Arc<RelayHub>,
+    operational: Emitter,
 ) -> anyhow::Result<Engine> {
     let outbound = Outbound::new(
         OutboundConfig {
@@ -172,8 +201,11 @@ fn start_engine(
         poll_interval: settings.poll_interval,
         lease_duration: settings.lease_duration(),
         drain_timeout: settings.shutdown_timeout,
+        health: HealthPolicy {
+            disable_after: settings.disable_after,
+        },
     };
-    Ok(Engine::start(store.clone(), ctx, config))
+    Ok(Engine::start(store.clone(), ctx, config, operational))
 }
 
 /// On a first start with no token at all, creates an org token and prints it once.

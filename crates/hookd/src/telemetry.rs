@@ -21,6 +21,7 @@ pub const ENDPOINTS_DISABLED: &str = "hookd_endpoints_disabled";
 pub const CLAIM_DURATION: &str = "hookd_claim_duration_seconds";
 pub const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
 pub const HTTP_REQUESTS: &str = "hookd_http_requests_total";
+pub const OPERATIONAL_EVENTS: &str = "hookd_operational_events_total";
 
 /// Installs the process's log (and, with the `otel` feature, trace) subscriber.
 pub fn init_logging(format: crate::config::LogFormat) {
@@ -156,6 +157,12 @@ pub fn attempt_finished(outcome: AttemptOutcome, duration: Duration, latency: Op
     if let Some(latency) = latency {
         histogram!(DELIVERY_LATENCY).record(latency.as_secs_f64());
     }
+}
+
+/// What became of one operational event: `committed` (stored as a message to the operator),
+/// `dropped` (the queue was full) or `failed` (it could not be stored).
+pub fn operational_event(outcome: &'static str) {
+    counter!(OPERATIONAL_EVENTS, "outcome" => outcome).increment(1);
 }
 
 pub fn claimed(duration: Duration) {

@@ -19,6 +19,7 @@ use super::AppState;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
+use crate::operational::Kind;
 use crate::outbound::Verdict;
 use crate::store::{Application, Endpoint, Order, RetiringSecret};
 use utoipa::ToSchema;
@@ -285,6 +286,9 @@ async fn create(
     let app = apps::load(&state, &principal, &app_id).await?;
     let endpoint = new_endpoint(&state, &app, input, None).await?;
     state.store.create_endpoint(&endpoint).await?;
+    state
+        .operational
+        .endpoint_changed(Kind::EndpointCreated, &app, &endpoint);
     Ok((StatusCode::CREATED, axum::Json(endpoint.into())))
 }
 
@@ -363,6 +367,9 @@ async fn replace(
             .map_err(|e| ApiError::invalid(&["path", "endpoint_id"], e.to_string()))?;
         let endpoint = new_endpoint(&state, &app, input, Some(uid.into())).await?;
         state.store.create_endpoint(&endpoint).await?;
+        state
+            .operational
+            .endpoint_changed(Kind::EndpointCreated, &app, &endpoint);
         return Ok((StatusCode::CREATED, axum::Json(endpoint.into())));
     };
     endpoint.url = parse_url(&state, &input.url)?;
@@ -376,6 +383,9 @@ async fn replace(
     endpoint.metadata = input.metadata.unwrap_or_default();
     endpoint.updated_at = now_millis();
     state.store.update_endpoint(&endpoint).await?;
+    state
+        .operational
+        .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
     Ok((StatusCode::OK, axum::Json(endpoint.into())))
 }
 
@@ -396,7 +406,7 @@ async fn patch(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<EndpointPatch>,
 ) -> Result<axum::Json<EndpointOut>, ApiError> {
-    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
+    let (app, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
     if let Some(url) = input.url {
         endpoint.url = parse_url(&state, &url)?;
     }
@@ -424,6 +434,9 @@ async fn patch(
     }
     endpoint.updated_at = now_millis();
     state.store.update_endpoint(&endpoint).await?;
+    state
+        .operational
+        .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
     Ok(axum::Json(endpoint.into()))
 }
 
@@ -443,7 +456,11 @@ async fn remove(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (app, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    state.store.delete_endpoint(&app.id, &endpoint.id).await?;
+    if state.store.delete_endpoint(&app.id, &endpoint.id).await? {
+        state
+            .operational
+            .endpoint_changed(Kind::EndpointDeleted, &app, &endpoint);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

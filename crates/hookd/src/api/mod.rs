@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use crate::catalog::validators::PayloadValidators;
 use crate::delivery::DispatchHandle;
+use crate::operational::Emitter;
 use crate::outbound::DestinationGuard;
 use crate::relay::RelayHub;
 use crate::store::SharedStore;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub feed: Arc<feed::FeedWaiters>,
     /// The compiled schemas of event types that validate payloads at ingest.
     pub validators: Arc<PayloadValidators>,
+    /// Operational webhooks about endpoint changes (does nothing when they are off).
+    pub operational: Emitter,
 }
 
 /// The whole API as one router.

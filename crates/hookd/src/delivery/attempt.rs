@@ -126,5 +126,6 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
         lease_token: delivery.lease_token,
         app_id: delivery.app_id,
         next,
+        attempt_number,
     }
 }

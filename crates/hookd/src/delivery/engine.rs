@@ -15,7 +15,10 @@ use super::attempt::{attempt, AttemptContext};
 use super::fairness::InFlight;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
-use crate::store::{AttemptResult, ClaimedDelivery, Lease, NextStep, SharedStore};
+use crate::operational::Emitter;
+use crate::store::{
+    AttemptResult, ClaimedDelivery, HealthPolicy, Lease, NextStep, Recorded, SharedStore,
+};
 use crate::telemetry;
 
 /// Deliveries claimed per round trip to the store.
@@ -35,6 +38,8 @@ pub struct EngineConfig {
     pub lease_duration: Duration,
     /// How long shutdown waits for attempts in flight.
     pub drain_timeout: Duration,
+    /// When recorded failures disable an endpoint.
+    pub health: HealthPolicy,
 }
 
 /// What the API holds to pass fresh deliveries to this process's worker.
@@ -100,8 +105,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the dispatcher and the recorder.
-    pub fn start(store: SharedStore, ctx: AttemptContext, config: EngineConfig) -> Self {
+    /// Starts the dispatcher and the recorder; the recorder emits operational events through
+    /// `operational`.
+    pub fn start(
+        store: SharedStore,
+        ctx: AttemptContext,
+        config: EngineConfig,
+        operational: Emitter,
+    ) -> Self {
         let owner = new_id(IdPrefix::Token).replacen("tok_", "node_", 1);
         let (handover_tx, handover_rx) = mpsc::channel(HANDOVER_QUEUE);
         let (results_tx, results_rx) = mpsc::channel(RECORD_BATCH * 4);
@@ -115,6 +126,8 @@ impl Engine {
             store: Arc::clone(&store),
             results: results_rx,
             hints: hints_tx,
+            health: config.health,
+            operational,
         };
         let dispatcher = Dispatcher {
             store: Arc::clone(&store),
@@ -347,18 +360,23 @@ fn instant_at(due_at_ms: i64) -> Instant {
     Instant::now() + Duration::from_millis(u64::try_from(wait).unwrap_or(0))
 }
 
-/// Writes attempt results in batches.
+/// Writes attempt results in batches, with the endpoint health bookkeeping they imply.
 struct Recorder {
     store: SharedStore,
     results: mpsc::Receiver<AttemptResult>,
     hints: mpsc::Sender<i64>,
+    health: HealthPolicy,
+    operational: Emitter,
 }
 
 impl Recorder {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while self.results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-            self.record(&batch).await;
+            if let Some(recorded) = self.record(&batch).await {
+                // After the commit, so an event never reports what did not happen.
+                self.operational.recorded(&batch, &recorded);
+            }
             if let Some(earliest) = batch
                 .iter()
                 .filter_map(|r| match r.next {
@@ -374,14 +392,21 @@ impl Recorder {
         }
     }
 
-    async fn record(&self, batch: &[AttemptResult]) {
+    async fn record(&self, batch: &[AttemptResult]) -> Option<Recorded> {
         let mut delay = Duration::from_millis(50);
         for _ in 0..5 {
             let started = std::time::Instant::now();
-            match self.store.record_attempts(batch).await {
-                Ok(_) => {
+            match self.store.record_attempts(batch, &self.health).await {
+                Ok(recorded) => {
                     telemetry::committed("results", started.elapsed());
-                    return;
+                    for disabled in &recorded.disabled {
+                        warn!(
+                            app_id = %disabled.app_id,
+                            endpoint_id = %disabled.endpoint_id,
+                            "endpoint disabled: it answered 410 Gone or only failed for the whole health period"
+                        );
+                    }
+                    return Some(recorded);
                 }
                 Err(err) => {
                     warn!(error = %err, "recording attempt results failed; retrying");
@@ -392,5 +417,6 @@ impl Recorder {
         }
         // The deliveries keep their leases; when those expire they are attempted again.
         error!(count = batch.len(), "attempt results could not be recorded");
+        None
     }
 }

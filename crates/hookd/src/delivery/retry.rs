@@ -57,7 +57,8 @@ impl RetryPolicy {
     }
 
     /// What follows an attempt that was number `attempt_number` (1 for the first) and ended in
-    /// `outcome`, at `now_ms`. `jitter` is a sample from [-1, 1].
+    /// `outcome`, at `now_ms`. `jitter` is a sample from [-1, 1]. A 410 Gone ends the delivery
+    /// whatever the schedule says.
     pub fn next_step(
         &self,
         attempt_number: u32,
@@ -65,8 +66,12 @@ impl RetryPolicy {
         now_ms: i64,
         jitter: f64,
     ) -> NextStep {
-        if outcome == Outcome::Delivered {
-            return NextStep::Done;
+        match outcome {
+            Outcome::Delivered => return NextStep::Done,
+            // The endpoint says it no longer exists: retrying is pointless, and the endpoint
+            // is disabled when the result is recorded.
+            Outcome::Rejected { status: 410, .. } => return NextStep::Gone,
+            _ => {}
         }
         let Some(base) = self.schedule.get(attempt_number.saturating_sub(1) as usize) else {
             return NextStep::Exhausted;
@@ -166,6 +171,13 @@ mod tests {
             p.next_step(1, asked(10 * 86_400), 0, 0.0),
             NextStep::RetryAt(capped)
         );
+    }
+
+    #[test]
+    fn gone_stops_at_once() {
+        let gone = Outcome::from_status(410, None);
+        assert_eq!(policy().next_step(1, gone, 0, 0.0), NextStep::Gone);
+        assert_eq!(policy().next_step(9, gone, 0, 0.0), NextStep::Gone);
     }
 
     #[test]

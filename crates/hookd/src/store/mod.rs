@@ -9,6 +9,10 @@
 //! - A claimed delivery carries a lease token; `record_attempts` applies a result only while the
 //!   delivery still holds that token (fencing), so an attempt whose lease was lost changes nothing.
 //! - An expired lease is claimable again by the same claim query as a due retry.
+//! - `record_attempts` keeps each endpoint's failure clock ([`health`]) in the transaction that
+//!   records its results, and disabling an endpoint there cancels its pending deliveries like
+//!   [`Store::update_endpoint`] does.
+//! - A claimed delivery whose endpoint is disabled is canceled, never handed to a worker.
 //! - Every query that reads tenant data is scoped by application id.
 //! - A delivery with an ordering key is held (not due) while an earlier delivery with the same
 //!   key to the same endpoint is unfinished; finishing one releases the next.
@@ -19,6 +23,7 @@
 //!   change, and never answers a position that a transaction still running could precede.
 
 pub mod cipher;
+pub mod health;
 mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -65,7 +70,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>>;
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>>;
-    /// Saves every field of an endpoint. Disabling it cancels its pending deliveries.
+    /// Saves every field of an endpoint. Disabling it cancels its pending deliveries;
+    /// re-enabling it stops its failure clock.
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool>;
     async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats>;
@@ -145,9 +151,15 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
     /// When the next delivery becomes due, if any is waiting.
     async fn next_due(&self) -> StoreResult<Option<i64>>;
-    /// Records attempt results; each applies only while its lease is held. Returns how many
-    /// applied.
-    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize>;
+    /// Records attempt results; each applies only while its lease is held. In the same
+    /// transaction, moves the failure clock of each endpoint with applied results and disables
+    /// (cancelling its pending deliveries) those that failed for `health.disable_after` or
+    /// answered 410. Answers which results applied and which endpoints were disabled.
+    async fn record_attempts(
+        &self,
+        results: &[AttemptResult],
+        health: &HealthPolicy,
+    ) -> StoreResult<Recorded>;
     /// Gives back the leases a worker holds, so its deliveries are due again at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
     /// How much delivery work is waiting.

@@ -254,6 +254,9 @@ pub enum NextStep {
     Done,
     RetryAt(i64),
     Exhausted,
+    /// The endpoint answered 410 Gone: the delivery stops (canceled) and the endpoint is
+    /// disabled at once.
+    Gone,
 }
 
 /// The outcome of one attempt, to be recorded under its lease.
@@ -264,6 +267,40 @@ pub struct AttemptResult {
     pub attempt: Attempt,
     pub app_id: String,
     pub next: NextStep,
+    /// Which attempt of the delivery this was: 1 for the first (a resend starts again at 1).
+    pub attempt_number: u32,
+}
+
+/// How recorded results judge an endpoint's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// An endpoint whose attempts have only failed for this long is disabled.
+    pub disable_after: std::time::Duration,
+}
+
+/// What recording a batch of results did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// One flag per result, in order: whether it applied (its lease still held).
+    pub applied: Vec<bool>,
+    /// The endpoints this batch disabled, by their failure clock or a 410.
+    pub disabled: Vec<DisabledEndpoint>,
+}
+
+impl Recorded {
+    /// How many results applied.
+    pub fn applied_count(&self) -> usize {
+        self.applied.iter().filter(|applied| **applied).count()
+    }
+}
+
+/// An endpoint disabled while recording results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledEndpoint {
+    pub app_id: String,
+    pub endpoint_id: String,
+    /// When its failures began (unix ms).
+    pub fail_since: i64,
 }
 
 /// How much delivery work is waiting, for the metrics.

@@ -4,6 +4,7 @@ use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::connection::db_error;
+use super::deliveries;
 use super::list::ListQuery;
 use super::rows::{self, to_json, APP_COLUMNS, ENDPOINT_COLUMNS, EVENT_TYPE_COLUMNS};
 use crate::domain::time::now_millis;
@@ -178,7 +179,7 @@ pub async fn list_endpoints(
 
 /// Saves an endpoint. Disabling it cancels its waiting deliveries in the same transaction: a
 /// disabled endpoint receives nothing, and an attempt in flight can no longer record a retry
-/// (its fenced update requires the `sending` state).
+/// (its fenced update requires the `sending` state). Re-enabling it stops its failure clock.
 pub async fn update_endpoint(
     pool: &PgPool,
     cipher: &SecretCipher,
@@ -189,7 +190,8 @@ pub async fn update_endpoint(
     sqlx::query(
         "UPDATE endpoints SET uid = $3, url = $4, description = $5, disabled = $6,
          event_types = $7, channels = $8, throttle_rate = $9, metadata = $10::jsonb,
-         headers = $11::jsonb, secret = $12, retiring_secrets = $13::jsonb, updated_at = $14
+         headers = $11::jsonb, secret = $12, retiring_secrets = $13::jsonb, updated_at = $14,
+         first_failure_at = CASE WHEN disabled AND NOT $6 THEN NULL ELSE first_failure_at END
          WHERE id = $1 AND app_id = $2",
     )
     .bind(&ep.id)
@@ -210,17 +212,7 @@ pub async fn update_endpoint(
     .await
     .map_err(db_error)?;
     if ep.disabled {
-        sqlx::query(
-            "UPDATE deliveries SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
-             lease_token = NULL, updated_at = $3
-             WHERE endpoint_id = $1 AND (next_attempt_at IS NOT NULL OR status = 5)",
-        )
-        .bind(&ep.id)
-        .bind(DeliveryStatus::Canceled as i16)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        deliveries::cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
     }
     tx.commit().await.map_err(db_error)
 }

@@ -1,6 +1,6 @@
 //! Queries for messages, their fan-out into deliveries, claiming, results, attempts and pruning.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::postgres::PgPool;
 use sqlx::Row;
@@ -13,9 +13,11 @@ use crate::delivery::throttle;
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::health;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
-    Endpoint, FeedPosition, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult,
+    DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message, MessageFilter,
+    NextStep, PageRequest, Recorded, StoreResult,
 };
 
 pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
@@ -190,16 +192,36 @@ pub async fn claim_due(
             .collect();
 
     let mut claimed = Vec::with_capacity(claims.len());
+    let mut to_cancel = Vec::new();
     for (delivery_id, message_id, endpoint_id, attempts, trigger) in claims {
         let (Some(endpoint), Some(message)) =
             (endpoints.get(&endpoint_id), messages.get(&message_id))
         else {
             continue; // Deleted under us; its delivery row went with it.
         };
+        if endpoint.disabled {
+            // Disabling cancels pending deliveries, skipping rows another transaction held at
+            // that moment (and a resend may have made one due since): they end here.
+            to_cancel.push(delivery_id);
+            continue;
+        }
         let attempts = u32::try_from(attempts).unwrap_or(0);
         let mut delivery = ClaimedDelivery::new(delivery_id, lease, message, endpoint, attempts);
         delivery.trigger_type = rows::trigger_type(trigger);
         claimed.push(delivery);
+    }
+    if !to_cancel.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries SET status = $3, next_attempt_at = NULL, lease_owner = NULL,
+             lease_token = NULL, updated_at = $4 WHERE id = ANY($1) AND lease_token = $2",
+        )
+        .bind(&to_cancel)
+        .bind(&lease.token)
+        .bind(DeliveryStatus::Canceled as i16)
+        .bind(lease.now)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
     }
     let rates: HashMap<String, u32> = endpoints
         .into_values()
@@ -308,14 +330,20 @@ pub async fn next_due(pool: &PgPool) -> StoreResult<Option<i64>> {
     .map_err(db_error)
 }
 
-/// Applies results whose lease still holds, and logs an attempt for each that did, in one
-/// statement; returns how many applied.
-pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreResult<usize> {
+/// Applies results whose lease still holds and logs an attempt for each that did (one
+/// statement), then moves the failure clocks of their endpoints (see [`health`]), in one
+/// transaction.
+pub async fn record_attempts(
+    pool: &PgPool,
+    results: &[AttemptResult],
+    policy: &HealthPolicy,
+) -> StoreResult<Recorded> {
     // Rows are locked in id order, so two nodes recording overlapping batches (possible only
     // after a lease expired) do not deadlock.
     let mut sorted: Vec<&AttemptResult> = results.iter().collect();
     sorted.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
     let n = sorted.len();
+    let now = now_millis();
     let mut ids = Vec::with_capacity(n);
     let mut tokens = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
@@ -336,6 +364,7 @@ pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreR
             NextStep::Done => (DeliveryStatus::Success, None),
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
             NextStep::Exhausted => (DeliveryStatus::Failed, None),
+            NextStep::Gone => (DeliveryStatus::Canceled, None),
         };
         let a: &Attempt = &result.attempt;
         ids.push(result.delivery_id.as_str());
@@ -354,7 +383,8 @@ pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreR
         triggers.push(a.trigger_type as i16);
         created.push(a.created_at);
     }
-    let applied = sqlx::query(
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let applied: Vec<String> = sqlx::query_scalar(
         "WITH results AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::smallint[], $4::bigint[],
                                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
@@ -376,7 +406,8 @@ pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreR
                                trigger_type, created_at)
          SELECT r.attempt_id, r.delivery_id, r.app_id, r.msg_id, r.endpoint_id, r.url,
                 r.success, r.code, r.response, r.duration, r.trigger_type, r.created_at
-         FROM results r JOIN applied a ON a.id = r.delivery_id",
+         FROM results r JOIN applied a ON a.id = r.delivery_id
+         RETURNING delivery_id",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -393,19 +424,134 @@ pub async fn record_attempts(pool: &PgPool, results: &[AttemptResult]) -> StoreR
     .bind(&durations)
     .bind(&triggers)
     .bind(&created)
-    .bind(now_millis())
-    .execute(pool)
+    .bind(now)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
+    let applied: HashSet<String> = applied.into_iter().collect();
+    let applied: Vec<bool> = results
+        .iter()
+        .map(|r| applied.contains(&r.delivery_id))
+        .collect();
+    let applied_results = results
+        .iter()
+        .zip(&applied)
+        .filter_map(|(result, applied)| applied.then_some(result));
+    let disabled = judge_endpoints(&mut tx, applied_results, now, policy).await?;
+    tx.commit().await.map_err(db_error)?;
+    // A finished delivery (delivered, exhausted or gone) lets the next one of its key go.
     let finished: Vec<&str> = results
         .iter()
-        .filter(|r| !matches!(r.next, NextStep::RetryAt(_)))
-        .map(|r| r.delivery_id.as_str())
+        .zip(&applied)
+        .filter(|(r, applied)| **applied && !matches!(r.next, NextStep::RetryAt(_)))
+        .map(|(r, _)| r.delivery_id.as_str())
         .collect();
     if !finished.is_empty() {
         release_held(pool, &finished).await?;
     }
-    Ok(usize::try_from(applied.rows_affected()).unwrap_or(0))
+    Ok(Recorded { applied, disabled })
+}
+
+/// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
+/// the pending deliveries of) those the rules say to. Only endpoints whose clock may change are
+/// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
+async fn judge_endpoints<'a>(
+    tx: &mut sqlx::PgConnection,
+    applied: impl Iterator<Item = &'a AttemptResult>,
+    now: i64,
+    policy: &HealthPolicy,
+) -> StoreResult<Vec<DisabledEndpoint>> {
+    let verdicts = health::verdicts(applied);
+    if verdicts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = verdicts.iter().map(|v| v.endpoint_id).collect();
+    let failing: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.verdict != health::Verdict::Succeeded)
+        .map(|v| v.endpoint_id)
+        .collect();
+    let clocks: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, first_failure_at FROM endpoints
+         WHERE id = ANY($1) AND NOT disabled AND (first_failure_at IS NOT NULL OR id = ANY($2))
+         ORDER BY id FOR UPDATE",
+    )
+    .bind(&ids)
+    .bind(&failing)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+
+    let mut changed_ids = Vec::new();
+    let mut changed_since = Vec::new();
+    let mut changed_disable = Vec::new();
+    let mut disabled = Vec::new();
+    for (endpoint_id, since) in clocks {
+        let Some(verdict) = verdicts.iter().find(|v| v.endpoint_id == endpoint_id) else {
+            continue;
+        };
+        let judgement = health::judge(verdict.verdict, since, now, policy);
+        if judgement.failing_since == since && !judgement.disable {
+            continue;
+        }
+        if judgement.disable {
+            disabled.push(DisabledEndpoint {
+                app_id: verdict.app_id.to_string(),
+                endpoint_id: endpoint_id.clone(),
+                fail_since: judgement.failing_since.unwrap_or(now),
+            });
+        }
+        changed_ids.push(endpoint_id);
+        changed_since.push(judgement.failing_since);
+        changed_disable.push(judgement.disable);
+    }
+    if changed_ids.is_empty() {
+        return Ok(disabled);
+    }
+    sqlx::query(
+        "UPDATE endpoints e SET first_failure_at = c.since, disabled = c.disable,
+                updated_at = CASE WHEN c.disable THEN $4 ELSE e.updated_at END
+         FROM UNNEST($1::text[], $2::bigint[], $3::bool[]) AS c(id, since, disable)
+         WHERE e.id = c.id",
+    )
+    .bind(&changed_ids)
+    .bind(&changed_since)
+    .bind(&changed_disable)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if !disabled.is_empty() {
+        let gone: Vec<&str> = disabled.iter().map(|d| d.endpoint_id.as_str()).collect();
+        cancel_pending(&mut *tx, &gone, now).await?;
+    }
+    Ok(disabled)
+}
+
+/// Cancels the waiting deliveries of disabled endpoints. Rows another transaction holds at
+/// this moment (a claim, or another node recording a result) are skipped rather than waited
+/// for, which could deadlock with that transaction's endpoint lock; the claim query cancels
+/// them when they next come due.
+pub async fn cancel_pending(
+    conn: &mut sqlx::PgConnection,
+    endpoint_ids: &[&str],
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE deliveries d SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
+                lease_token = NULL, updated_at = $3
+         FROM (SELECT id FROM deliveries
+               WHERE endpoint_id = ANY($1) AND (next_attempt_at IS NOT NULL OR status = 5)
+               FOR UPDATE SKIP LOCKED) waiting
+         WHERE d.id = waiting.id",
+    )
+    .bind(endpoint_ids)
+    .bind(DeliveryStatus::Canceled as i16)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Makes the deliveries leased by `owner` due again now.

@@ -243,11 +243,15 @@ impl Store for PgStore {
         deliveries::next_due(&self.pool).await
     }
 
-    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize> {
+    async fn record_attempts(
+        &self,
+        results: &[AttemptResult],
+        health: &HealthPolicy,
+    ) -> StoreResult<Recorded> {
         if results.is_empty() {
-            return Ok(0);
+            return Ok(Recorded::default());
         }
-        deliveries::record_attempts(&self.pool, results).await
+        deliveries::record_attempts(&self.pool, results, health).await
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {

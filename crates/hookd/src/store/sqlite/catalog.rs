@@ -154,12 +154,15 @@ pub fn list_endpoints(
     .fetch(conn, page, "e.id", |row| rows::endpoint(row, cipher))
 }
 
+/// Saves an endpoint. Disabling it cancels its pending deliveries; re-enabling it stops its
+/// failure clock, so it gets the whole period again.
 pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
     let (secret, retiring) = rows::sealed_secrets(ep, cipher);
     conn.prepare_cached(
         "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
-         secret = ?12, retiring_secrets = ?13, updated_at = ?14
+         secret = ?12, retiring_secrets = ?13, updated_at = ?14,
+         first_failure_at = CASE WHEN disabled AND NOT ?6 THEN NULL ELSE first_failure_at END
          WHERE id = ?1 AND app_id = ?2",
     )
     .and_then(|mut s| {
@@ -189,7 +192,7 @@ pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) 
 
 /// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight
 /// can no longer record a retry (its fenced update requires the `sending` state).
-fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
+pub fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
          lease_token = NULL, updated_at = ?3

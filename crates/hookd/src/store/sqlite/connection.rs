@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_delivery_controls",
         include_str!("migrations/0005_delivery_controls.sql"),
     ),
+    (
+        "0004_endpoint_health",
+        include_str!("migrations/0004_endpoint_health.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -13,10 +13,11 @@ use crate::delivery::throttle;
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::health;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
-    Endpoint, FeedPosition, Lease, Message, MessageFilter, NextStep, PageRequest, StoreResult,
-    TriggerType,
+    DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message, MessageFilter,
+    NextStep, PageRequest, Recorded, StoreResult, TriggerType,
 };
 
 /// Inserts a message and one delivery per endpoint that wants it.
@@ -282,6 +283,11 @@ pub fn claim_due(
         let (Some(endpoint), Some(message)) = (endpoint, message_by_id(conn, &msg_id)?) else {
             continue; // Deleted under us; the cascade removes the delivery too.
         };
+        if endpoint.disabled {
+            // Disabling cancels pending deliveries, but a resend may have made one due since.
+            cancel_claimed(conn, &delivery_id, lease)?;
+            continue;
+        }
         let mut delivery = ClaimedDelivery::new(delivery_id, lease, &message, &endpoint, attempts);
         if trigger == TriggerType::Manual as i64 {
             delivery.trigger_type = TriggerType::Manual;
@@ -349,6 +355,24 @@ fn give_back(conn: &Connection, delivery: &ClaimedDelivery, at: i64) -> StoreRes
     Ok(())
 }
 
+/// Cancels a delivery just claimed under `lease`, because its endpoint is disabled.
+fn cancel_claimed(conn: &Connection, delivery_id: &str, lease: &Lease) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?3, next_attempt_at = NULL, lease_owner = NULL,
+         lease_token = NULL, updated_at = ?4 WHERE id = ?1 AND lease_token = ?2",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            delivery_id,
+            lease.token,
+            DeliveryStatus::Canceled as i64,
+            lease.now
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
 fn endpoint_by_id(
     conn: &Connection,
     cipher: &SecretCipher,
@@ -399,8 +423,13 @@ pub fn next_due(conn: &Connection) -> StoreResult<Option<i64>> {
     .map_err(db_error)
 }
 
-/// Applies results whose lease still holds; returns how many did.
-pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreResult<usize> {
+/// Applies results whose lease still holds, then moves the failure clocks of their endpoints
+/// (see [`health`]), all in the caller's transaction.
+pub fn record_attempts(
+    conn: &Connection,
+    results: &[AttemptResult],
+    policy: &HealthPolicy,
+) -> StoreResult<Recorded> {
     let mut update = conn
         .prepare_cached(
             "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4,
@@ -417,12 +446,13 @@ pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreRes
         )
         .map_err(db_error)?;
     let now = now_millis();
-    let mut applied = 0;
+    let mut applied = Vec::with_capacity(results.len());
     for result in results {
         let (status, next_attempt_at) = match result.next {
             NextStep::Done => (DeliveryStatus::Success, None),
             NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
             NextStep::Exhausted => (DeliveryStatus::Failed, None),
+            NextStep::Gone => (DeliveryStatus::Canceled, None),
         };
         let finished: Option<(String, Option<String>)> = update
             .query_row(
@@ -437,11 +467,12 @@ pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreRes
             )
             .optional()
             .map_err(db_error)?;
+        applied.push(finished.is_some());
         let Some((endpoint_id, ordering_key)) = finished else {
             continue; // The lease was lost: another claim owns this delivery now.
         };
         if let (Some(key), None) = (ordering_key, next_attempt_at) {
-            // Finished (delivered or exhausted): the next message of the key may go.
+            // Finished (delivered, exhausted or gone): the next message of the key may go.
             release_next(conn, &endpoint_id, &key, now)?;
         }
         let a = &result.attempt;
@@ -461,9 +492,65 @@ pub fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> StoreRes
                 a.created_at
             ])
             .map_err(db_error)?;
-        applied += 1;
     }
-    Ok(applied)
+    let applied_results = results
+        .iter()
+        .zip(&applied)
+        .filter_map(|(result, applied)| applied.then_some(result));
+    let disabled = judge_endpoints(conn, applied_results, now, policy)?;
+    Ok(Recorded { applied, disabled })
+}
+
+/// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
+/// the pending deliveries of) those the rules say to. Endpoint rows are written only when
+/// their clock or state changes, so a batch of successes to healthy endpoints writes none.
+fn judge_endpoints<'a>(
+    conn: &Connection,
+    applied: impl Iterator<Item = &'a AttemptResult>,
+    now: i64,
+    policy: &HealthPolicy,
+) -> StoreResult<Vec<DisabledEndpoint>> {
+    let mut read = conn
+        .prepare_cached("SELECT first_failure_at FROM endpoints WHERE id = ?1 AND disabled = 0")
+        .map_err(db_error)?;
+    let mut write = conn
+        .prepare_cached(
+            "UPDATE endpoints SET first_failure_at = ?2, disabled = ?3,
+             updated_at = CASE WHEN ?3 THEN ?4 ELSE updated_at END WHERE id = ?1",
+        )
+        .map_err(db_error)?;
+    let mut disabled = Vec::new();
+    for verdict in health::verdicts(applied) {
+        // An endpoint deleted or disabled meanwhile has no clock to move.
+        let Some(since) = read
+            .query_row([verdict.endpoint_id], |row| row.get::<_, Option<i64>>(0))
+            .optional()
+            .map_err(db_error)?
+        else {
+            continue;
+        };
+        let judgement = health::judge(verdict.verdict, since, now, policy);
+        if judgement.failing_since == since && !judgement.disable {
+            continue;
+        }
+        write
+            .execute(params![
+                verdict.endpoint_id,
+                judgement.failing_since,
+                judgement.disable,
+                now
+            ])
+            .map_err(db_error)?;
+        if judgement.disable {
+            catalog::cancel_pending(conn, verdict.endpoint_id)?;
+            disabled.push(DisabledEndpoint {
+                app_id: verdict.app_id.to_string(),
+                endpoint_id: verdict.endpoint_id.to_string(),
+                fail_since: judgement.failing_since.unwrap_or(now),
+            });
+        }
+    }
+    Ok(disabled)
 }
 
 /// Makes the deliveries leased by `owner` (or by anyone, with `None`) due again now.

@@ -311,10 +311,14 @@ impl Store for SqliteStore {
         self.readers.run(deliveries::backlog).await
     }
 
-    async fn record_attempts(&self, results: &[AttemptResult]) -> StoreResult<usize> {
-        let results = results.to_vec();
+    async fn record_attempts(
+        &self,
+        results: &[AttemptResult],
+        health: &HealthPolicy,
+    ) -> StoreResult<Recorded> {
+        let (results, health) = (results.to_vec(), *health);
         self.writer
-            .run(move |c| deliveries::record_attempts(c, &results))
+            .run(move |c| deliveries::record_attempts(c, &results, &health))
             .await
     }
 
