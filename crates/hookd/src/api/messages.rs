@@ -27,6 +27,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/app/{app_id}/msg/{msg_id}", get(read))
 }
 
+/// How long a payload is kept: 90 days.
+const DEFAULT_PAYLOAD_RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
@@ -120,6 +123,7 @@ async fn create(
     if payload.len() > state.max_payload_bytes {
         return Err(ApiError::payload_too_large(state.max_payload_bytes));
     }
+    let now = now_millis();
     let message = Message {
         id: new_id(IdPrefix::Message),
         app_id: app.id,
@@ -127,7 +131,9 @@ async fn create(
         event_id: input.event_id.map(String::from),
         channels: check_channels(input.channels)?,
         payload: payload.into(),
-        created_at: now_millis(),
+        created_at: now,
+        payload_expires_at: now + DEFAULT_PAYLOAD_RETENTION_MS,
+        payload_expired: false,
     };
     let span = tracing::info_span!("ingest", app_id = %message.app_id, msg_id = %message.id);
     tracing::Instrument::instrument(ingest(&state, &message), span).await?;

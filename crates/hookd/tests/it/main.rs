@@ -9,6 +9,7 @@ mod delivery;
 mod devtools;
 mod durability;
 mod filtering;
+mod idempotency;
 mod logs;
 mod multi_node;
 mod openapi;

@@ -127,8 +127,8 @@ pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
 }
 
 /// A message's columns with its payload; use with `FROM messages m JOIN message_payloads p`.
-pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, p.payload, m.created_at";
+pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
+    p.payload, m.created_at, m.payload_expires_at, m.payload_expired";
 
 pub fn message(row: &PgRow) -> sqlx::Result<Message> {
     let payload: String = row.try_get("payload")?;
@@ -140,6 +140,11 @@ pub fn message(row: &PgRow) -> sqlx::Result<Message> {
         channels: row.try_get("channels")?,
         payload: payload.into(),
         created_at: row.try_get("created_at")?,
+        // Set on every message; NULL only in a row written before the column existed.
+        payload_expires_at: row
+            .try_get::<Option<i64>, _>("payload_expires_at")?
+            .unwrap_or(i64::MAX),
+        payload_expired: row.try_get("payload_expired")?,
     })
 }
 

@@ -23,8 +23,13 @@ const WRITE_QUEUE_DEPTH: usize = 4096;
 /// Concurrent readers.
 const READERS: usize = 4;
 
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("migrations/0001_initial.sql")),
+    (
+        "0003_ingest_controls",
+        include_str!("migrations/0003_ingest_controls.sql"),
+    ),
+];
 
 /// Opens a connection with the settings every hookd connection uses.
 fn connect(path: &Path) -> StoreResult<Connection> {
@@ -90,6 +95,8 @@ fn conflict_subject(message: &str) -> &'static str {
         "an endpoint with this uid"
     } else if message.contains("event_types.") {
         "an event type with this name"
+    } else if message.contains("messages.event_id") {
+        "a message with this eventId"
     } else if message.contains("messages.") {
         "a message with this id"
     } else {

@@ -120,8 +120,8 @@ pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
     })
 }
 
-pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.payload, m.created_at";
+pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
+    m.payload, m.created_at, m.payload_expires_at, m.payload_expired";
 
 pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     let payload: String = row.get("payload")?;
@@ -133,6 +133,11 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         channels: json_opt(row, "channels")?,
         payload: payload.into(),
         created_at: row.get("created_at")?,
+        // Set on every message; NULL only in a row written before the column existed.
+        payload_expires_at: row
+            .get::<_, Option<i64>>("payload_expires_at")?
+            .unwrap_or(i64::MAX),
+        payload_expired: row.get("payload_expired")?,
     })
 }
 
