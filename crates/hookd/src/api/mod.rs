@@ -11,6 +11,7 @@ mod endpoints;
 pub mod error;
 mod event_types;
 mod extract;
+pub mod idempotency;
 mod listen;
 mod messages;
 pub mod openapi;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/docs/redoc.standalone.js",
             get(openapi::redoc_script),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

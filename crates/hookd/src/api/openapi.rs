@@ -15,7 +15,11 @@ use super::{apps, attempts, auth, endpoints, event_types, messages};
         title = "hookd",
         description = "Webhook delivery with a Svix-compatible API: applications (merchants), \
             their endpoints, the event type catalog, messages, and every delivery attempt. \
-            Authenticate with `Authorization: Bearer <token>`.",
+            Authenticate with `Authorization: Bearer <token>`. Any POST may carry an \
+            `idempotency-key` header (up to 256 characters): a retry with the same key and body \
+            gets the first answer again for 24 hours, with `idempotent-replayed: true`; the same \
+            key with another body is a 422 `idempotency_key_reused`, and while the first \
+            request still runs, a 409 `idempotency_in_progress`.",
         license(name = "Apache-2.0")
     ),
     paths(
