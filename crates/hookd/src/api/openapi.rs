@@ -30,7 +30,7 @@ use super::{apps, attempts, auth, endpoints, event_types, messages};
         endpoints::stats,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
-        messages::create, messages::list, messages::read,
+        messages::create, messages::list, messages::read, messages::expunge_content,
         attempts::by_endpoint, attempts::by_message, attempts::read,
         attempts::message_endpoints, attempts::endpoint_messages, attempts::resend,
         auth::app_portal_access, auth::logout,

@@ -40,6 +40,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/app/{app_id}/msg"),
     ("post", "/api/v1/app/{app_id}/msg"),
     ("get", "/api/v1/app/{app_id}/msg/{msg_id}"),
+    ("delete", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
     ("get", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint"),
     (
         "post",

@@ -309,6 +309,11 @@ async fn an_application_token_cannot_touch_another_tenant() {
                 format!("/api/v1/auth/app-portal-access/{app_key}"),
                 Some(json!({})),
             ),
+            (
+                Method::DELETE,
+                format!("/api/v1/app/{app_key}/msg/{msg}/content"),
+                None,
+            ),
         ];
         for (method, path, body) in routes {
             let (status, answer) = server.call_as(&token, method.clone(), &path, body).await;
