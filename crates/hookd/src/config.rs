@@ -82,6 +82,8 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// A lease duration chosen by the operator instead of the one derived from the timeouts.
     pub lease_override: Option<Duration>,
+    /// Deliveries a background task (`recover`) makes due at a time.
+    pub task_batch_size: usize,
 }
 
 impl Settings {
@@ -196,6 +198,10 @@ pub struct RawSettings {
     /// [default: connect timeout + 2 × request timeout + 30s]
     #[arg(long, env = "HOOKD_LEASE_DURATION")]
     pub lease_duration: Option<String>,
+    /// Deliveries a recovery makes due at a time; the next batch waits until the endpoint has
+    /// attempted them [default: 1000]
+    #[arg(long, env = "HOOKD_TASK_BATCH_SIZE")]
+    pub task_batch_size: Option<usize>,
 }
 
 /// A setting that could not be used.
@@ -253,6 +259,7 @@ impl RawSettings {
             attempt_retention: self.attempt_retention.or(other.attempt_retention),
             prune_interval: self.prune_interval.or(other.prune_interval),
             lease_duration: self.lease_duration.or(other.lease_duration),
+            task_batch_size: self.task_batch_size.or(other.task_batch_size),
         }
     }
 
@@ -323,6 +330,13 @@ impl RawSettings {
                 "must be between 1 and 67108864",
             ));
         }
+        let task_batch_size = self.task_batch_size.unwrap_or(1000);
+        if !(1..=100_000).contains(&task_batch_size) {
+            return Err(invalid(
+                "HOOKD_TASK_BATCH_SIZE",
+                "must be between 1 and 100000",
+            ));
+        }
         let max_in_flight = self.max_in_flight.unwrap_or(512);
         if !(1..=100_000).contains(&max_in_flight) {
             return Err(invalid(
@@ -379,6 +393,7 @@ impl RawSettings {
                 .lease_duration
                 .map(|text| positive("HOOKD_LEASE_DURATION", Some(text), ""))
                 .transpose()?,
+            task_batch_size,
         })
     }
 }

@@ -7,7 +7,8 @@
 //!   node, [`store::postgres`] for many.
 //! - [`delivery`]: the engine that claims due deliveries, attempts them and records results.
 //! - [`outbound`]: the HTTP client that calls endpoints, with its SSRF guard.
-//! - [`retention`]: the background pruning of old attempts and messages.
+//! - [`retention`]: the background pruning of old attempts and messages, and of what expired.
+//! - [`tasks`]: background tasks (`recover`) run by the workers in batches.
 //! - [`domain`]: types that parse untrusted input once.
 //! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
 //! - [`server`]: wiring them together; [`server::run`] takes a bound listener.
@@ -27,4 +28,5 @@ pub mod relay;
 pub mod retention;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
 use crate::store::{self, SharedStore};
+use crate::tasks::TaskRunner;
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
@@ -51,17 +52,21 @@ pub async fn run_with_store(
         }
     }
     let relay = Arc::new(RelayHub::default());
-    // Workers deliver and prune; an API-only process leaves both to them.
-    let (engine, pruner) = match settings.role {
-        Role::Api => (None, None),
-        Role::Worker | Role::All => (
-            Some(start_engine(&settings, &store, &relay)?),
-            Some(Pruner::start(
+    // Workers deliver, prune and run background tasks; an API-only process leaves all three
+    // to them.
+    let (engine, pruner, runner) = match settings.role {
+        Role::Api => (None, None, None),
+        Role::Worker | Role::All => {
+            let engine = start_engine(&settings, &store, &relay)?;
+            let runner = TaskRunner::start(
                 store.clone(),
-                settings.retention,
-                settings.prune_interval,
-            )),
-        ),
+                Some(engine.handle()),
+                settings.poll_interval,
+                settings.task_batch_size,
+            );
+            let pruner = Pruner::start(store.clone(), settings.retention, settings.prune_interval);
+            (Some(engine), Some(pruner), Some(runner))
+        }
     };
     let state = AppState {
         store,
@@ -86,6 +91,9 @@ pub async fn run_with_store(
         .await?;
     if let Some(pruner) = pruner {
         pruner.shutdown().await;
+    }
+    if let Some(runner) = runner {
+        runner.shutdown().await;
     }
     if let Some(engine) = engine {
         engine.shutdown().await;

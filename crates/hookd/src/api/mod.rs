@@ -17,6 +17,7 @@ mod messages;
 pub mod openapi;
 mod pagination;
 pub mod rate_limit;
+mod recover;
 mod serde_util;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(event_types::routes())
         .merge(messages::routes())
         .merge(attempts::routes())
+        .merge(recover::routes())
         .merge(listen::routes())
         .route(
             "/api/v1/auth/app-portal-access/{app_id}",

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, HttpErrorOut, ValidationErrorOut};
-use super::{apps, attempts, auth, endpoints, event_types, messages};
+use super::{apps, attempts, auth, endpoints, event_types, messages, recover};
 
 /// The whole API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -27,12 +27,13 @@ use super::{apps, attempts, auth, endpoints, event_types, messages};
         endpoints::list, endpoints::create, endpoints::read, endpoints::replace,
         endpoints::patch, endpoints::remove, endpoints::read_secret, endpoints::rotate_secret,
         endpoints::read_headers, endpoints::replace_headers, endpoints::patch_headers,
-        endpoints::stats,
+        endpoints::stats, recover::recover,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
         messages::create, messages::list, messages::read, messages::expunge_content,
         attempts::by_endpoint, attempts::by_message, attempts::read,
         attempts::message_endpoints, attempts::endpoint_messages, attempts::resend,
+        recover::read,
         auth::app_portal_access, auth::logout,
         super::health, super::ping, openapi_json,
     ),
@@ -44,6 +45,7 @@ use super::{apps, attempts, auth, endpoints, event_types, messages};
         (name = "Event Type", description = "The event type catalog"),
         (name = "Message", description = "Events posted by the platform"),
         (name = "Message Attempt", description = "What happened to each message at each endpoint"),
+        (name = "Background Task", description = "Jobs the workers run in batches, such as a recovery"),
         (name = "Authentication", description = "Tokens"),
         (name = "Health", description = "Liveness and readiness"),
     )

@@ -15,6 +15,7 @@ mod multi_node;
 mod openapi;
 mod operations;
 mod postgres_restart;
+mod recover;
 mod retention;
 mod retries;
 mod rotation;
