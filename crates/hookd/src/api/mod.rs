@@ -18,6 +18,7 @@ pub mod openapi;
 mod pagination;
 pub mod rate_limit;
 mod recover;
+mod send_example;
 mod serde_util;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::routes())
         .merge(attempts::routes())
         .merge(recover::routes())
+        .merge(send_example::routes())
         .merge(listen::routes())
         .route(
             "/api/v1/auth/app-portal-access/{app_id}",

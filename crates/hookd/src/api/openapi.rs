@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, HttpErrorOut, ValidationErrorOut};
-use super::{apps, attempts, auth, endpoints, event_types, messages, recover};
+use super::{apps, attempts, auth, endpoints, event_types, messages, recover, send_example};
 
 /// The whole API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -27,7 +27,7 @@ use super::{apps, attempts, auth, endpoints, event_types, messages, recover};
         endpoints::list, endpoints::create, endpoints::read, endpoints::replace,
         endpoints::patch, endpoints::remove, endpoints::read_secret, endpoints::rotate_secret,
         endpoints::read_headers, endpoints::replace_headers, endpoints::patch_headers,
-        endpoints::stats, recover::recover,
+        endpoints::stats, recover::recover, send_example::send_example,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
         messages::create, messages::list, messages::read, messages::expunge_content,

@@ -21,4 +21,5 @@ mod retries;
 mod rotation;
 mod secrets_at_rest;
 mod security;
+mod send_example;
 mod tokens;

@@ -34,6 +34,10 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
     ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    ),
     ("get", "/api/v1/background-task/{task_id}"),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
     ("get", "/api/v1/event-type"),
