@@ -6,6 +6,7 @@ SDK's own models, so a wrong field name, a missing required field, a wrong
 status code or a wrong route shows up as a failure here.
 """
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -26,15 +27,19 @@ from svix.api import (
     AppPortalAccessIn,
     ApplicationIn,
     ApplicationPatch,
+    BackgroundTaskStatus,
+    BackgroundTaskType,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
     EndpointIn,
     EndpointPatch,
     EndpointSecretRotateIn,
     EndpointUpsertIn,
+    EventExampleIn,
     EventTypeIn,
     EventTypePatch,
     MessageIn,
+    RecoverIn,
     Svix,
     SvixOptions,
 )
@@ -602,3 +607,41 @@ def test_errors(svix, app):
     with pytest.raises(HttpError) as exc:
         bad.application.list()
     assert exc.value.status_code == 401
+
+
+def test_ingest_controls(svix, scratch_app, receiver):
+    """eventId reuse, send-example, content deletion and recover, through the SDK's models
+    (which also send an `idempotency-key` with every POST)."""
+    app_id = scratch_app.id
+    ep = svix.endpoint.create(app_id, EndpointIn(url=receiver.url("/hook/controls")))
+    msg = svix.message.create(
+        app_id, MessageIn(event_type=EVENT_TYPE, payload={"n": 1}, event_id="evt-controls-1")
+    )
+    receiver.wait_for("/hook/controls", msg.id)
+    with pytest.raises(HttpError) as exc:
+        svix.message.create(
+            app_id, MessageIn(event_type=EVENT_TYPE, payload={"n": 2}, event_id="evt-controls-1")
+        )
+    assert exc.value.status_code == 409
+
+    example = svix.endpoint.send_example(
+        app_id, ep.id, EventExampleIn(event_type="payment.captured")
+    )
+    assert example.event_type == "payment.captured"
+    assert example.payload["data"]["status"] == "captured"
+    receiver.wait_for("/hook/controls", example.id)
+
+    svix.message.expunge_content(app_id, msg.id)
+    got = svix.message.get(app_id, msg.id, MessageGetOptions(with_content=True))
+    assert got.payload == {}
+
+    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    task = svix.endpoint.recover(app_id, ep.id, RecoverIn(since=since))
+    assert task.task == BackgroundTaskType.ENDPOINT_RECOVER
+    assert task.status == BackgroundTaskStatus.RUNNING
+    done = _poll(
+        lambda: (t := svix.background_task.get(task.id)).status == BackgroundTaskStatus.FINISHED
+        and t
+    )
+    assert done, "the recovery did not finish"
+    assert done.data["messagesSent"] == 0  # nothing had failed

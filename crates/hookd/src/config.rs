@@ -88,6 +88,8 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// A lease duration chosen by the operator instead of the one derived from the timeouts.
     pub lease_override: Option<Duration>,
+    /// Deliveries a background task (`recover`) makes due at a time.
+    pub task_batch_size: usize,
     /// An endpoint whose attempts have only failed for this long is disabled.
     pub disable_after: Duration,
     /// Where operational webhooks go, when the operator asked for them.
@@ -229,6 +231,10 @@ pub struct RawSettings {
     /// Secret (whsec_…) that signs operational webhooks; required with the URL
     #[arg(long, env = "HOOKD_OPERATIONAL_WEBHOOK_SECRET", hide_env_values = true)]
     pub operational_webhook_secret: Option<String>,
+    /// Deliveries a recovery makes due at a time; the next batch waits until the endpoint has
+    /// attempted them [default: 1000]
+    #[arg(long, env = "HOOKD_TASK_BATCH_SIZE")]
+    pub task_batch_size: Option<usize>,
 }
 
 /// A setting that could not be used.
@@ -294,6 +300,7 @@ impl RawSettings {
             operational_webhook_secret: self
                 .operational_webhook_secret
                 .or(other.operational_webhook_secret),
+            task_batch_size: self.task_batch_size.or(other.task_batch_size),
         }
     }
 
@@ -364,6 +371,13 @@ impl RawSettings {
                 "must be between 1 and 67108864",
             ));
         }
+        let task_batch_size = self.task_batch_size.unwrap_or(1000);
+        if !(1..=100_000).contains(&task_batch_size) {
+            return Err(invalid(
+                "HOOKD_TASK_BATCH_SIZE",
+                "must be between 1 and 100000",
+            ));
+        }
         let max_in_flight = self.max_in_flight.unwrap_or(512);
         if !(1..=100_000).contains(&max_in_flight) {
             return Err(invalid(
@@ -432,6 +446,7 @@ impl RawSettings {
                 .transpose()?,
             disable_after: positive("HOOKD_DISABLE_AFTER", self.disable_after, "5days")?,
             operational_webhook,
+            task_batch_size,
         })
     }
 }

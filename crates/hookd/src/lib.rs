@@ -10,6 +10,8 @@
 //! - [`operational`]: operational webhooks to the operator (`endpoint.disabled`, …), sent as
 //!   messages of an internal application.
 //! - [`retention`]: the background pruning of old attempts and messages.
+//! - [`retention`]: the background pruning of old attempts and messages, and of what expired.
+//! - [`tasks`]: background tasks (`recover`) run by the workers in batches.
 //! - [`domain`]: types that parse untrusted input once.
 //! - [`config`]: settings from flags, `HOOKD_*` variables and a TOML file.
 //! - [`server`]: wiring them together; [`server::run`] takes a bound listener.
@@ -30,4 +32,5 @@ pub mod relay;
 pub mod retention;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;

@@ -1,5 +1,7 @@
 //! Retention: a background task that deletes attempts, and messages whose deliveries are
-//! finished, once they are older than the retention period, so nothing grows without bound.
+//! finished, once they are older than the retention period, and what outlived its own deadline
+//! (see [`Store::prune_expired`](crate::store::Store::prune_expired)), so nothing grows without
+//! bound.
 //!
 //! It works through [`Store::prune`](crate::store::Store::prune) on every backend, in small
 //! batches so no delete holds locks for long. Several nodes may prune at once: PostgreSQL skips
@@ -52,26 +54,46 @@ async fn run(store: SharedStore, retention: Duration, interval: Duration, stop: 
     }
 }
 
-/// Deletes batch after batch until nothing is left past retention.
+/// Deletes batch after batch until nothing is left past retention, then what has expired.
 async fn prune_all(store: &SharedStore, retention: Duration, stop: &CancellationToken) {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    let before = now_millis().saturating_sub(retention_ms);
+    let now = now_millis();
+    let before = now.saturating_sub(retention_ms);
+    let old = in_batches(stop, "old attempts and messages", || {
+        store.prune(before, PRUNE_BATCH)
+    })
+    .await;
+    if old > 0 {
+        info!(rows = old, "pruned attempts and messages past retention");
+    }
+    let expired = in_batches(stop, "expired records", || {
+        store.prune_expired(now, PRUNE_BATCH)
+    })
+    .await;
+    if expired > 0 {
+        info!(rows = expired, "pruned expired records");
+    }
+}
+
+/// Runs `batch` until it changes fewer than [`PRUNE_BATCH`] rows; answers the rows changed.
+async fn in_batches<F>(stop: &CancellationToken, what: &str, mut batch: impl FnMut() -> F) -> u64
+where
+    F: std::future::Future<Output = crate::store::StoreResult<u64>>,
+{
     let mut total = 0;
     while !stop.is_cancelled() {
-        match store.prune(before, PRUNE_BATCH).await {
-            Ok(deleted) => {
-                total += deleted;
-                if deleted < PRUNE_BATCH as u64 {
+        match batch().await {
+            Ok(changed) => {
+                total += changed;
+                if changed < PRUNE_BATCH as u64 {
                     break;
                 }
             }
             Err(err) => {
-                warn!(error = %err, "pruning old attempts and messages failed; retrying at the next interval");
+                warn!(error = %err, "pruning {what} failed; retrying at the next interval");
                 break;
             }
         }
     }
-    if total > 0 {
-        info!(rows = total, "pruned attempts and messages past retention");
-    }
+    total
 }

@@ -20,6 +20,7 @@ use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
 use crate::store::{self, HealthPolicy, SharedStore};
+use crate::tasks::TaskRunner;
 
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
@@ -63,22 +64,21 @@ pub async fn run_with_store(
         }
         None => (Emitter::off(), None),
     };
-    // Workers deliver and prune; an API-only process leaves both to them.
-    let (engine, pruner) = match settings.role {
-        Role::Api => (None, None),
-        Role::Worker | Role::All => (
-            Some(start_engine(
-                &settings,
-                &store,
-                &relay,
-                operational.clone(),
-            )?),
-            Some(Pruner::start(
+    // Workers deliver, prune and run background tasks; an API-only process leaves all three
+    // to them.
+    let (engine, pruner, runner) = match settings.role {
+        Role::Api => (None, None, None),
+        Role::Worker | Role::All => {
+            let engine = start_engine(&settings, &store, &relay, operational.clone())?;
+            let runner = TaskRunner::start(
                 store.clone(),
-                settings.retention,
-                settings.prune_interval,
-            )),
-        ),
+                Some(engine.handle()),
+                settings.poll_interval,
+                settings.task_batch_size,
+            );
+            let pruner = Pruner::start(store.clone(), settings.retention, settings.prune_interval);
+            (Some(engine), Some(pruner), Some(runner))
+        }
     };
     let publisher = outbox.map(|(target, queue)| {
         Publisher::start(
@@ -120,6 +120,9 @@ pub async fn run_with_store(
         .await?;
     if let Some(pruner) = pruner {
         pruner.shutdown().await;
+    }
+    if let Some(runner) = runner {
+        runner.shutdown().await;
     }
     if let Some(engine) = engine {
         engine.shutdown().await;

@@ -343,6 +343,11 @@ async fn resend(
             "the endpoint is disabled; enable it before resending",
         ));
     }
+    if message.payload_expired {
+        return Err(ApiError::conflict(
+            "the message's payload has expired or was deleted; there is nothing to resend",
+        ));
+    }
     if !state
         .store
         .resend(&app.id, &message.id, &endpoint.id)

@@ -113,6 +113,19 @@ impl ApiError {
         }])
     }
 
+    /// A 422 for one field with its own `code`, for a request that is well formed but cannot
+    /// be accepted as it is (the body keeps the shape of a validation error).
+    pub fn unprocessable(code: &'static str, loc: &[&str], msg: impl Into<String>) -> Self {
+        Self {
+            code,
+            ..Self::invalid_fields(vec![FieldError {
+                loc: loc.iter().map(|s| s.to_string()).collect(),
+                msg: msg.into(),
+                kind: code.into(),
+            }])
+        }
+    }
+
     pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -208,7 +221,8 @@ pub struct HttpErrorOut {
     reason = "describes the error body for the OpenAPI document"
 )]
 pub struct ValidationErrorOut {
-    /// Always `validation`.
+    /// `validation`, or `idempotency_key_reused` when an `idempotency-key` comes back with
+    /// another request.
     code: String,
     detail: Vec<FieldError>,
 }

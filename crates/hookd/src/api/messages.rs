@@ -2,7 +2,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,7 +26,17 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/app/{app_id}/msg", get(list).post(create))
         .route("/api/v1/app/{app_id}/msg/{msg_id}", get(read))
+        .route(
+            "/api/v1/app/{app_id}/msg/{msg_id}/content",
+            delete(expunge_content),
+        )
 }
+
+/// How long a payload is kept unless the message says otherwise, in days.
+pub const DEFAULT_PAYLOAD_RETENTION_DAYS: i64 = 90;
+const MAX_PAYLOAD_RETENTION_DAYS: i64 = 90;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const HOUR_MS: i64 = 60 * 60 * 1000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -42,6 +52,43 @@ pub struct MessageIn {
     /// failing one holds back only later messages of that key.
     #[schema(value_type = Option<Uid>)]
     ordering_key: Option<Uid>,
+    /// Days the payload is kept (1 to 90, default 90); afterwards it reads as `{}` and
+    /// deliveries still waiting are cancelled.
+    #[schema(minimum = 1, maximum = 90)]
+    payload_retention_period: Option<i64>,
+    /// Hours the payload is kept (1 to 2160), instead of `payloadRetentionPeriod`.
+    #[schema(minimum = 1, maximum = 2160)]
+    payload_retention_hours: Option<i64>,
+}
+
+impl MessageIn {
+    /// How long the payload is kept, in milliseconds.
+    fn payload_retention_ms(&self) -> Result<i64, ApiError> {
+        match (self.payload_retention_period, self.payload_retention_hours) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                &["body", "payloadRetentionHours"],
+                "give payloadRetentionPeriod or payloadRetentionHours, not both",
+            )),
+            (None, Some(hours)) if (1..=MAX_PAYLOAD_RETENTION_DAYS * 24).contains(&hours) => {
+                Ok(hours * HOUR_MS)
+            }
+            (None, Some(_)) => Err(ApiError::invalid(
+                &["body", "payloadRetentionHours"],
+                format!(
+                    "must be between 1 and {} hours",
+                    MAX_PAYLOAD_RETENTION_DAYS * 24
+                ),
+            )),
+            (Some(days), None) if (1..=MAX_PAYLOAD_RETENTION_DAYS).contains(&days) => {
+                Ok(days * DAY_MS)
+            }
+            (Some(_), None) => Err(ApiError::invalid(
+                &["body", "payloadRetentionPeriod"],
+                format!("must be between 1 and {MAX_PAYLOAD_RETENTION_DAYS} days"),
+            )),
+            (None, None) => Ok(DEFAULT_PAYLOAD_RETENTION_DAYS * DAY_MS),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,12 +104,16 @@ pub struct MessageOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
     pub timestamp: String,
+    /// Present (true) once the payload was removed, at the end of its retention or by
+    /// `DELETE …/content`; `payload` is then `{}`. A hookd extension.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub payload_expired: bool,
 }
 
 impl MessageOut {
     pub fn new(message: Message, with_content: bool) -> Self {
         // Stored payloads were valid JSON objects when ingested.
-        let content = if with_content {
+        let content = if with_content && !message.payload_expired {
             &*message.payload
         } else {
             "{}"
@@ -77,6 +128,7 @@ impl MessageOut {
             channels: message.channels,
             ordering_key: message.ordering_key,
             timestamp: rfc3339(message.created_at),
+            payload_expired: message.payload_expired,
         }
     }
 }
@@ -129,6 +181,8 @@ async fn create(
         return Err(ApiError::payload_too_large(state.max_payload_bytes));
     }
     check_payload(&state, input.event_type.as_str(), payload).await?;
+    let retention = input.payload_retention_ms()?;
+    let now = now_millis();
     let message = Message {
         id: new_id(IdPrefix::Message),
         app_id: app.id,
@@ -137,7 +191,9 @@ async fn create(
         channels: check_channels(input.channels)?,
         payload: payload.into(),
         ordering_key: input.ordering_key.map(String::from),
-        created_at: now_millis(),
+        created_at: now,
+        payload_expires_at: now + retention,
+        payload_expired: false,
     };
     let span = tracing::info_span!("ingest", app_id = %message.app_id, msg_id = %message.id);
     tracing::Instrument::instrument(ingest(&state, &message), span).await?;
@@ -287,4 +343,28 @@ async fn read(
     let with_content = with_content(params.with_content.as_deref())?;
     let (_, message) = load(&state, &principal, &app_id, &msg_id).await?;
     Ok(axum::Json(MessageOut::new(message, with_content)))
+}
+
+/// Removes the payload now; the message stays, reading as `{}` with `payloadExpired`, and its
+/// deliveries still waiting are cancelled (there is nothing left to send).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/app/{app_id}/msg/{msg_id}/content",
+    tag = "Message",
+    operation_id = "v1.message.expunge-content",
+    summary = "Delete a message's payload",
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("msg_id" = String, Path, description = "The message's id or eventId")),
+    responses((status = 204, description = "Done"), ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn expunge_content(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (app, message) = load(&state, &principal, &app_id, &msg_id).await?;
+    if !state.store.expunge_payload(&app.id, &message.id).await? {
+        return Err(ApiError::not_found("message"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

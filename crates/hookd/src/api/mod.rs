@@ -12,11 +12,14 @@ pub mod error;
 mod event_types;
 mod extract;
 pub mod feed;
+pub mod idempotency;
 mod listen;
 mod messages;
 pub mod openapi;
 mod pagination;
 pub mod rate_limit;
+mod recover;
+mod send_example;
 mod serde_util;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,6 +32,8 @@ use tower_http::trace::TraceLayer;
 use std::sync::Arc;
 
 use crate::catalog::validators::PayloadValidators;
+pub use messages::DEFAULT_PAYLOAD_RETENTION_DAYS;
+
 use crate::delivery::DispatchHandle;
 use crate::operational::Emitter;
 use crate::outbound::DestinationGuard;
@@ -70,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::routes())
         .merge(feed::routes())
         .merge(attempts::routes())
+        .merge(recover::routes())
+        .merge(send_example::routes())
         .merge(listen::routes())
         .route(
             "/api/v1/auth/app-portal-access/{app_id}",
@@ -85,6 +92,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/docs/redoc.standalone.js",
             get(openapi::redoc_script),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, HttpErrorOut, ValidationErrorOut};
-use super::{apps, attempts, auth, endpoints, event_types, feed, messages};
+use super::{apps, attempts, auth, endpoints, event_types, feed, messages, recover, send_example};
 
 /// The whole API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -15,7 +15,11 @@ use super::{apps, attempts, auth, endpoints, event_types, feed, messages};
         title = "hookd",
         description = "Webhook delivery with a Svix-compatible API: applications (merchants), \
             their endpoints, the event type catalog, messages, and every delivery attempt. \
-            Authenticate with `Authorization: Bearer <token>`.",
+            Authenticate with `Authorization: Bearer <token>`. Any POST may carry an \
+            `idempotency-key` header (up to 256 characters): a retry with the same key and body \
+            gets the first answer again for 24 hours, with `idempotent-replayed: true`; the same \
+            key with another body is a 422 `idempotency_key_reused`, and while the first \
+            request still runs, a 409 `idempotency_in_progress`.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -23,12 +27,13 @@ use super::{apps, attempts, auth, endpoints, event_types, feed, messages};
         endpoints::list, endpoints::create, endpoints::read, endpoints::replace,
         endpoints::patch, endpoints::remove, endpoints::read_secret, endpoints::rotate_secret,
         endpoints::read_headers, endpoints::replace_headers, endpoints::patch_headers,
-        endpoints::stats,
+        endpoints::stats, recover::recover, send_example::send_example,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
-        messages::create, messages::list, messages::read, feed::read,
+        messages::create, messages::list, messages::read, feed::read, messages::expunge_content,
         attempts::by_endpoint, attempts::by_message, attempts::read,
         attempts::message_endpoints, attempts::endpoint_messages, attempts::resend,
+        recover::read,
         auth::app_portal_access, auth::logout,
         super::health, super::ping, openapi_json,
     ),
@@ -40,6 +45,7 @@ use super::{apps, attempts, auth, endpoints, event_types, feed, messages};
         (name = "Event Type", description = "The event type catalog"),
         (name = "Message", description = "Events posted by the platform"),
         (name = "Message Attempt", description = "What happened to each message at each endpoint"),
+        (name = "Background Task", description = "Jobs the workers run in batches, such as a recovery"),
         (name = "Authentication", description = "Tokens"),
         (name = "Health", description = "Liveness and readiness"),
     )

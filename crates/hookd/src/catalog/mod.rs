@@ -229,6 +229,11 @@ pub fn check(validator: &jsonschema::Validator, payload: &Value) -> Result<(), S
     first.map_or(Ok(()), Err)
 }
 
+/// The `examples` of the newest version of an event type's schemas, if it lists any.
+pub fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
+    newest_schema(schemas)?.get("examples")?.as_array()
+}
+
 /// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
 fn newest_schema(schemas: &Value) -> Option<&Value> {
     schemas
@@ -282,6 +287,19 @@ mod validation_tests {
             message: String::new(),
         };
         assert!(root.segments().is_empty());
+    }
+
+    #[test]
+    fn examples_come_from_the_newest_schema() {
+        let schemas = json!({
+            "1": {"examples": [{"v": 1}]},
+            "2": {"examples": [{"v": 2}, {"v": 3}]}
+        });
+        assert_eq!(
+            schema_examples(&schemas),
+            Some(&vec![json!({"v": 2}), json!({"v": 3})])
+        );
+        assert_eq!(schema_examples(&json!({"1": {"type": "object"}})), None);
     }
 
     #[test]

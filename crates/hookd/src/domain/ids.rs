@@ -13,6 +13,7 @@ pub enum IdPrefix {
     Attempt,
     Delivery,
     Token,
+    Task,
 }
 
 impl IdPrefix {
@@ -24,6 +25,7 @@ impl IdPrefix {
             IdPrefix::Attempt => "atmpt_",
             IdPrefix::Delivery => "dlv_",
             IdPrefix::Token => "tok_",
+            IdPrefix::Task => "qtask_",
         }
     }
 }

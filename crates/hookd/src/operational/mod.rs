@@ -302,6 +302,9 @@ async fn publish(
                 payload: events::payload(&event, &looked_up).into(),
                 ordering_key: None,
                 created_at: now_millis(),
+                payload_expires_at: now_millis()
+                    + crate::api::DEFAULT_PAYLOAD_RETENTION_DAYS * 24 * 60 * 60 * 1000,
+                payload_expired: false,
             };
             let store = Arc::clone(&store);
             commits.spawn(async move {

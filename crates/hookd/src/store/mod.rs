@@ -39,7 +39,7 @@ pub use model::*;
 /// Errors the store reports to its callers.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// A unique value (uid, event type name, token) is already taken.
+    /// A unique value (uid, event type name, eventId, token) is already taken.
     #[error("{0} already exists")]
     Conflict(&'static str),
     /// The database could not be reached or answered with an error.
@@ -115,6 +115,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>>;
 
+    /// Removes a message's payload now, as if its retention had ended: it reads as `{}`, and
+    /// its deliveries that still had work are cancelled. False when the application has no
+    /// such message.
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool>;
+    /// Commits a message and one delivery of it to one endpoint of its application (due now),
+    /// whatever the endpoint subscribes to: an example sent on request.
+    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()>;
+
     // Deliveries and attempts.
     async fn list_attempts(
         &self,
@@ -171,11 +179,45 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    // Background tasks.
+    async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()>;
+    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>>;
+    /// Runs one batch of one running task that can move: makes up to `limit` of the failed
+    /// deliveries it covers due now and records how far it got, in one transaction, so a task
+    /// cut short by a crash resumes after its last batch. A task waits while deliveries of its
+    /// previous batch are still due or in flight, so a large recovery never floods the queue
+    /// ahead of other endpoints. A task whose endpoint was disabled or deleted fails. `None`
+    /// when no task could move.
+    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>>;
+
     // Retention.
-    /// Deletes up to `limit` attempts made before `before` (unix ms), and up to `limit`
-    /// messages created before it whose deliveries have no work left, with their deliveries
-    /// and attempts. Answers how many rows went; callers repeat while it reaches `limit`.
+    /// Deletes up to `limit` attempts made before `before` (unix ms), up to `limit` messages
+    /// created before it whose deliveries have no work left, with their deliveries and
+    /// attempts, and up to `limit` background tasks that ended before it. Answers how many rows
+    /// went; callers repeat while it reaches `limit`.
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64>;
+    /// Deletes up to `limit` rows of each kind that outlived its own deadline at `now`:
+    /// payloads past their retention (as [`Store::expunge_payload`] does) and idempotency
+    /// records past their 24 hours. Answers how many rows changed; callers repeat while it
+    /// reaches `limit`.
+    async fn prune_expired(&self, now: i64, limit: usize) -> StoreResult<u64>;
+
+    // Idempotency keys.
+    /// Claims an idempotency key for a request, atomically: exactly one of several requests
+    /// arriving at once acquires a free key; the others learn what holds it.
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<IdempotencyState>;
+    /// Saves the answer of the request holding `key`, to be replayed until the record expires.
+    async fn save_idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
+    /// Frees a key whose request ended without an answer worth replaying (a server error), so
+    /// that a retry runs the request again.
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> StoreResult<()>;
 
     // API tokens.
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()>;

@@ -104,11 +104,16 @@ pub struct Message {
     pub event_type: String,
     pub event_id: Option<String>,
     pub channels: Option<Vec<String>>,
-    /// The payload exactly as ingested; it is the body of every delivery.
+    /// The payload exactly as ingested; it is the body of every delivery. `{}` once expired.
     pub payload: Arc<str>,
     /// Messages with the same key reach each endpoint in ingest order.
     pub ordering_key: Option<String>,
     pub created_at: i64,
+    /// When the payload's retention ends (unix ms): `payloadRetentionPeriod` after ingest.
+    pub payload_expires_at: i64,
+    /// The payload was removed (its retention ended, or it was deleted through the API); the
+    /// message's deliveries that still had work were cancelled with it.
+    pub payload_expired: bool,
 }
 
 /// A message's place in its application's feed, in commit order (which ids, generated before
@@ -357,4 +362,126 @@ pub struct ApiToken {
     pub app_id: Option<String>,
     pub created_at: i64,
     pub revoked: bool,
+}
+
+/// An `idempotency-key` as the store keeps it: the key a client sent, within the scope of the
+/// caller's token, so two tenants never share a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// `org`, or `app:<app_id>` for an application token.
+    pub scope: String,
+    pub key: String,
+}
+
+/// A request's claim on an idempotency key.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub key: IdempotencyKey,
+    /// A hash of the request (method, path, body): the same key must come with the same request.
+    pub fingerprint: String,
+    pub now: i64,
+    /// Until when the claiming request holds the key while it runs (unix ms); past it, the
+    /// request counts as dead and another may take the key over.
+    pub locked_until: i64,
+    /// When the record, and the answer saved in it, are forgotten (unix ms).
+    pub expires_at: i64,
+}
+
+/// What a claim on an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyState {
+    /// The key was free (never used, expired, or its holder's lock lapsed): the claiming request
+    /// now holds it and runs.
+    Acquired,
+    /// Another request holds the key and is still running.
+    InFlight { fingerprint: String },
+    /// A request with this key has finished; its answer is to be replayed.
+    Finished {
+        fingerprint: String,
+        response: StoredResponse,
+    },
+}
+
+/// An API answer kept for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// What a background task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Makes an endpoint's failed deliveries of a time window due again.
+    EndpointRecover,
+}
+
+impl TaskKind {
+    /// The name Svix gives this kind of task.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::EndpointRecover => "endpoint.recover",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        (text == "endpoint.recover").then_some(TaskKind::EndpointRecover)
+    }
+}
+
+/// Where a background task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running,
+    Finished,
+    /// Stopped before the end: its endpoint was disabled or deleted.
+    Failed,
+}
+
+impl TaskStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Finished => "finished",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "running" => Some(TaskStatus::Running),
+            "finished" => Some(TaskStatus::Finished),
+            "failed" => Some(TaskStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A job recorded in the database and run by the workers in batches, so it survives restarts.
+#[derive(Debug, Clone)]
+pub struct BackgroundTask {
+    pub id: String,
+    pub app_id: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    /// The endpoint whose failed deliveries are made due again.
+    pub endpoint_id: String,
+    /// The window of message creation times (unix ms) the task covers, `until` excluded.
+    pub since: i64,
+    pub until: i64,
+    /// Deliveries made due so far.
+    pub done: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What one batch of a background task did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskBatch {
+    pub task_id: String,
+    /// Deliveries this batch made due.
+    pub made_due: u64,
+    /// The task's status after the batch.
+    pub status: TaskStatus,
 }

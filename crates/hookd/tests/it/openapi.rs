@@ -30,6 +30,15 @@ const ROUTES: &[(&str, &str)] = &[
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers",
     ),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats"),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover",
+    ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example",
+    ),
+    ("get", "/api/v1/background-task/{task_id}"),
     ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg"),
     ("get", "/api/v1/event-type"),
     ("post", "/api/v1/event-type"),
@@ -41,6 +50,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/app/{app_id}/msg"),
     ("get", "/api/v1/app/{app_id}/msg/{msg_id}"),
     ("get", "/api/v1/app/{app_id}/feed"),
+    ("delete", "/api/v1/app/{app_id}/msg/{msg_id}/content"),
     ("get", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint"),
     (
         "post",
@@ -98,6 +108,7 @@ async fn the_served_document_lists_every_route() {
             .replace("{endpoint_id}", "ep_x")
             .replace("{msg_id}", "msg_x")
             .replace("{attempt_id}", "atmpt_x")
+            .replace("{task_id}", "qtask_x")
             .replace("{event_type_name}", "x.y");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let (status, body) = server.call(method.clone(), &concrete, None).await;

@@ -177,6 +177,15 @@ async fn an_application_token_cannot_touch_another_tenant() {
         .as_str()
         .expect("attempt id")
         .to_string();
+    // A background task of tenant B (a recovery with nothing to recover).
+    let (status, b_task) = server
+        .post(
+            &format!("/api/v1/app/{b}/endpoint/{b_ep}/recover"),
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b_task}");
+    let b_task = b_task["id"].as_str().expect("task id").to_string();
     let before = snapshot(&server, &b, &b_ep, &b_msg).await;
 
     let (_, access) = server
@@ -310,6 +319,21 @@ async fn an_application_token_cannot_touch_another_tenant() {
                 format!("/api/v1/auth/app-portal-access/{app_key}"),
                 Some(json!({})),
             ),
+            (
+                Method::DELETE,
+                format!("/api/v1/app/{app_key}/msg/{msg}/content"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/app/{app_key}/endpoint/{ep}/recover"),
+                Some(json!({"since": "2020-01-01T00:00:00Z"})),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/app/{app_key}/endpoint/{ep}/send-example"),
+                Some(json!({"eventType": "payment.created"})),
+            ),
         ];
         for (method, path, body) in routes {
             let (status, answer) = server.call_as(&token, method.clone(), &path, body).await;
@@ -341,7 +365,30 @@ async fn an_application_token_cannot_touch_another_tenant() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(tried > 55);
+    let (status, _) = server
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/app/{a}/endpoint/{b_ep}/recover"),
+            Some(json!({"since": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call_as(
+            &token,
+            Method::POST,
+            &format!("/api/v1/app/{a}/endpoint/{b_ep}/send-example"),
+            Some(json!({"eventType": "payment.created"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another tenant's background task does not exist for this token; the org sees it.
+    let task_path = format!("/api/v1/background-task/{b_task}");
+    let (status, _) = server.call_as(&token, Method::GET, &task_path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(server.get(&task_path).await.0, StatusCode::OK);
+    assert!(tried > 60);
 
     assert_eq!(
         snapshot(&server, &b, &b_ep, &b_msg).await,

@@ -80,6 +80,7 @@ pub async fn delete_app(pool: &PgPool, app_id: &str) -> StoreResult<bool> {
               payloads_gone AS (DELETE FROM message_payloads
                                 WHERE msg_id IN (SELECT id FROM messages WHERE app_id = $1)),
               messages_gone AS (DELETE FROM messages WHERE app_id = $1),
+              tasks_gone AS (DELETE FROM background_tasks WHERE app_id = $1),
               app_gone AS (DELETE FROM applications WHERE id = $1 RETURNING id)
          SELECT COUNT(*) FROM app_gone",
     )

@@ -69,6 +69,8 @@ fn conflict_subject(constraint: &str) -> &'static str {
         "an endpoint with this uid"
     } else if constraint.starts_with("event_types_") {
         "an event type with this name"
+    } else if constraint == "messages_app_event_id" {
+        "a message with this eventId"
     } else if constraint.starts_with("messages_") || constraint.starts_with("message_payloads_") {
         "a message with this id"
     } else {

@@ -686,6 +686,95 @@ pub async fn list_endpoint_deliveries(
         .await
 }
 
+/// Inserts a message and one delivery of it, due now, to one endpoint of its application, in
+/// one statement.
+pub async fn insert_message_to(
+    pool: &PgPool,
+    message: &Message,
+    endpoint_id: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "WITH message AS (
+            INSERT INTO messages (id, app_id, event_type, event_id, channels, created_at,
+                                  payload_expires_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ), payload AS (
+            INSERT INTO message_payloads (msg_id, payload) VALUES ($1, $8)
+         )
+         INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
+                                 updated_at)
+         SELECT $9, $1, e.id, e.app_id, $10, $6, $6 FROM endpoints e
+         WHERE e.id = $11 AND e.app_id = $2",
+    )
+    .bind(&message.id)
+    .bind(&message.app_id)
+    .bind(&message.event_type)
+    .bind(&message.event_id)
+    .bind(&message.channels)
+    .bind(message.created_at)
+    .bind(message.payload_expires_at)
+    .bind(&*message.payload)
+    .bind(new_id(IdPrefix::Delivery))
+    .bind(DeliveryStatus::Pending as i16)
+    .bind(endpoint_id)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Removes a message's payload now (it reads as `{}` from then on) and cancels its deliveries
+/// that still had work, in one statement. False when the application has no such message.
+pub async fn expunge_payload(pool: &PgPool, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+    let found: i64 = sqlx::query_scalar(&format!(
+        "WITH target AS (
+            SELECT id FROM messages WHERE id = $1 AND app_id = $2 FOR UPDATE
+         ), {EXPUNGE}"
+    ))
+    .bind(msg_id)
+    .bind(app_id)
+    .bind(DeliveryStatus::Canceled as i16)
+    .bind(now_millis())
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(found > 0)
+}
+
+/// Expunges up to `limit` payloads whose retention ended by `now`; messages another node is
+/// expunging are skipped. Answers how many.
+pub async fn expire_payloads(pool: &PgPool, now: i64, limit: i64) -> StoreResult<u64> {
+    let expired: i64 = sqlx::query_scalar(&format!(
+        "WITH target AS (
+            SELECT id FROM messages WHERE NOT payload_expired AND payload_expires_at <= $1
+            ORDER BY payload_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), {EXPUNGE}"
+    ))
+    .bind(now)
+    .bind(limit)
+    .bind(DeliveryStatus::Canceled as i16)
+    .bind(now_millis())
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(u64::try_from(expired).unwrap_or(0))
+}
+
+/// The rest of an expunge statement after a `target` CTE of message ids: flag the messages,
+/// blank their payloads, cancel their deliveries that still had work (`$3` the cancelled
+/// status, `$4` now), and count the messages.
+const EXPUNGE: &str = "flagged AS (
+        UPDATE messages m SET payload_expired = TRUE FROM target WHERE m.id = target.id
+        RETURNING m.id
+     ), blanked AS (
+        UPDATE message_payloads p SET payload = '{}' FROM flagged WHERE p.msg_id = flagged.id
+     ), cancelled AS (
+        UPDATE deliveries d SET status = $3, next_attempt_at = NULL, lease_owner = NULL,
+               lease_token = NULL, updated_at = $4
+        FROM flagged WHERE d.msg_id = flagged.id AND d.next_attempt_at IS NOT NULL
+     )
+     SELECT COUNT(*) FROM flagged";
+
 /// Deletes up to `limit` attempts made before `before`, then up to `limit` messages created
 /// before it whose deliveries have no work left, with their payloads, deliveries and attempts.
 /// Ids sort by creation time, so "before" is a range of the primary keys. Rows another node is

@@ -187,6 +187,7 @@ where
     let mut event_ids = Vec::with_capacity(n);
     let mut channels = Vec::with_capacity(n);
     let mut created = Vec::with_capacity(n);
+    let mut expires = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
     let mut owners = Vec::with_capacity(n);
     let mut tokens = Vec::with_capacity(n);
@@ -207,6 +208,7 @@ where
         // Arrays of arrays must be rectangular in PostgreSQL: channels travel as JSON text.
         channels.push(m.channels.as_ref().map(to_json));
         created.push(m.created_at);
+        expires.push(m.payload_expires_at);
         payloads.push(&*m.payload);
         owners.push(job.lease.as_ref().map(|l| l.owner.as_str()));
         tokens.push(job.lease.as_ref().map(|l| l.token.as_str()));
@@ -219,13 +221,15 @@ where
                         AS channels
             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                         $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[],
-                        $11::text[])
+                        $11::text[], $13::bigint[])
               AS m(id, app_id, event_type, event_id, channels_json, created_at, payload,
-                   lease_owner, lease_token, lease_until, ordering_key)
+                   lease_owner, lease_token, lease_until, ordering_key, payload_expires_at)
          ), message AS (
             INSERT INTO messages (id, app_id, event_type, event_id, channels, created_at,
-                                  ordering_key)
-            SELECT id, app_id, event_type, event_id, channels, created_at, ordering_key FROM m
+                                  ordering_key, payload_expires_at)
+            SELECT id, app_id, event_type, event_id, channels, created_at, ordering_key,
+                   payload_expires_at
+            FROM m
          ), payload AS (
             INSERT INTO message_payloads (msg_id, payload) SELECT id, payload FROM m
          ), fanout AS (
@@ -273,6 +277,7 @@ where
     .bind(&untils)
     .bind(&keys)
     .bind(&skip)
+    .bind(&expires)
     .fetch_all(executor)
     .await
     .map_err(db_error)?;

@@ -14,9 +14,11 @@
 mod catalog;
 mod connection;
 mod deliveries;
+mod idempotency;
 mod ingest;
 mod list;
 mod rows;
+mod tasks;
 mod wakeups;
 
 use std::sync::Arc;
@@ -191,6 +193,17 @@ impl Store for PgStore {
         deliveries::read_feed(&self.pool, app_id, after, limit).await
     }
 
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+        deliveries::expunge_payload(&self.pool, app_id, msg_id).await
+    }
+
+    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
+        deliveries::insert_message_to(&self.pool, message, endpoint_id).await?;
+        // The API wakes its own worker; other nodes learn of it here.
+        self.notifier.notify();
+        Ok(())
+    }
+
     async fn list_attempts(
         &self,
         app_id: &str,
@@ -262,8 +275,54 @@ impl Store for PgStore {
         Some(wakeups::listen(self.pool.clone(), self.stop.clone()))
     }
 
+    async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()> {
+        tasks::insert(&self.pool, task).await
+    }
+
+    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
+        tasks::get(&self.pool, task_id).await
+    }
+
+    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
+        let now = crate::domain::time::now_millis();
+        let batch = tasks::run_batch(&self.pool, limit, now).await?;
+        if batch.as_ref().is_some_and(|b| b.made_due > 0) {
+            self.notifier.notify();
+        }
+        Ok(batch)
+    }
+
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
-        deliveries::prune(&self.pool, before, limit).await
+        let rows = deliveries::prune(&self.pool, before, limit).await?;
+        let ended =
+            tasks::prune(&self.pool, before, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
+        Ok(rows + ended)
+    }
+
+    async fn prune_expired(&self, now: i64, limit: usize) -> StoreResult<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let payloads = deliveries::expire_payloads(&self.pool, now, limit).await?;
+        let keys = idempotency::prune(&self.pool, now, limit).await?;
+        Ok(payloads + keys)
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<IdempotencyState> {
+        idempotency::claim(&self.pool, claim).await
+    }
+
+    async fn save_idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        idempotency::save(&self.pool, key, response).await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> StoreResult<()> {
+        idempotency::release(&self.pool, key).await
     }
 
     async fn create_token(&self, token: &ApiToken) -> StoreResult<()> {

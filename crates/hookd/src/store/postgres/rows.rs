@@ -128,9 +128,8 @@ pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
 }
 
 /// A message's columns with its payload; use with `FROM messages m JOIN message_payloads p`.
-pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, p.payload, m.created_at, \
-     m.ordering_key";
+pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
+    p.payload, m.created_at, m.payload_expires_at, m.payload_expired, m.ordering_key";
 
 pub fn message(row: &PgRow) -> sqlx::Result<Message> {
     let payload: String = row.try_get("payload")?;
@@ -143,6 +142,11 @@ pub fn message(row: &PgRow) -> sqlx::Result<Message> {
         payload: payload.into(),
         ordering_key: row.try_get("ordering_key")?,
         created_at: row.try_get("created_at")?,
+        // Set on every message; NULL only in a row written before the column existed.
+        payload_expires_at: row
+            .try_get::<Option<i64>, _>("payload_expires_at")?
+            .unwrap_or(i64::MAX),
+        payload_expired: row.try_get("payload_expired")?,
     })
 }
 

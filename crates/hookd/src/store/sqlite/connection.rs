@@ -30,12 +30,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_feed_and_payload_validation.sql"),
     ),
     (
-        "0005_delivery_controls",
-        include_str!("migrations/0005_delivery_controls.sql"),
+        "0003_ingest_controls",
+        include_str!("migrations/0003_ingest_controls.sql"),
     ),
     (
         "0004_endpoint_health",
         include_str!("migrations/0004_endpoint_health.sql"),
+    ),
+    (
+        "0005_delivery_controls",
+        include_str!("migrations/0005_delivery_controls.sql"),
     ),
 ];
 
@@ -103,6 +107,8 @@ fn conflict_subject(message: &str) -> &'static str {
         "an endpoint with this uid"
     } else if message.contains("event_types.") {
         "an event type with this name"
+    } else if message.contains("messages.event_id") {
+        "a message with this eventId"
     } else if message.contains("messages.") {
         "a message with this id"
     } else {

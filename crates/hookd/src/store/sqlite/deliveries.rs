@@ -27,30 +27,7 @@ pub fn insert_message(
     message: &Message,
     lease: Option<&Lease>,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    // Taken inside this job's savepoint: the writer commits jobs one after another, so feed
-    // positions follow commit order, and a job rolled back gives its position back.
-    let feed_seq: i64 = conn
-        .prepare_cached("UPDATE feed_counter SET last = last + 1 WHERE id = 1 RETURNING last")
-        .and_then(|mut s| s.query_row([], |row| row.get(0)))
-        .map_err(db_error)?;
-    conn.prepare_cached(
-        "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, created_at,
-         ordering_key, feed_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            message.id,
-            message.app_id,
-            message.event_type,
-            message.event_id,
-            message.channels.as_ref().map(to_json),
-            &*message.payload,
-            message.created_at,
-            message.ordering_key,
-            feed_seq
-        ])
-    })
-    .map_err(db_error)?;
+    insert_message_row(conn, message)?;
 
     let mut claimed = Vec::new();
     for endpoint in catalog::app_endpoints(conn, cipher, &message.app_id)? {
@@ -120,6 +97,64 @@ fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> St
                            AND ordering_key = ?2 AND status IN (1, 3))",
     )
     .and_then(|mut s| s.execute(params![endpoint_id, key, now]))
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Inserts the message row. Its feed position is taken inside this job's savepoint: the
+/// writer commits jobs one after another, so feed positions follow commit order, and a job
+/// rolled back gives its position back.
+fn insert_message_row(conn: &Connection, message: &Message) -> StoreResult<()> {
+    let feed_seq: i64 = conn
+        .prepare_cached("UPDATE feed_counter SET last = last + 1 WHERE id = 1 RETURNING last")
+        .and_then(|mut s| s.query_row([], |row| row.get(0)))
+        .map_err(db_error)?;
+    conn.prepare_cached(
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, payload, created_at,
+         payload_expires_at, ordering_key, feed_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            message.id,
+            message.app_id,
+            message.event_type,
+            message.event_id,
+            message.channels.as_ref().map(to_json),
+            &*message.payload,
+            message.created_at,
+            message.payload_expires_at,
+            message.ordering_key,
+            feed_seq
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Inserts a message and one delivery of it, due now, to one endpoint of its application.
+pub fn insert_message_to(
+    conn: &Connection,
+    message: &Message,
+    endpoint_id: &str,
+) -> StoreResult<()> {
+    insert_message_row(conn, message)?;
+    conn.prepare_cached(
+        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
+         updated_at)
+         SELECT ?1, ?2, e.id, e.app_id, ?3, ?4, ?4 FROM endpoints e
+         WHERE e.id = ?5 AND e.app_id = ?6",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            new_id(IdPrefix::Delivery),
+            message.id,
+            DeliveryStatus::Pending as i64,
+            message.created_at,
+            endpoint_id,
+            message.app_id
+        ])
+    })
     .map_err(db_error)?;
     Ok(())
 }
@@ -674,6 +709,55 @@ pub fn list_endpoint_deliveries(
     .fetch(conn, page, "m.id", |row| {
         Ok((rows::message(row)?, rows::delivery_state(row)?))
     })
+}
+
+/// Removes a message's payload now (it reads as `{}` from then on) and cancels its deliveries
+/// that still had work: there is nothing left to send. False when the application has no such
+/// message.
+pub fn expunge_payload(conn: &Connection, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE messages SET payload = '{}', payload_expired = 1 WHERE id = ?1 AND app_id = ?2",
+        )
+        .and_then(|mut s| s.execute([msg_id, app_id]))
+        .map_err(db_error)?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
+         lease_token = NULL, updated_at = ?3 WHERE msg_id = ?1 AND next_attempt_at IS NOT NULL",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            msg_id,
+            DeliveryStatus::Canceled as i64,
+            now_millis()
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(true)
+}
+
+/// Expunges up to `limit` payloads whose retention ended by `now`; answers how many.
+pub fn expire_payloads(conn: &Connection, now: i64, limit: i64) -> StoreResult<usize> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT id, app_id FROM messages WHERE payload_expired = 0 AND payload_expires_at <= ?1
+             ORDER BY payload_expires_at LIMIT ?2",
+        )
+        .map_err(db_error)?;
+    let due = statement
+        .query_map(params![now, limit], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    for (msg_id, app_id) in &due {
+        expunge_payload(conn, app_id, msg_id)?;
+    }
+    Ok(due.len())
 }
 
 /// Deletes up to `limit` attempts made before `before`, then up to `limit` messages created

@@ -3,8 +3,10 @@
 mod catalog;
 mod connection;
 mod deliveries;
+mod idempotency;
 mod list;
 mod rows;
+mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -230,6 +232,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+        let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
+        self.writer
+            .run(move |c| deliveries::expunge_payload(c, &app_id, &msg_id))
+            .await
+    }
+
+    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
+        let (message, endpoint_id) = (message.clone(), endpoint_id.to_string());
+        self.writer
+            .run(move |c| deliveries::insert_message_to(c, &message, &endpoint_id))
+            .await
+    }
+
     async fn list_attempts(
         &self,
         app_id: &str,
@@ -329,9 +345,68 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()> {
+        let task = task.clone();
+        self.writer.run(move |c| tasks::insert(c, &task)).await
+    }
+
+    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
+        let task_id = task_id.to_string();
+        self.readers.run(move |c| tasks::get(c, &task_id)).await
+    }
+
+    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
+        self.writer
+            .run(move |c| tasks::run_batch(c, limit, crate::domain::time::now_millis()))
+            .await
+    }
+
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
         self.writer
-            .run(move |c| deliveries::prune(c, before, limit))
+            .run(move |c| {
+                let rows = deliveries::prune(c, before, limit)?;
+                let ended = tasks::prune(c, before, i64::try_from(limit).unwrap_or(i64::MAX))?;
+                Ok(rows + u64::try_from(ended).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn prune_expired(&self, now: i64, limit: usize) -> StoreResult<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.writer
+            .run(move |c| {
+                let payloads = deliveries::expire_payloads(c, now, limit)?;
+                let keys = idempotency::prune(c, now, limit)?;
+                Ok(u64::try_from(payloads + keys).unwrap_or(0))
+            })
+            .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<IdempotencyState> {
+        let claim = claim.clone();
+        self.writer
+            .run(move |c| idempotency::claim(c, &claim))
+            .await
+    }
+
+    async fn save_idempotent_response(
+        &self,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let (key, response) = (key.clone(), response.clone());
+        self.writer
+            .run(move |c| idempotency::save(c, &key, &response))
+            .await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> StoreResult<()> {
+        let key = key.clone();
+        self.writer
+            .run(move |c| idempotency::release(c, &key))
             .await
     }
 

@@ -121,9 +121,8 @@ pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
     })
 }
 
-pub const MESSAGE_COLUMNS: &str =
-    "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.payload, m.created_at, \
-     m.ordering_key";
+pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
+    m.payload, m.created_at, m.payload_expires_at, m.payload_expired, m.ordering_key";
 
 pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
     let payload: String = row.get("payload")?;
@@ -136,6 +135,11 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         payload: payload.into(),
         ordering_key: row.get("ordering_key")?,
         created_at: row.get("created_at")?,
+        // Set on every message; NULL only in a row written before the column existed.
+        payload_expires_at: row
+            .get::<_, Option<i64>>("payload_expires_at")?
+            .unwrap_or(i64::MAX),
+        payload_expired: row.get("payload_expired")?,
     })
 }
 
