@@ -277,11 +277,18 @@ impl Dispatcher {
     async fn launch(&mut self, batch: Vec<ClaimedDelivery>) {
         // Reap finished attempts so the set holds only those in flight.
         while self.attempts.try_join_next().is_some() {}
+        // Deliveries handed over at ingest, or claimed in one batch, can exceed an endpoint's
+        // bound; those are given back, due a moment later, when claiming will pass over the
+        // endpoint while it is busy.
+        let mut over_bound = Vec::new();
         for delivery in batch {
+            if !self.in_flight.try_start(&delivery.endpoint_id) {
+                over_bound.push(delivery);
+                continue;
+            }
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
-            self.in_flight.start(&delivery.endpoint_id);
             self.attempts.spawn(run_attempt(
                 Arc::clone(&self.ctx),
                 delivery,
@@ -293,6 +300,12 @@ impl Dispatcher {
                     in_flight: Arc::clone(&self.in_flight),
                 },
             ));
+        }
+        if !over_bound.is_empty() {
+            let at = now_millis() + millis(self.config.poll_interval);
+            if let Err(err) = self.store.give_back(&over_bound, at).await {
+                warn!(error = %err, "giving back deliveries failed; their leases expire on their own");
+            }
         }
     }
 

@@ -38,9 +38,15 @@ impl InFlight {
             .collect()
     }
 
-    /// Counts an attempt starting.
-    pub fn start(&self, endpoint_id: &str) {
-        *self.counts().entry(endpoint_id.to_string()).or_insert(0) += 1;
+    /// Counts an attempt starting, unless the endpoint is at its bound; false then.
+    pub fn try_start(&self, endpoint_id: &str) -> bool {
+        let mut counts = self.counts();
+        let n = counts.entry(endpoint_id.to_string()).or_insert(0);
+        if *n >= self.per_endpoint {
+            return false;
+        }
+        *n += 1;
+        true
     }
 
     /// Counts an attempt finishing; true when the endpoint was at its bound (its waiting
@@ -66,10 +72,14 @@ mod tests {
     #[test]
     fn an_endpoint_is_busy_at_its_bound_only() {
         let in_flight = InFlight::new(2);
-        in_flight.start("ep_a");
+        assert!(in_flight.try_start("ep_a"));
         assert!(in_flight.busy().is_empty());
-        in_flight.start("ep_a");
-        in_flight.start("ep_b");
+        assert!(in_flight.try_start("ep_a"));
+        assert!(
+            !in_flight.try_start("ep_a"),
+            "a third would exceed the bound"
+        );
+        assert!(in_flight.try_start("ep_b"));
         assert_eq!(in_flight.busy(), vec!["ep_a".to_string()]);
         assert!(in_flight.finish("ep_a"));
         assert!(in_flight.busy().is_empty());

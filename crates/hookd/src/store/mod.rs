@@ -170,6 +170,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Recorded>;
     /// Gives back the leases a worker holds, so its deliveries are due again at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
+    /// Gives claimed deliveries back unattempted, due again at `at` (each only while its lease
+    /// still holds).
+    async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()>;
     /// How much delivery work is waiting.
     async fn backlog(&self) -> StoreResult<Backlog>;
     /// Wake-ups from other nodes that made deliveries due (PostgreSQL `LISTEN/NOTIFY`), for a

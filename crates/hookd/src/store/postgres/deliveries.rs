@@ -554,6 +554,25 @@ pub async fn cancel_pending(
     Ok(())
 }
 
+/// Returns claimed deliveries unattempted, due again at `at`, where their lease still holds.
+pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery_id.as_str()).collect();
+    let tokens: Vec<&str> = deliveries.iter().map(|d| d.lease_token.as_str()).collect();
+    sqlx::query(
+        "UPDATE deliveries d SET status = 1, next_attempt_at = $3, lease_owner = NULL,
+         lease_token = NULL
+         FROM UNNEST($1::text[], $2::text[]) AS g(id, token)
+         WHERE d.id = g.id AND d.lease_token = g.token",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// Makes the deliveries leased by `owner` due again now.
 pub async fn release_leases(pool: &PgPool, owner: &str) -> StoreResult<()> {
     sqlx::query(

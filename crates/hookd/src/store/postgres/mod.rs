@@ -267,6 +267,10 @@ impl Store for PgStore {
         deliveries::record_attempts(&self.pool, results, health).await
     }
 
+    async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
+        deliveries::give_back(&self.pool, deliveries, at).await
+    }
+
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {
         deliveries::release_leases(&self.pool, owner).await
     }

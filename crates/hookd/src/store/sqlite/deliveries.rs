@@ -379,6 +379,15 @@ fn apply_throttles(
         .collect())
 }
 
+/// Returns claimed deliveries unattempted, due again at `at`.
+pub fn give_back_all(
+    conn: &Connection,
+    deliveries: &[ClaimedDelivery],
+    at: i64,
+) -> StoreResult<()> {
+    deliveries.iter().try_for_each(|d| give_back(conn, d, at))
+}
+
 /// Returns a claimed delivery unattempted, due again at `at`.
 fn give_back(conn: &Connection, delivery: &ClaimedDelivery, at: i64) -> StoreResult<()> {
     conn.prepare_cached(

@@ -338,6 +338,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
+        let deliveries = deliveries.to_vec();
+        self.writer
+            .run(move |c| deliveries::give_back_all(c, &deliveries, at))
+            .await
+    }
+
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {
         let owner = owner.to_string();
         self.writer
