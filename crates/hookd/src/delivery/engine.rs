@@ -278,8 +278,7 @@ impl Dispatcher {
         // Reap finished attempts so the set holds only those in flight.
         while self.attempts.try_join_next().is_some() {}
         // Deliveries handed over at ingest, or claimed in one batch, can exceed an endpoint's
-        // bound; those are given back, due a moment later, when claiming will pass over the
-        // endpoint while it is busy.
+        // bound; those are given back to the store rather than take more slots.
         let mut over_bound = Vec::new();
         for delivery in batch {
             if !self.in_flight.try_start(&delivery.endpoint_id) {
@@ -302,7 +301,9 @@ impl Dispatcher {
             ));
         }
         if !over_bound.is_empty() {
-            let at = now_millis() + millis(self.config.poll_interval);
+            // Due at once: claiming passes over the endpoint while it is busy, and its next
+            // finished attempt wakes the dispatcher to claim them.
+            let at = now_millis();
             if let Err(err) = self.store.give_back(&over_bound, at).await {
                 warn!(error = %err, "giving back deliveries failed; their leases expire on their own");
             }
