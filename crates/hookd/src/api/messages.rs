@@ -209,14 +209,17 @@ async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     let reservation = state.dispatch.as_ref().and_then(|d| d.reserve());
     let lease = reservation.as_ref().map(|r| r.lease.clone());
     let started = std::time::Instant::now();
-    let claimed = state.store.create_message(message, lease).await?;
+    let ingested = state.store.create_message(message, lease).await?;
     telemetry::committed("ingest", started.elapsed());
     telemetry::message_ingested();
     state.feed.committed(&message.app_id);
-    match (reservation, &state.dispatch) {
-        (Some(reservation), _) => reservation.hand_over(claimed),
-        (None, Some(dispatch)) => dispatch.wake(),
-        (None, None) => {}
+    if let Some(reservation) = reservation {
+        reservation.hand_over(ingested.claimed);
+    }
+    if let (true, Some(dispatch)) = (ingested.unleased > 0, &state.dispatch) {
+        // Deliveries the lease could not take (a busy or throttled endpoint, no room at all)
+        // are claimed; the endpoint may have stopped being busy since the lease was taken.
+        dispatch.wake();
     }
     Ok(())
 }

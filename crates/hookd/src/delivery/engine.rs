@@ -257,13 +257,15 @@ impl Dispatcher {
             let full = claimed.len() == room;
             self.launch(claimed).await;
             if !full {
-                return self.next_due(poll).await;
+                // Due deliveries of busy endpoints are not a reason to look again at once (that
+                // would spin): their endpoints' finished attempts wake the dispatcher.
+                return self.next_due(poll, &self.in_flight.busy()).await;
             }
         }
     }
 
-    async fn next_due(&self, poll: Instant) -> Instant {
-        match self.store.next_due().await {
+    async fn next_due(&self, poll: Instant, busy: &[String]) -> Instant {
+        match self.store.next_due(busy).await {
             Ok(Some(due_at)) => poll.min(instant_at(due_at)),
             Ok(None) => poll,
             Err(err) => {
@@ -387,18 +389,18 @@ impl Recorder {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while self.results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let mut released = false;
             if let Some(recorded) = self.record(&batch).await {
                 // After the commit, so an event never reports what did not happen.
                 self.operational.recorded(&batch, &recorded);
+                released = recorded.released > 0;
             }
-            if let Some(earliest) = batch
-                .iter()
-                .filter_map(|r| match r.next {
-                    NextStep::RetryAt(at) => Some(at),
-                    _ => None,
-                })
-                .min()
-            {
+            // Held deliveries released by this batch are due now; retries when scheduled.
+            let retries = batch.iter().filter_map(|r| match r.next {
+                NextStep::RetryAt(at) => Some(at),
+                _ => None,
+            });
+            if let Some(earliest) = retries.chain(released.then(now_millis)).min() {
                 // Only a hint: polling finds the retry even if this is dropped.
                 let _ = self.hints.try_send(earliest);
             }

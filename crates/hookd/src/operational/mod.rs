@@ -441,6 +441,7 @@ mod tests {
                 endpoint_id: "ep_ops".into(),
                 fail_since: 0,
             }],
+            released: 0,
         };
         emitter.recorded(&batch, &recorded);
         let event = queue.try_recv().expect("one event");
@@ -458,7 +459,7 @@ mod tests {
             &[exhausted("app_1")],
             &Recorded {
                 applied: vec![true],
-                disabled: Vec::new(),
+                ..Recorded::default()
             },
         );
     }

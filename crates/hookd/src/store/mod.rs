@@ -90,13 +90,14 @@ pub trait Store: Send + Sync + 'static {
     async fn known_event_types(&self, names: &[String]) -> StoreResult<Vec<String>>;
 
     // Messages.
-    /// Commits the message and its fan-out. With a lease, the new deliveries are claimed by the
-    /// caller's worker in the same transaction and returned ready to send.
+    /// Commits the message and its fan-out. With a lease, the new deliveries the lease allows
+    /// are claimed by the caller's worker in the same transaction and returned ready to send;
+    /// the others are counted, so the caller can wake a worker to claim them.
     async fn create_message(
         &self,
         message: &Message,
         lease: Option<Lease>,
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    ) -> StoreResult<Ingested>;
     async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>>;
     async fn list_messages(
         &self,
@@ -157,8 +158,9 @@ pub trait Store: Send + Sync + 'static {
     // The delivery engine's side.
     /// Leases up to `lease.limit` due deliveries (expired leases included).
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// When the next delivery becomes due, if any is waiting.
-    async fn next_due(&self) -> StoreResult<Option<i64>>;
+    /// When the next delivery becomes due, if any is waiting, passing over the endpoints in
+    /// `skip_endpoints` (those the worker is busy with: their finished attempts wake it).
+    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>>;
     /// Records attempt results; each applies only while its lease is held. In the same
     /// transaction, moves the failure clock of each endpoint with applied results and disables
     /// (cancelling its pending deliveries) those that failed for `health.disable_after` or

@@ -290,6 +290,17 @@ pub struct Recorded {
     pub applied: Vec<bool>,
     /// The endpoints this batch disabled, by their failure clock or a 410.
     pub disabled: Vec<DisabledEndpoint>,
+    /// Held deliveries made due because the one before them in their key finished.
+    pub released: usize,
+}
+
+/// What committing a message did.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// Deliveries leased to the ingesting worker, ready to send.
+    pub claimed: Vec<ClaimedDelivery>,
+    /// Deliveries left to claiming: due now, or held behind an earlier one of their key.
+    pub unleased: usize,
 }
 
 impl Recorded {

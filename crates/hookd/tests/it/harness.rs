@@ -355,6 +355,38 @@ impl TestServer {
         message["id"].as_str().expect("msg id").to_string()
     }
 
+    /// Posts many messages, `concurrency` at a time; answers their ids in the order given.
+    pub async fn send_messages(
+        &self,
+        app_id: &str,
+        bodies: Vec<Value>,
+        concurrency: usize,
+    ) -> Vec<String> {
+        let url = format!("{}/api/v1/app/{app_id}/msg", self.base);
+        let mut ids = vec![String::new(); bodies.len()];
+        let mut pending = bodies.into_iter().enumerate();
+        let mut posts = tokio::task::JoinSet::new();
+        loop {
+            while posts.len() < concurrency.max(1) {
+                let Some((i, body)) = pending.next() else {
+                    break;
+                };
+                let request = self.client.post(&url).bearer_auth(&self.token).json(&body);
+                posts.spawn(async move {
+                    let response = request.send().await.expect("request");
+                    assert_eq!(response.status(), StatusCode::ACCEPTED);
+                    let message: Value = response.json().await.expect("json");
+                    (i, message["id"].as_str().expect("msg id").to_string())
+                });
+            }
+            let Some(posted) = posts.join_next().await else {
+                return ids;
+            };
+            let (i, id) = posted.expect("post task");
+            ids[i] = id;
+        }
+    }
+
     /// Polls `path` until `done` holds for its JSON, or panics after `timeout`.
     pub async fn wait_for(
         &self,

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -32,6 +32,8 @@ pub struct Received {
     pub body: Bytes,
     /// What the receiver answered (a stalled request counts only if later released).
     pub reply: Reply,
+    /// When the request arrived.
+    pub arrived: Instant,
 }
 
 impl Received {
@@ -108,6 +110,7 @@ impl Receiver {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let arrived = Instant::now();
         let path = req.uri().path().to_string();
         let headers = req.headers().clone();
         let body = req
@@ -137,6 +140,7 @@ impl Receiver {
             headers,
             body,
             reply,
+            arrived,
         });
         let mut response = Response::new(Full::new(Bytes::from_static(b"receiver says hi")));
         *response.status_mut() = StatusCode::from_u16(code).expect("status");

@@ -290,41 +290,53 @@ async fn apply_throttles(
 }
 
 /// Makes the earliest held delivery of each finished keyed delivery's key due, under the key's
-/// lock (see `ingest::lock_key`), once no earlier delivery of the key is unfinished.
-async fn release_held(pool: &PgPool, finished_ids: &[&str]) -> StoreResult<()> {
+/// lock (see `ingest::lock_key`), once no earlier delivery of the key is unfinished. Keys are
+/// locked in order, so two nodes recording at once cannot deadlock. Answers how many it released.
+async fn release_held(
+    tx: &mut sqlx::PgConnection,
+    finished_ids: &[&str],
+    now: i64,
+) -> StoreResult<usize> {
     let keyed: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT app_id, endpoint_id, ordering_key FROM deliveries
-         WHERE id = ANY($1) AND ordering_key IS NOT NULL AND status IN (0, 2)",
+        "SELECT DISTINCT app_id, ordering_key, endpoint_id FROM deliveries
+         WHERE id = ANY($1) AND ordering_key IS NOT NULL AND status IN (0, 2, 4)
+         ORDER BY app_id, ordering_key, endpoint_id",
     )
     .bind(finished_ids)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
-    for (app_id, endpoint_id, key) in keyed {
-        let mut tx = pool.begin().await.map_err(db_error)?;
-        super::ingest::lock_key(&mut tx, &app_id, &key).await?;
-        sqlx::query(
+    let mut released = 0;
+    let mut locked: Option<(&str, &str)> = None;
+    for (app_id, key, endpoint_id) in &keyed {
+        if locked != Some((app_id, key)) {
+            super::ingest::lock_key(&mut *tx, app_id, key).await?;
+            locked = Some((app_id, key));
+        }
+        let done = sqlx::query(
             "UPDATE deliveries SET status = 1, next_attempt_at = $3, updated_at = $3
              WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1
                          AND ordering_key = $2 AND status = 5 ORDER BY seq LIMIT 1)
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1
                                AND ordering_key = $2 AND status IN (1, 3))",
         )
-        .bind(&endpoint_id)
-        .bind(&key)
-        .bind(now_millis())
+        .bind(endpoint_id)
+        .bind(key)
+        .bind(now)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        released += usize::try_from(done.rows_affected()).unwrap_or(0);
     }
-    Ok(())
+    Ok(released)
 }
 
-pub async fn next_due(pool: &PgPool) -> StoreResult<Option<i64>> {
+pub async fn next_due(pool: &PgPool, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
     sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL",
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
+         AND NOT (endpoint_id = ANY($1::text[]))",
     )
+    .bind(skip_endpoints)
     .fetch_one(pool)
     .await
     .map_err(db_error)
@@ -438,18 +450,25 @@ pub async fn record_attempts(
         .zip(&applied)
         .filter_map(|(result, applied)| applied.then_some(result));
     let disabled = judge_endpoints(&mut tx, applied_results, now, policy).await?;
-    tx.commit().await.map_err(db_error)?;
-    // A finished delivery (delivered, exhausted or gone) lets the next one of its key go.
+    // A finished delivery (delivered, exhausted or gone) lets the next one of its key go, in
+    // this transaction: a crash after the commit must not leave the key held for ever.
     let finished: Vec<&str> = results
         .iter()
         .zip(&applied)
         .filter(|(r, applied)| **applied && !matches!(r.next, NextStep::RetryAt(_)))
         .map(|(r, _)| r.delivery_id.as_str())
         .collect();
-    if !finished.is_empty() {
-        release_held(pool, &finished).await?;
-    }
-    Ok(Recorded { applied, disabled })
+    let released = if finished.is_empty() {
+        0
+    } else {
+        release_held(&mut tx, &finished, now).await?
+    };
+    tx.commit().await.map_err(db_error)?;
+    Ok(Recorded {
+        applied,
+        disabled,
+        released,
+    })
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels

@@ -161,14 +161,14 @@ impl Store for PgStore {
         &self,
         message: &Message,
         lease: Option<Lease>,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let leased = lease.is_some();
+    ) -> StoreResult<Ingested> {
         let (claimed, created) = self.ingest.submit(message, lease).await?;
-        if !leased && created > 0 {
+        let unleased = created - claimed.len();
+        if unleased > 0 {
             // No local worker took them: tell every node's workers.
             self.notifier.notify();
         }
-        Ok(claimed)
+        Ok(Ingested { claimed, unleased })
     }
 
     async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
@@ -252,8 +252,8 @@ impl Store for PgStore {
         deliveries::claim_due(&self.pool, &self.cipher, lease, limit).await
     }
 
-    async fn next_due(&self) -> StoreResult<Option<i64>> {
-        deliveries::next_due(&self.pool).await
+    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+        deliveries::next_due(&self.pool, skip_endpoints).await
     }
 
     async fn record_attempts(

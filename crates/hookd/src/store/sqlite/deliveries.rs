@@ -16,8 +16,8 @@ use crate::store::cipher::SecretCipher;
 use crate::store::health;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
-    DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message, MessageFilter,
-    NextStep, PageRequest, Recorded, StoreResult, TriggerType,
+    DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Ingested, Lease, Message,
+    MessageFilter, NextStep, PageRequest, Recorded, StoreResult, TriggerType,
 };
 
 /// Inserts a message and one delivery per endpoint that wants it.
@@ -26,10 +26,10 @@ pub fn insert_message(
     cipher: &SecretCipher,
     message: &Message,
     lease: Option<&Lease>,
-) -> StoreResult<Vec<ClaimedDelivery>> {
+) -> StoreResult<Ingested> {
     insert_message_row(conn, message)?;
 
-    let mut claimed = Vec::new();
+    let mut ingested = Ingested::default();
     for endpoint in catalog::app_endpoints(conn, cipher, &message.app_id)? {
         if !endpoint.wants(&message.event_type, message.channels.as_deref()) {
             continue;
@@ -44,17 +44,18 @@ pub fn insert_message(
             }
         };
         insert_delivery(conn, &delivery_id, message, &endpoint.id, &start)?;
-        if let Start::Leased(lease) = start {
-            claimed.push(ClaimedDelivery::new(
+        match start {
+            Start::Leased(lease) => ingested.claimed.push(ClaimedDelivery::new(
                 delivery_id,
                 lease,
                 message,
                 &endpoint,
                 0,
-            ));
+            )),
+            Start::Due | Start::Held => ingested.unleased += 1,
         }
     }
-    Ok(claimed)
+    Ok(ingested)
 }
 
 /// How a new delivery begins.
@@ -87,7 +88,7 @@ fn held_back(conn: &Connection, endpoint_id: &str, key: Option<&str>) -> StoreRe
 }
 
 /// Makes the earliest held delivery of a key due, once the one before it has finished.
-fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> StoreResult<()> {
+fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> StoreResult<usize> {
     conn.prepare_cached(
         "UPDATE deliveries SET status = 1, next_attempt_at = ?3, updated_at = ?3
          WHERE rowid = (SELECT rowid FROM deliveries
@@ -97,8 +98,7 @@ fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> St
                            AND ordering_key = ?2 AND status IN (1, 3))",
     )
     .and_then(|mut s| s.execute(params![endpoint_id, key, now]))
-    .map_err(db_error)?;
-    Ok(())
+    .map_err(db_error)
 }
 
 /// Inserts the message row. Its feed position is taken inside this job's savepoint: the
@@ -260,6 +260,12 @@ pub fn read_feed(
     Ok(rows)
 }
 
+/// The endpoints to pass over, as one JSON array parameter: a single cached statement serves
+/// any number of them.
+fn skip_json(endpoints: &[String]) -> String {
+    serde_json::json!(endpoints).to_string()
+}
+
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease expired.
 pub fn claim_due(
     conn: &Connection,
@@ -267,25 +273,24 @@ pub fn claim_due(
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let skip = vec!["?"; lease.skip_endpoints.len()].join(", ");
     let mut statement = conn
-        .prepare_cached(&format!(
+        .prepare_cached(
             "UPDATE deliveries SET status = 3, lease_owner = ?1, lease_token = ?2,
              next_attempt_at = ?3, updated_at = ?4
              WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?4
-                          AND endpoint_id NOT IN ({skip})
+                          AND endpoint_id NOT IN (SELECT value FROM json_each(?6))
                           ORDER BY next_attempt_at LIMIT ?5)
-             RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
-        ))
+             RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid",
+        )
         .map_err(db_error)?;
-    let mut params: Vec<rusqlite::types::Value> = vec![
+    let params: [rusqlite::types::Value; 6] = [
         lease.owner.clone().into(),
         lease.token.clone().into(),
         lease.until.into(),
         lease.now.into(),
         (limit as i64).into(),
+        skip_json(&lease.skip_endpoints).into(),
     ];
-    params.extend(lease.skip_endpoints.iter().cloned().map(Into::into));
     let mut due = statement
         .query_map(rusqlite::params_from_iter(params), |row| {
             Ok((
@@ -459,11 +464,12 @@ pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {
     })
 }
 
-pub fn next_due(conn: &Connection) -> StoreResult<Option<i64>> {
+pub fn next_due(conn: &Connection, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
     conn.prepare_cached(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL",
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
+         AND endpoint_id NOT IN (SELECT value FROM json_each(?1))",
     )
-    .and_then(|mut s| s.query_row([], |row| row.get(0)))
+    .and_then(|mut s| s.query_row([skip_json(skip_endpoints)], |row| row.get(0)))
     .map_err(db_error)
 }
 
@@ -491,6 +497,7 @@ pub fn record_attempts(
         .map_err(db_error)?;
     let now = now_millis();
     let mut applied = Vec::with_capacity(results.len());
+    let mut released = 0;
     for result in results {
         let (status, next_attempt_at) = match result.next {
             NextStep::Done => (DeliveryStatus::Success, None),
@@ -517,7 +524,7 @@ pub fn record_attempts(
         };
         if let (Some(key), None) = (ordering_key, next_attempt_at) {
             // Finished (delivered, exhausted or gone): the next message of the key may go.
-            release_next(conn, &endpoint_id, &key, now)?;
+            released += release_next(conn, &endpoint_id, &key, now)?;
         }
         let a = &result.attempt;
         insert
@@ -542,7 +549,11 @@ pub fn record_attempts(
         .zip(&applied)
         .filter_map(|(result, applied)| applied.then_some(result));
     let disabled = judge_endpoints(conn, applied_results, now, policy)?;
-    Ok(Recorded { applied, disabled })
+    Ok(Recorded {
+        applied,
+        disabled,
+        released,
+    })
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels

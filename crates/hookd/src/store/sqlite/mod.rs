@@ -193,7 +193,7 @@ impl Store for SqliteStore {
         &self,
         message: &Message,
         lease: Option<Lease>,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Ingested> {
         let message = message.clone();
         let cipher = Arc::clone(&self.cipher);
         self.writer
@@ -319,8 +319,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_due(&self) -> StoreResult<Option<i64>> {
-        self.readers.run(deliveries::next_due).await
+    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+        let skip = skip_endpoints.to_vec();
+        self.readers
+            .run(move |c| deliveries::next_due(c, &skip))
+            .await
     }
 
     async fn backlog(&self) -> StoreResult<Backlog> {
