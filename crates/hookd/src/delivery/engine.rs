@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use super::attempt::{attempt, AttemptContext};
-use super::fairness::InFlight;
+use super::fairness::{Admission, InFlight};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::operational::Emitter;
@@ -279,18 +279,22 @@ impl Dispatcher {
     async fn launch(&mut self, batch: Vec<ClaimedDelivery>) {
         // Reap finished attempts so the set holds only those in flight.
         while self.attempts.try_join_next().is_some() {}
-        // Deliveries handed over at ingest, or claimed in one batch, can exceed an endpoint's
-        // bound; those are given back to the store rather than take more slots.
+        // Deliveries handed over at ingest, or claimed in one batch, can exceed what an
+        // endpoint may run and queue; those are given back to the store.
         let mut over_bound = Vec::new();
         for delivery in batch {
-            if !self.in_flight.try_start(&delivery.endpoint_id) {
-                over_bound.push(delivery);
-                continue;
-            }
+            let delivery = match self.in_flight.admit(delivery) {
+                Admission::Start(delivery) => delivery,
+                Admission::Queued => continue,
+                Admission::Full(delivery) => {
+                    over_bound.push(delivery);
+                    continue;
+                }
+            };
             let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
                 return;
             };
-            self.attempts.spawn(run_attempt(
+            self.attempts.spawn(run_attempts(
                 Arc::clone(&self.ctx),
                 delivery,
                 slot,
@@ -299,12 +303,13 @@ impl Dispatcher {
                     wake: Arc::clone(&self.wake),
                     starved: Arc::clone(&self.starved),
                     in_flight: Arc::clone(&self.in_flight),
+                    stop: self.stop.clone(),
                 },
             ));
         }
         if !over_bound.is_empty() {
-            // Due at once: claiming passes over the endpoint while it is busy, and its next
-            // finished attempt wakes the dispatcher to claim them.
+            // Due at once: claiming passes over the endpoint while it is full, and the first
+            // place freed in its queue wakes the dispatcher to claim them.
             let at = now_millis();
             if let Err(err) = self.store.give_back(&over_bound, at).await {
                 warn!(error = %err, "giving back deliveries failed; their leases expire on their own");
@@ -326,6 +331,8 @@ impl Dispatcher {
             );
             self.attempts.shutdown().await;
         }
+        // Queued deliveries were never started; `Engine::shutdown` gives their leases back.
+        self.in_flight.drain_queues();
         // Dropping the last senders lets the recorder write the final results and stop.
     }
 }
@@ -343,31 +350,48 @@ struct Waker {
     wake: Arc<Notify>,
     starved: Arc<AtomicBool>,
     in_flight: Arc<InFlight>,
+    /// Once cancelled, queued deliveries are no longer started.
+    stop: CancellationToken,
 }
 
-async fn run_attempt(
+/// Attempts `delivery`, then, in the same slot, each delivery its endpoint's queue hands over.
+async fn run_attempts(
     ctx: Arc<AttemptContext>,
-    delivery: ClaimedDelivery,
+    mut delivery: ClaimedDelivery,
     slot: OwnedSemaphorePermit,
     results: mpsc::Sender<AttemptResult>,
     waker: Waker,
 ) {
-    // Every log line of the attempt carries these ids (never the payload or secrets).
-    let span = tracing::info_span!(
-        "attempt",
-        app_id = %delivery.app_id,
-        endpoint_id = %delivery.endpoint_id,
-        msg_id = %delivery.msg_id,
-    );
-    let endpoint_id = delivery.endpoint_id.clone();
-    let result = tracing::Instrument::instrument(attempt(ctx, delivery), span).await;
-    drop(slot);
-    let endpoint_freed = waker.in_flight.finish(&endpoint_id);
-    if waker.starved.swap(false, Ordering::AcqRel) || endpoint_freed {
-        waker.wake.notify_one();
+    loop {
+        // Every log line of the attempt carries these ids (never the payload or secrets).
+        let span = tracing::info_span!(
+            "attempt",
+            app_id = %delivery.app_id,
+            endpoint_id = %delivery.endpoint_id,
+            msg_id = %delivery.msg_id,
+        );
+        let endpoint_id = delivery.endpoint_id.clone();
+        let result =
+            tracing::Instrument::instrument(attempt(Arc::clone(&ctx), delivery), span).await;
+        let finished = waker
+            .in_flight
+            .finish(&endpoint_id, !waker.stop.is_cancelled());
+        if finished.reopened {
+            waker.wake.notify_one();
+        }
+        if results.send(result).await.is_err() {
+            warn!(
+                "the recorder has stopped; the attempt's lease will expire and it will be retried"
+            );
+        }
+        match finished.next {
+            Some(next) => delivery = next,
+            None => break,
+        }
     }
-    if results.send(result).await.is_err() {
-        warn!("the recorder has stopped; the attempt's lease will expire and it will be retried");
+    drop(slot);
+    if waker.starved.swap(false, Ordering::AcqRel) {
+        waker.wake.notify_one();
     }
 }
 

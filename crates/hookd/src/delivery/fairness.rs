@@ -1,89 +1,202 @@
 //! Per-endpoint concurrency bounds, so one slow or dead endpoint cannot take every slot.
 //!
-//! The worker counts its attempts in flight per endpoint. An endpoint at its bound is named in
-//! every lease the worker takes ([`crate::store::Lease::skip_endpoints`]): claiming passes over
-//! its due deliveries and ingest does not hand them over, so other endpoints' deliveries keep
-//! flowing while it is busy. When one of its attempts finishes, the worker is woken to claim.
+//! The worker counts its attempts in flight per endpoint, up to a bound. Deliveries it holds
+//! leases for beyond the bound wait in a short queue of their endpoint (at most one bound's
+//! worth), and the next one starts as soon as one of the endpoint's attempts finishes, without a
+//! trip to the store. A queued delivery waits at most about one attempt's duration, which its
+//! lease covers (the lease outlasts two request timeouts).
+//!
+//! An endpoint whose attempts and queue are both full is named in every lease the worker takes
+//! ([`crate::store::Lease::skip_endpoints`]): claiming passes over its due deliveries and ingest
+//! does not hand them over, so other endpoints' deliveries keep flowing. Deliveries that arrive
+//! for a full endpoint anyway (handed over, or claimed in one batch) are given back. When a full
+//! endpoint's queue frees a place, the worker is woken to claim.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// Attempts in flight per endpoint on this worker.
+use crate::store::ClaimedDelivery;
+
+/// Attempts in flight and queued deliveries per endpoint on this worker.
 pub struct InFlight {
     per_endpoint: usize,
-    counts: Mutex<HashMap<String, usize>>,
+    endpoints: Mutex<HashMap<String, EndpointLoad>>,
+}
+
+#[derive(Default)]
+struct EndpointLoad {
+    running: usize,
+    queued: VecDeque<ClaimedDelivery>,
+}
+
+/// What to do with a delivery offered to the worker.
+#[derive(Debug)]
+pub enum Admission {
+    /// Start it now: it is counted as running.
+    Start(ClaimedDelivery),
+    /// Kept in its endpoint's queue; it starts when an attempt of the endpoint finishes.
+    Queued,
+    /// The endpoint is full: give it back to the store.
+    Full(ClaimedDelivery),
+}
+
+/// What follows an attempt that finished.
+#[derive(Debug)]
+pub struct Finished {
+    /// The endpoint's next queued delivery, to start in the finished one's place.
+    pub next: Option<ClaimedDelivery>,
+    /// The endpoint was full and now has room: due deliveries of it may be claimed.
+    pub reopened: bool,
 }
 
 impl InFlight {
     pub fn new(per_endpoint: usize) -> Self {
         Self {
             per_endpoint: per_endpoint.max(1),
-            counts: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(HashMap::new()),
         }
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, EndpointLoad>> {
         // Counts stay meaningful even if a holder panicked.
-        self.counts
+        self.endpoints
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The endpoints at their bound.
+    fn is_full(&self, load: &EndpointLoad) -> bool {
+        load.running >= self.per_endpoint && load.queued.len() >= self.per_endpoint
+    }
+
+    /// The endpoints with no room left, running or queued.
     pub fn busy(&self) -> Vec<String> {
-        self.counts()
+        self.endpoints()
             .iter()
-            .filter(|(_, &n)| n >= self.per_endpoint)
+            .filter(|(_, load)| self.is_full(load))
             .map(|(id, _)| id.clone())
             .collect()
     }
 
-    /// Counts an attempt starting, unless the endpoint is at its bound; false then.
-    pub fn try_start(&self, endpoint_id: &str) -> bool {
-        let mut counts = self.counts();
-        let n = counts.entry(endpoint_id.to_string()).or_insert(0);
-        if *n >= self.per_endpoint {
-            return false;
+    /// Starts, queues or refuses a delivery, by its endpoint's load.
+    pub fn admit(&self, delivery: ClaimedDelivery) -> Admission {
+        let mut endpoints = self.endpoints();
+        let load = endpoints.entry(delivery.endpoint_id.clone()).or_default();
+        if load.running < self.per_endpoint {
+            load.running += 1;
+            Admission::Start(delivery)
+        } else if load.queued.len() < self.per_endpoint {
+            load.queued.push_back(delivery);
+            Admission::Queued
+        } else {
+            Admission::Full(delivery)
         }
-        *n += 1;
-        true
     }
 
-    /// Counts an attempt finishing; true when the endpoint was at its bound (its waiting
-    /// deliveries may now be claimed).
-    pub fn finish(&self, endpoint_id: &str) -> bool {
-        let mut counts = self.counts();
-        let Some(n) = counts.get_mut(endpoint_id) else {
-            return false;
+    /// Counts an attempt of `endpoint_id` finishing; with `continue_queue`, hands out the
+    /// endpoint's next queued delivery to run in its place.
+    pub fn finish(&self, endpoint_id: &str, continue_queue: bool) -> Finished {
+        let mut endpoints = self.endpoints();
+        let Some(load) = endpoints.get_mut(endpoint_id) else {
+            return Finished {
+                next: None,
+                reopened: false,
+            };
         };
-        let was_busy = *n >= self.per_endpoint;
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(endpoint_id);
+        let was_full = self.is_full(load);
+        let next = if continue_queue {
+            load.queued.pop_front()
+        } else {
+            None
+        };
+        if next.is_none() {
+            load.running = load.running.saturating_sub(1);
         }
-        was_busy
+        let reopened = was_full && !self.is_full(load);
+        if load.running == 0 && load.queued.is_empty() {
+            endpoints.remove(endpoint_id);
+        }
+        Finished { next, reopened }
+    }
+
+    /// Empties every queue (at shutdown: their leases are given back with the rest).
+    pub fn drain_queues(&self) -> usize {
+        self.endpoints()
+            .values_mut()
+            .map(|load| std::mem::take(&mut load.queued).len())
+            .sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TriggerType;
+
+    fn delivery(endpoint: &str, n: usize) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: format!("dlv_{n}"),
+            lease_token: "lease".into(),
+            msg_id: format!("msg_{n}"),
+            app_id: "app_1".into(),
+            endpoint_id: endpoint.into(),
+            event_type: "payment.created".into(),
+            url: "http://127.0.0.1:1/".into(),
+            payload: "{}".into(),
+            secrets: Vec::new(),
+            headers: Default::default(),
+            attempts_made: 0,
+            msg_created_at: 0,
+            trigger_type: TriggerType::Scheduled,
+        }
+    }
+
+    fn started(admission: Admission) -> bool {
+        matches!(admission, Admission::Start(_))
+    }
 
     #[test]
-    fn an_endpoint_is_busy_at_its_bound_only() {
+    fn an_endpoint_runs_its_bound_queues_as_many_and_refuses_the_rest() {
         let in_flight = InFlight::new(2);
-        assert!(in_flight.try_start("ep_a"));
-        assert!(in_flight.busy().is_empty());
-        assert!(in_flight.try_start("ep_a"));
-        assert!(
-            !in_flight.try_start("ep_a"),
-            "a third would exceed the bound"
-        );
-        assert!(in_flight.try_start("ep_b"));
+        assert!(started(in_flight.admit(delivery("ep_a", 1))));
+        assert!(started(in_flight.admit(delivery("ep_a", 2))));
+        assert!(matches!(
+            in_flight.admit(delivery("ep_a", 3)),
+            Admission::Queued
+        ));
+        assert!(in_flight.busy().is_empty(), "the queue still has room");
+        assert!(matches!(
+            in_flight.admit(delivery("ep_a", 4)),
+            Admission::Queued
+        ));
         assert_eq!(in_flight.busy(), vec!["ep_a".to_string()]);
-        assert!(in_flight.finish("ep_a"));
-        assert!(in_flight.busy().is_empty());
-        assert!(!in_flight.finish("ep_b"));
-        assert!(!in_flight.finish("ep_unknown"));
+        assert!(matches!(
+            in_flight.admit(delivery("ep_a", 5)),
+            Admission::Full(_)
+        ));
+        assert!(started(in_flight.admit(delivery("ep_b", 6))), "others run");
+    }
+
+    #[test]
+    fn a_finished_attempt_hands_over_to_the_queue_in_order() {
+        let in_flight = InFlight::new(1);
+        assert!(started(in_flight.admit(delivery("ep_a", 1))));
+        in_flight.admit(delivery("ep_a", 2));
+        let finished = in_flight.finish("ep_a", true);
+        assert_eq!(finished.next.expect("next").delivery_id, "dlv_2");
+        assert!(finished.reopened, "the queue had been full");
+        let finished = in_flight.finish("ep_a", true);
+        assert!(finished.next.is_none());
+        assert!(!finished.reopened);
+        assert!(started(in_flight.admit(delivery("ep_a", 3))), "it is idle");
+    }
+
+    #[test]
+    fn stopping_leaves_the_queue_for_the_lease_release() {
+        let in_flight = InFlight::new(1);
+        in_flight.admit(delivery("ep_a", 1));
+        in_flight.admit(delivery("ep_a", 2));
+        assert!(in_flight.finish("ep_a", false).next.is_none());
+        assert_eq!(in_flight.drain_queues(), 1);
+        assert!(in_flight.finish("ep_unknown", true).next.is_none());
     }
 }

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_delivery_controls",
         include_str!("migrations/0005_delivery_controls.sql"),
     ),
+    (
+        "0006_claim_index",
+        include_str!("migrations/0006_claim_index.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -277,7 +277,7 @@ pub fn claim_due(
         .prepare_cached(
             "UPDATE deliveries SET status = 3, lease_owner = ?1, lease_token = ?2,
              next_attempt_at = ?3, updated_at = ?4
-             WHERE id IN (SELECT id FROM deliveries WHERE next_attempt_at <= ?4
+             WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
                           AND endpoint_id NOT IN (SELECT value FROM json_each(?6))
                           ORDER BY next_attempt_at LIMIT ?5)
              RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid",
