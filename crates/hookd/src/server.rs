@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::api::feed::FeedWaiters;
 use crate::api::rate_limit::ApiRateLimit;
-use crate::api::{self, auth, AppState};
+use crate::api::{self, auth, AppContext, AppState};
 use crate::catalog::validators::PayloadValidators;
 use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
@@ -88,7 +88,7 @@ pub async fn run_with_store(
             engine.as_ref().map(Engine::handle),
         )
     });
-    let state = AppState {
+    let state = AppState::new(AppContext {
         validators: Arc::new(PayloadValidators::new(store.clone())),
         store,
         dispatch: engine.as_ref().map(Engine::handle),
@@ -99,7 +99,7 @@ pub async fn run_with_store(
         relay,
         feed: Arc::new(FeedWaiters::default()),
         operational,
-    };
+    });
     let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());

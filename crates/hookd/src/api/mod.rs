@@ -43,9 +43,27 @@ use crate::store::SharedStore;
 /// Room for the JSON around a payload of the largest allowed size.
 const ENVELOPE_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach. Extractors and middleware clone the state for every request,
+/// so it is one shared pointer to [`AppContext`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl AppState {
+    pub fn new(context: AppContext) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// The services and settings behind [`AppState`].
+pub struct AppContext {
     pub store: SharedStore,
     /// The local worker, when this process runs one.
     pub dispatch: Option<DispatchHandle>,
