@@ -129,6 +129,24 @@ pub async fn read_feed(
         .map_err(db_error)
 }
 
+/// The oldest due deliveries, in one walk of the due index (`$6`, the endpoints to pass over,
+/// is empty).
+const OLDEST_DUE: &str = "SELECT id FROM deliveries WHERE next_attempt_at <= $4
+    AND NOT (endpoint_id = ANY($6::text[]))
+    ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED";
+
+/// The oldest due deliveries of the endpoints not passed over (`$6`): up to the limit from each
+/// endpoint's own due order, then the oldest of those. Walking the global due order instead
+/// would read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
+/// unlocked when the statement's transaction ends.)
+const OLDEST_DUE_OF_OTHERS: &str = "SELECT d.id FROM endpoints e
+    CROSS JOIN LATERAL (
+        SELECT id, next_attempt_at FROM deliveries
+        WHERE endpoint_id = e.id AND next_attempt_at <= $4
+        ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) d
+    WHERE NOT (e.id = ANY($6::text[]))
+    ORDER BY d.next_attempt_at LIMIT $5";
+
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease
 /// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
 pub async fn claim_due(
@@ -137,12 +155,13 @@ pub async fn claim_due(
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    let due_rows = if lease.skip_endpoints.is_empty() {
+        OLDEST_DUE
+    } else {
+        OLDEST_DUE_OF_OTHERS
+    };
     let due = sqlx::query(&format!(
-        "WITH due AS (
-            SELECT id FROM deliveries WHERE next_attempt_at <= $4
-              AND NOT (endpoint_id = ANY($6::text[]))
-            ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED
-         ), claimed AS (
+        "WITH due AS ({due_rows}), claimed AS (
             UPDATE deliveries d SET status = 3, lease_owner = $1, lease_token = $2,
                    next_attempt_at = $3, updated_at = $4
             FROM due WHERE d.id = due.id
@@ -332,10 +351,17 @@ async fn release_held(
 }
 
 pub async fn next_due(pool: &PgPool, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
-    sqlx::query_scalar(
+    // As in claiming, endpoints passed over are left out by asking each other endpoint.
+    sqlx::query_scalar(if skip_endpoints.is_empty() {
         "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
-         AND NOT (endpoint_id = ANY($1::text[]))",
-    )
+         AND NOT (endpoint_id = ANY($1::text[]))"
+    } else {
+        "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
+            SELECT next_attempt_at FROM deliveries
+            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
+            ORDER BY next_attempt_at LIMIT 1) d
+         WHERE NOT (e.id = ANY($1::text[]))"
+    })
     .bind(skip_endpoints)
     .fetch_one(pool)
     .await

@@ -260,6 +260,28 @@ pub fn read_feed(
     Ok(rows)
 }
 
+/// Claims the oldest due deliveries, in one walk of the due index.
+const CLAIM_OLDEST_DUE: &str = "UPDATE deliveries SET status = 3, lease_owner = ?1,
+     lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
+     WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
+                     AND ?6 IS NOT NULL ORDER BY next_attempt_at LIMIT ?5)
+     RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid";
+
+/// Claims the oldest due deliveries of the endpoints not passed over (`?6`): up to the limit
+/// from each endpoint's own due order, then the oldest of those. Walking the global due order
+/// instead would read every due row of a passed-over endpoint first; a dead endpoint's backlog
+/// of a million would make every claim read a million rows.
+const CLAIM_OLDEST_DUE_OF_OTHERS: &str = "UPDATE deliveries SET status = 3, lease_owner = ?1,
+     lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
+     WHERE rowid IN (
+        SELECT d.rowid FROM endpoints e
+        JOIN deliveries d ON d.rowid IN (
+            SELECT rowid FROM deliveries WHERE endpoint_id = e.id AND next_attempt_at <= ?4
+            ORDER BY next_attempt_at LIMIT ?5)
+        WHERE e.id NOT IN (SELECT value FROM json_each(?6))
+        ORDER BY d.next_attempt_at LIMIT ?5)
+     RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid";
+
 /// The endpoints to pass over, as one JSON array parameter: a single cached statement serves
 /// any number of them.
 fn skip_json(endpoints: &[String]) -> String {
@@ -274,14 +296,11 @@ pub fn claim_due(
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let mut statement = conn
-        .prepare_cached(
-            "UPDATE deliveries SET status = 3, lease_owner = ?1, lease_token = ?2,
-             next_attempt_at = ?3, updated_at = ?4
-             WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
-                          AND endpoint_id NOT IN (SELECT value FROM json_each(?6))
-                          ORDER BY next_attempt_at LIMIT ?5)
-             RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid",
-        )
+        .prepare_cached(if lease.skip_endpoints.is_empty() {
+            CLAIM_OLDEST_DUE
+        } else {
+            CLAIM_OLDEST_DUE_OF_OTHERS
+        })
         .map_err(db_error)?;
     let params: [rusqlite::types::Value; 6] = [
         lease.owner.clone().into(),
@@ -465,10 +484,15 @@ pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {
 }
 
 pub fn next_due(conn: &Connection, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
-         AND endpoint_id NOT IN (SELECT value FROM json_each(?1))",
-    )
+    // As in claiming, endpoints passed over are left out by asking each other endpoint.
+    conn.prepare_cached(if skip_endpoints.is_empty() {
+        "SELECT MIN(next_attempt_at) FROM deliveries
+         WHERE next_attempt_at IS NOT NULL AND ?1 IS NOT NULL"
+    } else {
+        "SELECT MIN((SELECT MIN(next_attempt_at) FROM deliveries
+                     WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL))
+         FROM endpoints e WHERE e.id NOT IN (SELECT value FROM json_each(?1))"
+    })
     .and_then(|mut s| s.query_row([skip_json(skip_endpoints)], |row| row.get(0)))
     .map_err(db_error)
 }

@@ -4,3 +4,8 @@
 DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at, endpoint_id)
     WHERE next_attempt_at IS NOT NULL;
+
+-- While some endpoints are passed over, claims take each other endpoint's earliest due
+-- deliveries from this index, so a busy endpoint's backlog, however large, is never walked.
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, next_attempt_at)
+    WHERE next_attempt_at IS NOT NULL;
