@@ -216,10 +216,11 @@ async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     if let Some(reservation) = reservation {
         reservation.hand_over(ingested.claimed);
     }
-    if let (true, Some(dispatch)) = (ingested.unleased > 0, &state.dispatch) {
-        // Deliveries the lease could not take (a busy or throttled endpoint, no room at all)
-        // are claimed; the endpoint may have stopped being busy since the lease was taken.
-        dispatch.wake();
+    // Deliveries the lease could not take (a busy or throttled endpoint, no room at all) are
+    // claimed; the endpoint may have stopped being busy since the lease was taken.
+    match &state.dispatch {
+        Some(dispatch) if ingested.unleased > 0 => dispatch.wake(),
+        _ => {}
     }
     Ok(())
 }

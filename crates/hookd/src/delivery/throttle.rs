@@ -5,6 +5,34 @@
 //! due deliveries of that endpoint inside the claim transaction, so every node of a deployment
 //! shares the same schedule. No bursts: deliveries start at least `1000 / rate` ms apart.
 
+use std::collections::HashMap;
+
+use crate::store::ClaimedDelivery;
+
+/// The positions in `claimed` of each throttled endpoint's deliveries (those with a rate), in
+/// claim order: what each backend runs [`plan`] over.
+pub fn throttled_groups<'a>(
+    claimed: &'a [ClaimedDelivery],
+    rates: &HashMap<String, u32>,
+) -> HashMap<&'a str, Vec<usize>> {
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, delivery) in claimed.iter().enumerate() {
+        if rates.contains_key(&delivery.endpoint_id) {
+            groups.entry(&delivery.endpoint_id).or_default().push(i);
+        }
+    }
+    groups
+}
+
+/// `claimed` without the deliveries marked in `deferred` (given back for later).
+pub fn without_deferred(claimed: Vec<ClaimedDelivery>, deferred: &[bool]) -> Vec<ClaimedDelivery> {
+    claimed
+        .into_iter()
+        .zip(deferred)
+        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
+        .collect()
+}
+
 /// What to do with `n` due deliveries of one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottlePlan {

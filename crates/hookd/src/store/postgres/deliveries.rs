@@ -261,15 +261,7 @@ async fn apply_throttles(
     if rates.is_empty() {
         return Ok(claimed);
     }
-    let mut by_endpoint: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, delivery) in claimed.iter().enumerate() {
-        if rates.contains_key(&delivery.endpoint_id) {
-            by_endpoint
-                .entry(&delivery.endpoint_id)
-                .or_default()
-                .push(i);
-        }
-    }
+    let by_endpoint = throttle::throttled_groups(&claimed, rates);
     let mut deferred = vec![false; claimed.len()];
     let mut tx = pool.begin().await.map_err(db_error)?;
     for (endpoint_id, indexes) in by_endpoint {
@@ -301,11 +293,7 @@ async fn apply_throttles(
         }
     }
     tx.commit().await.map_err(db_error)?;
-    Ok(claimed
-        .into_iter()
-        .zip(deferred)
-        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
-        .collect())
+    Ok(throttle::without_deferred(claimed, &deferred))
 }
 
 /// Makes the earliest held delivery of each finished keyed delivery's key due, under the key's

@@ -264,7 +264,7 @@ pub fn read_feed(
 const CLAIM_OLDEST_DUE: &str = "UPDATE deliveries SET status = 3, lease_owner = ?1,
      lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
      WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
-                     AND ?6 IS NOT NULL ORDER BY next_attempt_at LIMIT ?5)
+                     ORDER BY next_attempt_at LIMIT ?5)
      RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid";
 
 /// Claims the oldest due deliveries of the endpoints not passed over (`?6`): up to the limit
@@ -310,17 +310,22 @@ pub fn claim_due(
         (limit as i64).into(),
         skip_json(&lease.skip_endpoints).into(),
     ];
+    // Claiming with no endpoint to pass over takes no list (`?6`).
+    let used = statement.parameter_count();
     let mut due = statement
-        .query_map(rusqlite::params_from_iter(params), |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, u32>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, i64>(5)?,
-            ))
-        })
+        .query_map(
+            rusqlite::params_from_iter(params.into_iter().take(used)),
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, u32>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            },
+        )
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
@@ -372,15 +377,7 @@ fn apply_throttles(
     if rates.is_empty() {
         return Ok(claimed);
     }
-    let mut by_endpoint: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, delivery) in claimed.iter().enumerate() {
-        if rates.contains_key(&delivery.endpoint_id) {
-            by_endpoint
-                .entry(&delivery.endpoint_id)
-                .or_default()
-                .push(i);
-        }
-    }
+    let by_endpoint = throttle::throttled_groups(&claimed, rates);
     let mut deferred = vec![false; claimed.len()];
     for (endpoint_id, indexes) in by_endpoint {
         let tat: i64 = conn
@@ -396,11 +393,7 @@ fn apply_throttles(
             deferred[i] = true;
         }
     }
-    Ok(claimed
-        .into_iter()
-        .zip(deferred)
-        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
-        .collect())
+    Ok(throttle::without_deferred(claimed, &deferred))
 }
 
 /// Returns claimed deliveries unattempted, due again at `at`.
@@ -484,15 +477,20 @@ pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {
 }
 
 pub fn next_due(conn: &Connection, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+    if skip_endpoints.is_empty() {
+        return conn
+            .prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL",
+            )
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(db_error);
+    }
     // As in claiming, endpoints passed over are left out by asking each other endpoint.
-    conn.prepare_cached(if skip_endpoints.is_empty() {
-        "SELECT MIN(next_attempt_at) FROM deliveries
-         WHERE next_attempt_at IS NOT NULL AND ?1 IS NOT NULL"
-    } else {
+    conn.prepare_cached(
         "SELECT MIN((SELECT MIN(next_attempt_at) FROM deliveries
                      WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL))
-         FROM endpoints e WHERE e.id NOT IN (SELECT value FROM json_each(?1))"
-    })
+         FROM endpoints e WHERE e.id NOT IN (SELECT value FROM json_each(?1))",
+    )
     .and_then(|mut s| s.query_row([skip_json(skip_endpoints)], |row| row.get(0)))
     .map_err(db_error)
 }
