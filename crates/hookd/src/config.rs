@@ -94,6 +94,21 @@ pub struct Settings {
     pub disable_after: Duration,
     /// Where operational webhooks go, when the operator asked for them.
     pub operational_webhook: Option<OperationalWebhook>,
+    /// The merchant portal's address and brand.
+    pub portal: PortalSettings,
+}
+
+/// How the merchant portal is reached, embedded and branded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSettings {
+    /// The address merchants reach hookd at, for portal links; `None` uses the listen address.
+    pub public_url: Option<url::Url>,
+    /// CSP `frame-ancestors` sources: who may show the portal in a frame.
+    pub frame_ancestors: Vec<String>,
+    pub brand_name: String,
+    pub logo_url: Option<url::Url>,
+    /// `#rrggbb`.
+    pub accent_color: String,
 }
 
 /// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
@@ -235,6 +250,23 @@ pub struct RawSettings {
     /// attempted them [default: 1000]
     #[arg(long, env = "HOOKD_TASK_BATCH_SIZE")]
     pub task_batch_size: Option<usize>,
+    /// The address merchants and operators reach hookd at, used in portal links
+    /// [default: http:// and the listen address]
+    #[arg(long, env = "HOOKD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Space-separated origins allowed to show the merchant portal in a frame (CSP
+    /// frame-ancestors), e.g. https://dashboard.example.com [default: 'self']
+    #[arg(long, env = "HOOKD_PORTAL_FRAME_ANCESTORS")]
+    pub portal_frame_ancestors: Option<String>,
+    /// The name shown at the top of the merchant portal [default: Webhooks]
+    #[arg(long, env = "HOOKD_PORTAL_BRAND_NAME")]
+    pub portal_brand_name: Option<String>,
+    /// An http(s) URL of a logo shown beside the brand name [default: none]
+    #[arg(long, env = "HOOKD_PORTAL_LOGO_URL")]
+    pub portal_logo_url: Option<String>,
+    /// The portal's accent colour as #rrggbb [default: #4f46e5]
+    #[arg(long, env = "HOOKD_PORTAL_ACCENT_COLOR")]
+    pub portal_accent_color: Option<String>,
 }
 
 /// A setting that could not be used.
@@ -301,6 +333,11 @@ impl RawSettings {
                 .operational_webhook_secret
                 .or(other.operational_webhook_secret),
             task_batch_size: self.task_batch_size.or(other.task_batch_size),
+            public_url: self.public_url.or(other.public_url),
+            portal_frame_ancestors: self.portal_frame_ancestors.or(other.portal_frame_ancestors),
+            portal_brand_name: self.portal_brand_name.or(other.portal_brand_name),
+            portal_logo_url: self.portal_logo_url.or(other.portal_logo_url),
+            portal_accent_color: self.portal_accent_color.or(other.portal_accent_color),
         }
     }
 
@@ -386,6 +423,23 @@ impl RawSettings {
             ));
         }
         let allow_destinations = parse_cidrs(self.allow_destinations.as_deref().unwrap_or(""))?;
+        let portal = PortalSettings {
+            public_url: self
+                .public_url
+                .as_deref()
+                .filter(|text| !text.is_empty())
+                .map(|text| web_url("HOOKD_PUBLIC_URL", text))
+                .transpose()?,
+            frame_ancestors: parse_frame_ancestors(self.portal_frame_ancestors.as_deref())?,
+            brand_name: parse_brand_name(self.portal_brand_name)?,
+            logo_url: self
+                .portal_logo_url
+                .as_deref()
+                .filter(|text| !text.is_empty())
+                .map(|text| web_url("HOOKD_PORTAL_LOGO_URL", text))
+                .transpose()?,
+            accent_color: parse_accent(self.portal_accent_color.as_deref())?,
+        };
         let operational_webhook = parse_operational_webhook(
             self.operational_webhook_url,
             self.operational_webhook_secret,
@@ -447,8 +501,75 @@ impl RawSettings {
             disable_after: positive("HOOKD_DISABLE_AFTER", self.disable_after, "5days")?,
             operational_webhook,
             task_batch_size,
+            portal,
         })
     }
+}
+
+/// An absolute http(s) URL.
+fn web_url(name: &'static str, text: &str) -> Result<url::Url, SettingError> {
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| invalid(name, format!("{text:?} is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(name, format!("{text:?} must be an http(s) URL")));
+    }
+    Ok(url)
+}
+
+/// CSP `frame-ancestors` sources. Each is checked so a setting can never add another directive
+/// to the header (no `;`, quotes only in the two keywords).
+fn parse_frame_ancestors(text: Option<&str>) -> Result<Vec<String>, SettingError> {
+    let text = text
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("'self'");
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|source| !source.is_empty())
+        .map(|source| {
+            let keyword = matches!(source, "'self'" | "'none'");
+            let host_source = !source.is_empty()
+                && source.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '-' | '*' | '[' | ']')
+                });
+            if keyword || host_source {
+                Ok(source.to_string())
+            } else {
+                Err(invalid(
+                    "HOOKD_PORTAL_FRAME_ANCESTORS",
+                    format!("{source:?} is not an origin like https://dashboard.example.com, 'self' or 'none'"),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn parse_brand_name(text: Option<String>) -> Result<String, SettingError> {
+    let name = text
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "Webhooks".into());
+    if name.chars().count() > 60 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "HOOKD_PORTAL_BRAND_NAME",
+            "must be at most 60 characters, without control characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn parse_accent(text: Option<&str>) -> Result<String, SettingError> {
+    let color = text
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("#4f46e5");
+    let hex = color.strip_prefix('#').unwrap_or("");
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "HOOKD_PORTAL_ACCENT_COLOR",
+            format!("{color:?} is not a colour like #4f46e5"),
+        ));
+    }
+    Ok(color.to_ascii_lowercase())
 }
 
 fn duration(name: &'static str, text: &str) -> Result<Duration, SettingError> {

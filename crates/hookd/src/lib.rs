@@ -28,6 +28,7 @@ pub mod devtools;
 pub mod domain;
 pub mod operational;
 pub mod outbound;
+pub mod portal;
 pub mod relay;
 pub mod retention;
 pub mod server;

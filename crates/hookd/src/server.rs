@@ -99,6 +99,12 @@ pub async fn run_with_store(
         relay,
         feed: Arc::new(FeedWaiters::default()),
         operational,
+        public_url: match &settings.portal.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => format!("http://{}", listener.local_addr()?),
+        },
+        portal: settings.portal.clone(),
+        signature_headers: settings.signature_headers,
     });
     let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();

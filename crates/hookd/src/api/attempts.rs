@@ -327,7 +327,7 @@ async fn endpoint_messages(
     responses((status = 202, body = EmptyOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn resend(
+pub(crate) async fn resend(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,

@@ -13,14 +13,15 @@ use axum::Json as AxumJson;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine as _;
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorResponses};
+use super::extract::Json;
 use super::AppState;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
-use crate::store::{ApiToken, Application, SharedStore, StoreResult};
+use crate::store::{ApiToken, Application, SharedStore, StoreResult, TokenKind};
 
 /// The caller of a request, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,27 +57,74 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Creates and stores a new token; returns its only clear-text copy.
+/// Creates and stores a new API token; returns its only clear-text copy.
 pub async fn issue_token(
     store: &SharedStore,
     app_id: Option<&str>,
     name: &str,
 ) -> StoreResult<String> {
+    let scope = if app_id.is_some() { "app" } else { "org" };
+    issue(
+        store,
+        NewToken {
+            prefix: scope,
+            app_id,
+            name,
+            kind: TokenKind::Api,
+            expires_at: None,
+            capabilities: None,
+        },
+    )
+    .await
+}
+
+/// A token to create.
+pub struct NewToken<'a> {
+    /// The readable part after `hookd_`, saying what the token is.
+    pub prefix: &'a str,
+    pub app_id: Option<&'a str>,
+    pub name: &'a str,
+    pub kind: TokenKind,
+    pub expires_at: Option<i64>,
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// Creates and stores a token of any kind; returns its only clear-text copy.
+pub async fn issue(store: &SharedStore, new: NewToken<'_>) -> StoreResult<String> {
     let mut random = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut random);
-    let scope = if app_id.is_some() { "app" } else { "org" };
-    let token = format!("hookd_{scope}_{}", BASE64URL.encode(random));
+    let token = format!("hookd_{}_{}", new.prefix, BASE64URL.encode(random));
     store
         .create_token(&ApiToken {
             id: new_id(IdPrefix::Token),
             hash: hash_token(&token),
-            name: name.to_string(),
-            app_id: app_id.map(str::to_string),
+            name: new.name.to_string(),
+            app_id: new.app_id.map(str::to_string),
             created_at: now_millis(),
             revoked: false,
+            kind: new.kind,
+            expires_at: new.expires_at,
+            capabilities: new.capabilities,
         })
         .await?;
     Ok(token)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -88,46 +136,30 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(principal.clone());
         }
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
-        let hash = hash_token(token);
+        let hash = hash_token(bearer_token(&parts.headers)?);
         let principal = if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
             Principal::Org
         } else {
+            // Portal keys and sessions are tokens too, but never open the API: a read-only
+            // portal session must not write through it.
             match state.store.find_token(&hash).await? {
-                Some(found) if !found.revoked => match found.app_id {
-                    Some(app_id) => Principal::App(app_id),
-                    None => Principal::Org,
-                },
+                Some(found) if found.kind == TokenKind::Api && found.is_live(now_millis()) => {
+                    match found.app_id {
+                        Some(app_id) => Principal::App(app_id),
+                        None => Principal::Org,
+                    }
+                }
                 _ => return Err(ApiError::unauthorized("the token is not valid")),
             }
         };
         state.rate_limit.check(&hash)?;
-        parts.extensions.insert(TokenHash(hash));
         Ok(principal)
     }
 }
 
-/// The hash of the token a request was authenticated with.
-#[derive(Clone)]
-pub struct TokenHash(String);
-
-/// `POST /api/v1/auth/logout`: revokes the token the request carries (as Svix's route does).
-/// `HOOKD_ADMIN_TOKEN` lives in the configuration and cannot be revoked this way.
+/// `POST /api/v1/auth/logout`: revokes the token the request carries (as Svix's route does),
+/// an API token or a portal session. `HOOKD_ADMIN_TOKEN` lives in the configuration and cannot
+/// be revoked this way.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
@@ -139,32 +171,123 @@ pub struct TokenHash(String);
 )]
 pub async fn logout(
     State(state): State<AppState>,
-    _principal: Principal,
-    axum::Extension(TokenHash(hash)): axum::Extension<TokenHash>,
+    headers: axum::http::HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    let hash = hash_token(bearer_token(&headers)?);
     if state.admin_token_hash.as_deref() == Some(hash.as_str()) {
         return Err(ApiError::bad_request(
             "HOOKD_ADMIN_TOKEN is set in the configuration; remove it there",
         ));
     }
-    state.store.revoke_token(&hash).await?;
-    Ok(StatusCode::NO_CONTENT)
+    state.rate_limit.check(&hash)?;
+    match state.store.find_token(&hash).await? {
+        Some(found) if found.kind != TokenKind::PortalLink && found.is_live(now_millis()) => {
+            state.store.revoke_token(&hash).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(ApiError::unauthorized("the token is not valid")),
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PortalAccessOut {
+    /// The magic link to the merchant portal: its one-time key is in the fragment.
     url: String,
+    /// An application token for the API, valid for the same time.
     token: String,
 }
 
-/// `POST /api/v1/auth/app-portal-access/{app_id}`: an application token for one merchant.
+/// What the merchant portal lets a session do, as Svix names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum PortalCapability {
+    /// See endpoints, messages, attempts and the event catalog.
+    ViewBase,
+    ViewEndpointSecret,
+    ManageEndpointSecret,
+    /// Accepted for compatibility; hookd has no transformations.
+    ManageTransformations,
+    /// Resend, recover and send test events.
+    CreateAttempts,
+    /// Add, edit, enable, disable and delete endpoints.
+    ManageEndpoint,
+}
+
+impl PortalCapability {
+    pub const ALL: [PortalCapability; 6] = [
+        PortalCapability::ViewBase,
+        PortalCapability::ViewEndpointSecret,
+        PortalCapability::ManageEndpointSecret,
+        PortalCapability::ManageTransformations,
+        PortalCapability::CreateAttempts,
+        PortalCapability::ManageEndpoint,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PortalCapability::ViewBase => "ViewBase",
+            PortalCapability::ViewEndpointSecret => "ViewEndpointSecret",
+            PortalCapability::ManageEndpointSecret => "ManageEndpointSecret",
+            PortalCapability::ManageTransformations => "ManageTransformations",
+            PortalCapability::CreateAttempts => "CreateAttempts",
+            PortalCapability::ManageEndpoint => "ManageEndpoint",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Seven days, as Svix's portal links last by default.
+const DEFAULT_PORTAL_EXPIRY_SECS: u64 = 7 * 24 * 60 * 60;
+/// The longest a portal link may last.
+const MAX_PORTAL_EXPIRY_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// The body of `app-portal-access`, as Svix defines it.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPortalAccessIn {
+    /// Seconds the link and its session last (default 7 days, at most 30).
+    expiry: Option<u64>,
+    /// A session that only looks: the same as capabilities `[ViewBase]`.
+    #[serde(default)]
+    read_only: bool,
+    /// What the session may do; every capability when absent.
+    capabilities: Option<Vec<PortalCapability>>,
+    /// Accepted for compatibility and ignored.
+    #[allow(dead_code)]
+    session_id: Option<String>,
+}
+
+impl AppPortalAccessIn {
+    /// The capabilities the link grants, `ViewBase` always among them.
+    fn capabilities(&self) -> Vec<String> {
+        let mut granted: Vec<PortalCapability> = if self.read_only {
+            vec![PortalCapability::ViewBase]
+        } else {
+            self.capabilities
+                .clone()
+                .unwrap_or_else(|| PortalCapability::ALL.to_vec())
+        };
+        if !granted.contains(&PortalCapability::ViewBase) {
+            granted.insert(0, PortalCapability::ViewBase);
+        }
+        let mut names: Vec<String> = granted.iter().map(|c| c.name().to_string()).collect();
+        names.dedup();
+        names
+    }
+}
+
+/// `POST /api/v1/auth/app-portal-access/{app_id}`: a magic link to the merchant portal for one
+/// application, and an application token.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/app-portal-access/{app_id}",
     tag = "Authentication",
     operation_id = "v1.authentication.app-portal-access",
-    summary = "Create a token for one application",
+    summary = "Create a merchant portal link for one application",
     params(("app_id" = String, Path, description = "The application's id or uid")),
+    request_body = AppPortalAccessIn,
     responses((status = 200, body = PortalAccessOut), ErrorResponses),
     security(("bearer" = []))
 )]
@@ -172,17 +295,52 @@ pub async fn app_portal_access(
     State(state): State<AppState>,
     principal: Principal,
     AxumPath(app_key): AxumPath<String>,
+    Json(body): Json<AppPortalAccessIn>,
 ) -> Result<impl IntoResponse, ApiError> {
     principal.require_org()?;
+    let expiry = body.expiry.unwrap_or(DEFAULT_PORTAL_EXPIRY_SECS);
+    if !(60..=MAX_PORTAL_EXPIRY_SECS).contains(&expiry) {
+        return Err(ApiError::invalid(
+            &["body", "expiry"],
+            format!("must be between 60 and {MAX_PORTAL_EXPIRY_SECS} seconds"),
+        ));
+    }
     let app = state
         .store
         .get_app(&app_key)
         .await?
         .ok_or_else(|| ApiError::not_found("application"))?;
-    let token = issue_token(&state.store, Some(&app.id), "app portal access").await?;
-    // Until hookd serves a consumer portal page, the URL is the application's API root, where
-    // this token works.
-    let url = format!("/api/v1/app/{}", app.id);
+    let expires_at = now_millis() + i64::try_from(expiry * 1000).unwrap_or(i64::MAX);
+    let token = issue(
+        &state.store,
+        NewToken {
+            prefix: "app",
+            app_id: Some(&app.id),
+            name: "app portal access",
+            kind: TokenKind::Api,
+            expires_at: Some(expires_at),
+            capabilities: None,
+        },
+    )
+    .await?;
+    let key = issue(
+        &state.store,
+        NewToken {
+            prefix: "link",
+            app_id: Some(&app.id),
+            name: "portal link",
+            kind: TokenKind::PortalLink,
+            expires_at: Some(expires_at),
+            capabilities: Some(body.capabilities()),
+        },
+    )
+    .await?;
+    // The key travels in the fragment, which browsers never send to a server or put in a
+    // Referer: it reaches only the portal page's own script.
+    let url = format!(
+        "{}/portal/#key={key}",
+        state.public_url.trim_end_matches('/')
+    );
     Ok((StatusCode::OK, AxumJson(PortalAccessOut { url, token })))
 }
 

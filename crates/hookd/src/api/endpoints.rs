@@ -277,7 +277,7 @@ async fn list(
     responses((status = 201, body = EndpointOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     principal: Principal,
     Path(app_id): Path<String>,
@@ -400,7 +400,7 @@ async fn replace(
     responses((status = 200, body = EndpointOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn patch(
+pub(crate) async fn patch(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -450,7 +450,7 @@ async fn patch(
     responses((status = 204, description = "Done"), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -466,7 +466,7 @@ async fn remove(
 
 #[derive(Serialize, ToSchema)]
 pub struct SecretOut {
-    key: String,
+    pub(crate) key: String,
 }
 
 #[utoipa::path(
@@ -479,7 +479,7 @@ pub struct SecretOut {
     responses((status = 200, body = SecretOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn read_secret(
+pub(crate) async fn read_secret(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -510,7 +510,7 @@ pub struct RotateIn {
     responses((status = 200, body = SecretOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
@@ -639,7 +639,7 @@ pub struct HeadersPatchIn {
     responses((status = 204, description = "Done"), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn replace_headers(
+pub(crate) async fn replace_headers(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,

@@ -146,6 +146,32 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The stable code, as answered in `code`.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The detail as one sentence, for a page; a validation error's fields are in
+    /// [`field_errors`](Self::field_errors).
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Detail::Text(text) => text.clone(),
+            Detail::Fields(fields) => fields
+                .iter()
+                .map(|f| format!("{}: {}", f.loc.last().map_or("", String::as_str), f.msg))
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+
+    /// The invalid fields of a validation error (empty for any other error).
+    pub fn field_errors(&self) -> &[FieldError] {
+        match &self.detail {
+            Detail::Fields(fields) => fields,
+            Detail::Text(_) => &[],
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -297,6 +297,7 @@ async fn list(
         event_types: repeated(raw.as_deref(), "event_types"),
         before: time_param(params.before.as_deref(), "before")?,
         after: time_param(params.after.as_deref(), "after")?,
+        ..MessageFilter::default()
     };
     let rows = state.store.list_messages(&app.id, &filter, &page).await?;
     Ok(axum::Json(ListResponse::build(

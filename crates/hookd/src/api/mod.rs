@@ -5,12 +5,12 @@
 //! worker or wakes the workers.
 
 mod apps;
-mod attempts;
+pub(crate) mod attempts;
 pub mod auth;
-mod endpoints;
+pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
-mod extract;
+pub(crate) mod extract;
 pub mod feed;
 pub mod idempotency;
 mod listen;
@@ -18,8 +18,8 @@ mod messages;
 pub mod openapi;
 mod pagination;
 pub mod rate_limit;
-mod recover;
-mod send_example;
+pub(crate) mod recover;
+pub(crate) mod send_example;
 mod serde_util;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -81,6 +81,12 @@ pub struct AppContext {
     pub validators: Arc<PayloadValidators>,
     /// Operational webhooks about endpoint changes (does nothing when they are off).
     pub operational: Emitter,
+    /// The address merchants reach hookd at, for portal links (no trailing slash).
+    pub public_url: String,
+    /// The merchant portal's brand and framing.
+    pub portal: crate::config::PortalSettings,
+    /// Which signature headers deliveries carry, for the portal's code samples.
+    pub signature_headers: crate::config::SignatureHeaders,
 }
 
 /// The whole API as one router.
@@ -101,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             post(auth::app_portal_access),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
+        .merge(crate::portal::routes(&state))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
         .route("/metrics", get(metrics))

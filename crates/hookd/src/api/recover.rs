@@ -41,7 +41,7 @@ pub struct RecoverIn {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverOut {
-    id: String,
+    pub(crate) id: String,
     /// `running`, `finished` or `failed`.
     status: &'static str,
     /// `endpoint.recover`.
@@ -110,7 +110,7 @@ fn time(value: &str, field: &str) -> Result<i64, ApiError> {
     responses((status = 202, body = RecoverOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn recover(
+pub(crate) async fn recover(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,

@@ -89,7 +89,7 @@ async fn example_payload(
     responses((status = 202, body = MessageOut), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn send_example(
+pub(crate) async fn send_example(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,

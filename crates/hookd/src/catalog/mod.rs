@@ -235,7 +235,7 @@ pub fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
 }
 
 /// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
-fn newest_schema(schemas: &Value) -> Option<&Value> {
+pub fn newest_schema(schemas: &Value) -> Option<&Value> {
     schemas
         .as_object()?
         .iter()

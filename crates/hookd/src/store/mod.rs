@@ -75,6 +75,15 @@ pub trait Store: Send + Sync + 'static {
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool>;
     async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats>;
+    /// An endpoint's attempts made since `since` (unix ms), counted per `bucket_ms`, and its
+    /// failure clock. Reads only that endpoint's attempts of the window (by id range).
+    async fn endpoint_activity(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<EndpointActivity>;
 
     // The event type catalog.
     async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
@@ -229,6 +238,15 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, hash: &str) -> StoreResult<Option<ApiToken>>;
     /// Revokes the token with this hash; false when there is none.
     async fn revoke_token(&self, hash: &str) -> StoreResult<bool>;
+    /// Uses up a one-time token: revokes the live token of this hash and kind and answers it,
+    /// atomically, so of two requests redeeming the same key only one gets it. `None` when
+    /// there is no such token, or it was revoked, used or expired at `now`.
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> StoreResult<Option<ApiToken>>;
     async fn count_tokens(&self) -> StoreResult<u64>;
 }
 

@@ -170,6 +170,25 @@ pub struct EndpointStats {
     pub canceled: u64,
 }
 
+/// An endpoint's recent attempts counted per time bucket, and its failure clock: what the
+/// portal's endpoint list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointActivity {
+    /// When the endpoint's current run of failures began (unix ms); `None` while it works.
+    pub failing_since: Option<i64>,
+    /// Buckets with at least one attempt, oldest first.
+    pub buckets: Vec<ActivityBucket>,
+}
+
+/// Attempts made in one time bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivityBucket {
+    /// The bucket's number counted from the window's start (0 for the first).
+    pub index: i64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerType {
@@ -336,6 +355,10 @@ pub struct MessageFilter {
     pub event_types: Option<Vec<String>>,
     pub before: Option<i64>,
     pub after: Option<i64>,
+    /// Only messages with this ordering key (a payment id, say).
+    pub ordering_key: Option<String>,
+    /// Only messages with at least one delivery in one of these states.
+    pub delivery_statuses: Option<Vec<DeliveryStatus>>,
 }
 
 /// Filters of the attempt lists.
@@ -373,6 +396,48 @@ pub struct ApiToken {
     pub app_id: Option<String>,
     pub created_at: i64,
     pub revoked: bool,
+    pub kind: TokenKind,
+    /// Refused from this time on (unix ms); `None` never expires.
+    pub expires_at: Option<i64>,
+    /// What a portal key or session may do (capability names); `None` for API tokens.
+    pub capabilities: Option<Vec<String>>,
+}
+
+impl ApiToken {
+    /// Whether the token is still good at `now`: not revoked, not expired.
+    pub fn is_live(&self, now: i64) -> bool {
+        !self.revoked && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// What a stored token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A bearer token of the management API.
+    Api,
+    /// The one-time key of a portal magic link, exchanged for a [`TokenKind::PortalSession`].
+    PortalLink,
+    /// A merchant's session in the portal, scoped to one application and its capabilities.
+    PortalSession,
+}
+
+impl TokenKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::PortalLink => "portal_link",
+            TokenKind::PortalSession => "portal_session",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "api" => Some(TokenKind::Api),
+            "portal_link" => Some(TokenKind::PortalLink),
+            "portal_session" => Some(TokenKind::PortalSession),
+            _ => None,
+        }
+    }
 }
 
 /// An `idempotency-key` as the store keeps it: the key a client sent, within the scope of the

@@ -11,7 +11,7 @@ use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreResult,
+    StoreResult, TokenKind,
 };
 
 pub async fn insert_app(pool: &PgPool, app: &Application) -> StoreResult<()> {
@@ -360,8 +360,9 @@ pub async fn known_event_types(pool: &PgPool, names: &[String]) -> StoreResult<V
 
 pub async fn insert_token(pool: &PgPool, token: &ApiToken) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO api_tokens (id, hash, name, app_id, revoked, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_tokens
+             (id, hash, name, app_id, revoked, created_at, kind, expires_at, capabilities)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&token.id)
     .bind(&token.hash)
@@ -369,6 +370,9 @@ pub async fn insert_token(pool: &PgPool, token: &ApiToken) -> StoreResult<()> {
     .bind(&token.app_id)
     .bind(token.revoked)
     .bind(token.created_at)
+    .bind(token.kind.as_str())
+    .bind(token.expires_at)
+    .bind(token.capabilities.as_ref().map(to_json))
     .execute(pool)
     .await
     .map_err(db_error)?;
@@ -394,6 +398,30 @@ pub async fn revoke_token(pool: &PgPool, hash: &str) -> StoreResult<bool> {
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() > 0)
+}
+
+pub async fn redeem_token(
+    pool: &PgPool,
+    hash: &str,
+    kind: TokenKind,
+    now: i64,
+) -> StoreResult<Option<ApiToken>> {
+    let row = sqlx::query(
+        "UPDATE api_tokens SET revoked = TRUE
+         WHERE hash = $1 AND kind = $2 AND NOT revoked
+           AND (expires_at IS NULL OR expires_at > $3)
+         RETURNING *",
+    )
+    .bind(hash)
+    .bind(kind.as_str())
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    row.as_ref()
+        .map(rows::api_token)
+        .transpose()
+        .map_err(db_error)
 }
 
 pub async fn count_tokens(pool: &PgPool) -> StoreResult<u64> {

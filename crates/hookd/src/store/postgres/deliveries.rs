@@ -88,6 +88,18 @@ pub async fn list_messages(
     if let Some(after) = filter.after {
         query.bind(" AND m.created_at > ", after);
     }
+    if let Some(key) = &filter.ordering_key {
+        query.bind(" AND m.ordering_key = ", key.clone());
+    }
+    if let Some(statuses) = &filter.delivery_statuses {
+        let codes: Vec<i16> = statuses.iter().map(|s| *s as i16).collect();
+        query
+            .bind(
+                " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status = ANY(",
+                codes,
+            )
+            .push("))");
+    }
     query.fetch(pool, page, "m.id", rows::message).await
 }
 

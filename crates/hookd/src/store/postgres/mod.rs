@@ -11,6 +11,7 @@
 //! - Writes need no single writer, but they are batched: concurrent ingests share one statement
 //!   and one commit ([`ingest`]), and each batch of attempt results is one statement.
 
+mod activity;
 mod catalog;
 mod connection;
 mod deliveries;
@@ -123,6 +124,16 @@ impl Store for PgStore {
 
     async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
         catalog::delete_endpoint(&self.pool, app_id, endpoint_id).await
+    }
+
+    async fn endpoint_activity(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<EndpointActivity> {
+        activity::endpoint_activity(&self.pool, app_id, endpoint_id, since, bucket_ms).await
     }
 
     async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
@@ -343,6 +354,15 @@ impl Store for PgStore {
 
     async fn backlog(&self) -> StoreResult<Backlog> {
         deliveries::backlog(&self.pool).await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> StoreResult<Option<ApiToken>> {
+        catalog::redeem_token(&self.pool, hash, kind, now).await
     }
 
     async fn count_tokens(&self) -> StoreResult<u64> {

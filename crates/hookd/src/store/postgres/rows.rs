@@ -8,7 +8,7 @@ use sqlx::Row;
 use crate::store::cipher::{endpoint_row, SecretCipher};
 use crate::store::{
     ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TriggerType,
+    RetiringSecret, TokenKind, TriggerType,
 };
 
 /// A column that does not hold what hookd wrote there.
@@ -187,6 +187,8 @@ pub fn attempt(row: &PgRow) -> sqlx::Result<Attempt> {
 }
 
 pub fn api_token(row: &PgRow) -> sqlx::Result<ApiToken> {
+    let kind: String = row.try_get("kind")?;
+    let kind = TokenKind::parse(&kind).ok_or_else(|| decode("kind", UnknownTokenKind(kind)))?;
     Ok(ApiToken {
         id: row.try_get("id")?,
         hash: row.try_get("hash")?,
@@ -194,5 +196,13 @@ pub fn api_token(row: &PgRow) -> sqlx::Result<ApiToken> {
         app_id: row.try_get("app_id")?,
         created_at: row.try_get("created_at")?,
         revoked: row.try_get("revoked")?,
+        kind,
+        expires_at: row.try_get("expires_at")?,
+        capabilities: json_opt(row, "capabilities")?,
     })
 }
+
+/// A token row whose `kind` this version of hookd does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown token kind {0:?}")]
+struct UnknownTokenKind(String);

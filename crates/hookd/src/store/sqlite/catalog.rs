@@ -10,7 +10,7 @@ use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreResult,
+    StoreResult, TokenKind,
 };
 
 pub fn insert_app(conn: &Connection, app: &Application) -> StoreResult<()> {
@@ -339,15 +339,19 @@ pub fn known_event_types(conn: &Connection, names: &[String]) -> StoreResult<Vec
 
 pub fn insert_token(conn: &Connection, token: &ApiToken) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO api_tokens (id, hash, name, app_id, revoked, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO api_tokens
+             (id, hash, name, app_id, revoked, created_at, kind, expires_at, capabilities)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             token.id,
             token.hash,
             token.name,
             token.app_id,
             token.revoked,
-            token.created_at
+            token.created_at,
+            token.kind.as_str(),
+            token.expires_at,
+            token.capabilities.as_ref().map(to_json),
         ],
     )
     .map_err(db_error)?;
@@ -365,6 +369,25 @@ pub fn revoke_token(conn: &Connection, hash: &str) -> StoreResult<bool> {
         .execute("UPDATE api_tokens SET revoked = 1 WHERE hash = ?1", [hash])
         .map_err(db_error)?;
     Ok(changed > 0)
+}
+
+pub fn redeem_token(
+    conn: &Connection,
+    hash: &str,
+    kind: TokenKind,
+    now: i64,
+) -> StoreResult<Option<ApiToken>> {
+    conn.prepare_cached(
+        "UPDATE api_tokens SET revoked = 1
+         WHERE hash = ?1 AND kind = ?2 AND revoked = 0
+           AND (expires_at IS NULL OR expires_at > ?3)
+         RETURNING *",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![hash, kind.as_str(), now], rows::api_token)
+            .optional()
+    })
+    .map_err(db_error)
 }
 
 pub fn count_tokens(conn: &Connection) -> StoreResult<u64> {

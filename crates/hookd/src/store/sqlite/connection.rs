@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_claim_index",
         include_str!("migrations/0006_claim_index.sql"),
     ),
+    (
+        "0007_portal_sessions",
+        include_str!("migrations/0007_portal_sessions.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

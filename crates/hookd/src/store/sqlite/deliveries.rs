@@ -228,6 +228,17 @@ pub fn list_messages(
     if let Some(after) = filter.after {
         query.and("m.created_at > ?", after);
     }
+    if let Some(key) = &filter.ordering_key {
+        query.and("m.ordering_key = ?", key.clone());
+    }
+    if let Some(statuses) = &filter.delivery_statuses {
+        let codes: Vec<i64> = statuses.iter().map(|s| *s as i64).collect();
+        query.and(
+            "EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id
+                     AND d.status IN (SELECT value FROM json_each(?)))",
+            rows::to_json(&codes),
+        );
+    }
     query.fetch(conn, page, "m.id", rows::message)
 }
 

@@ -1,5 +1,6 @@
 //! The embedded SQLite store: one file, WAL, `synchronous=FULL`, one group-committing writer.
 
+mod activity;
 mod catalog;
 mod connection;
 mod deliveries;
@@ -133,6 +134,19 @@ impl Store for SqliteStore {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.writer
             .run(move |c| catalog::delete_endpoint(c, &app_id, &endpoint_id))
+            .await
+    }
+
+    async fn endpoint_activity(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<EndpointActivity> {
+        let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
+        self.readers
+            .run(move |c| activity::endpoint_activity(c, &app_id, &endpoint_id, since, bucket_ms))
             .await
     }
 
@@ -438,6 +452,18 @@ impl Store for SqliteStore {
         let hash = hash.to_string();
         self.writer
             .run(move |c| catalog::revoke_token(c, &hash))
+            .await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> StoreResult<Option<ApiToken>> {
+        let hash = hash.to_string();
+        self.writer
+            .run(move |c| catalog::redeem_token(c, &hash, kind, now))
             .await
     }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::store::cipher::{endpoint_row, SecretCipher};
 use crate::store::{
     ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TriggerType,
+    RetiringSecret, TokenKind, TriggerType,
 };
 
 fn conversion(err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -174,6 +174,8 @@ pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
 }
 
 pub fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    let kind: String = row.get("kind")?;
+    let kind = TokenKind::parse(&kind).ok_or_else(|| conversion(UnknownTokenKind(kind)))?;
     Ok(ApiToken {
         id: row.get("id")?,
         hash: row.get("hash")?,
@@ -181,5 +183,13 @@ pub fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
         app_id: row.get("app_id")?,
         created_at: row.get("created_at")?,
         revoked: row.get("revoked")?,
+        kind,
+        expires_at: row.get("expires_at")?,
+        capabilities: json_opt(row, "capabilities")?,
     })
 }
+
+/// A token row whose `kind` this version of hookd does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown token kind {0:?}")]
+struct UnknownTokenKind(String);

@@ -1,0 +1,12 @@
+-- The merchant portal: a magic link's one-time key and the session it is exchanged for are
+-- tokens too, kept as hashes like API tokens, so one table answers "who is this?" and one
+-- revocation ends any of them. `kind` keeps them apart: a portal key or session is never
+-- accepted as an API token.
+ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+-- Unix ms after which the token is refused; NULL never expires.
+ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+-- What a portal key or session may do, as a JSON array of capability names; NULL for API tokens.
+ALTER TABLE api_tokens ADD COLUMN capabilities TEXT;
+
+-- The portal's delivery log finds a payment's messages by their ordering key.
+CREATE INDEX messages_by_key ON messages(app_id, ordering_key, id) WHERE ordering_key IS NOT NULL;
