@@ -59,6 +59,16 @@ pub fn delivery_headers(
     header_map(pairs)
 }
 
+/// A receiver's answer as text every backend can store: PostgreSQL refuses NUL in text, and a
+/// receiver that answers one must not keep its attempts from being recorded.
+fn storable_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
+    }
+}
+
 /// Makes one attempt and says what to record.
 pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> AttemptResult {
     let started_at = now_millis();
@@ -117,7 +127,7 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
             url: delivery.url,
             success: outcome == Outcome::Delivered,
             response_status_code: status_code,
-            response,
+            response: storable_text(response),
             response_duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
             trigger_type: delivery.trigger_type,
             created_at: started_at,
