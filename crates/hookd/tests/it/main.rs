@@ -20,6 +20,7 @@ mod openapi;
 mod operational;
 mod operations;
 mod payload_schemas;
+mod portal;
 mod postgres_restart;
 mod recover;
 mod retention;
