@@ -22,6 +22,22 @@ use crate::retention::Pruner;
 use crate::store::{self, HealthPolicy, SharedStore};
 use crate::tasks::TaskRunner;
 
+/// The address portal links point at: `HOOKD_PUBLIC_URL`, else the listen address (a
+/// wildcard address is no place for a browser to go, so it becomes `localhost`).
+fn public_url(settings: &Settings, listening: std::net::SocketAddr) -> String {
+    if let Some(url) = &settings.portal.public_url {
+        return url.as_str().trim_end_matches('/').to_string();
+    }
+    if listening.ip().is_unspecified() {
+        tracing::warn!(
+            "HOOKD_PUBLIC_URL is not set and hookd listens on every address: portal links will \
+             say localhost; set HOOKD_PUBLIC_URL to the address merchants reach hookd at"
+        );
+        return format!("http://localhost:{}", listening.port());
+    }
+    format!("http://{listening}")
+}
+
 /// Runs hookd on an already bound listener until `shutdown` completes, then stops cleanly.
 /// Tests bind port 0 and pass the listener in.
 pub async fn run(
@@ -99,10 +115,7 @@ pub async fn run_with_store(
         relay,
         feed: Arc::new(FeedWaiters::default()),
         operational,
-        public_url: match &settings.portal.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_string(),
-            None => format!("http://{}", listener.local_addr()?),
-        },
+        public_url: public_url(&settings, listener.local_addr()?),
         portal: settings.portal.clone(),
         signature_headers: settings.signature_headers,
     });
