@@ -126,7 +126,7 @@ pub async fn list(
         let attempts = ok + failed;
         rows.push(EndpointRow {
             success_rate: (attempts > 0)
-                .then(|| format!("{:.0} %", ok as f64 * 100.0 / attempts as f64)),
+                .then(|| format!("{:.0}%", ok as f64 * 100.0 / attempts as f64)),
             attempts,
             bars: bars(&counts, |i| {
                 when(since + i64::try_from(i).unwrap_or(0) * HOUR_MS)[11..16].to_string()
@@ -539,6 +539,8 @@ pub struct EndpointPage {
     pub chrome: Chrome,
     pub title: String,
     pub endpoint: Endpoint,
+    /// When its current run of failures began.
+    pub failing_since: Option<String>,
     pub event_types: String,
     pub secret: Option<String>,
     pub rotated: bool,
@@ -603,6 +605,13 @@ async fn endpoint_page(
             }),
         None => None,
     };
+    let failing_since = state
+        .store
+        .endpoint_activity(&session.app_id, &endpoint.id, now_millis(), HOUR_MS)
+        .await
+        .or_page(state)?
+        .failing_since
+        .map(when);
     let test_types = match &endpoint.event_types {
         Some(types) => types.clone(),
         None => catalog(state).await?.into_iter().map(|t| t.name).collect(),
@@ -620,6 +629,7 @@ async fn endpoint_page(
                 .as_ref()
                 .map_or_else(|| "every event type".to_string(), |t| t.join(", ")),
             endpoint,
+            failing_since,
             secret,
             rotated,
             test_types,

@@ -177,6 +177,9 @@ pub struct MessageDelivery {
 
 pub struct AttemptRow {
     pub id: String,
+    pub url: String,
+    /// Why no HTTP answer came (refused, timed out, blocked), for attempts without one.
+    pub reason: Option<String>,
     pub created: String,
     pub status_code: i64,
     pub success: bool,
@@ -256,6 +259,8 @@ pub async fn message(
         .map(|a| AttemptRow {
             created: when(a.created_at),
             id: a.id,
+            reason: (a.response_status_code == 0).then(|| a.response.chars().take(80).collect()),
+            url: a.url,
             status_code: a.response_status_code,
             success: a.success,
             duration_ms: a.response_duration_ms,
