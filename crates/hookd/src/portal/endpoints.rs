@@ -337,7 +337,7 @@ fn field_errors(errors: &[FieldError]) -> BTreeMap<String, String> {
         .iter()
         .map(|e| {
             let field = e.loc.get(1).cloned().unwrap_or_default();
-            (field, e.msg.clone())
+            (field, super::capitalize(&e.msg))
         })
         .collect()
 }
