@@ -26,9 +26,9 @@
       { code: "...", swap: true }
     ];
   }
-  // A signed-out page tells the script to forget its session.
+  // A page that ends the session (signed out, or expired) tells the script to forget it.
   document.addEventListener("htmx:afterSettle", function () {
-    if (document.body.dataset.signedOut === "true" && !document.getElementById("boot")) { store(null); }
+    if (document.querySelector("[data-session-ended]")) { store(null); }
   });
 
   function showExpired() {
@@ -43,8 +43,10 @@
   }
 
   function boot() {
-    if (!document.getElementById("boot")) { return; }
+    // A link's key is exchanged whatever page the server rendered: a new link replaces the
+    // session of an older one still held in a cookie.
     var match = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+    if (!match && !document.getElementById("boot")) { return; }
     if (match) {
       // The key is used once: take it out of the address bar and history at once.
       history.replaceState(null, "", location.pathname + location.search);

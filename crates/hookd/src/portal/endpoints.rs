@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pages::{bars, render, see_other, when, Bar, Chrome};
+use super::pages::{bars, render, see_other, shown_at, when, Bar, Chrome};
 use super::session::PortalSession;
 use super::{OrPage, PageResult, PortalError};
 use crate::api::auth::{PortalCapability, Principal};
@@ -152,7 +152,7 @@ pub async fn list(
 /// An event type as the form offers it.
 pub struct EventTypeChoice {
     pub name: String,
-    pub description: String,
+    pub description: Vec<(bool, String)>,
     pub checked: bool,
     pub schema: Option<String>,
     pub example: Option<String>,
@@ -298,7 +298,7 @@ async fn choices(state: &AppState, checked: &[String]) -> Result<Vec<EventTypeCh
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
             name: t.name,
-            description: t.description,
+            description: super::pages::code_spans(&t.description),
         })
         .collect())
 }
@@ -350,6 +350,12 @@ async fn form_page(
     form: EndpointForm,
     failure: Option<ApiError>,
 ) -> PageResult {
+    // After a failed save the address bar shows the form's own page, which reloads.
+    let page_url = if action.ends_with("/endpoints") {
+        "/portal/endpoints/new".to_string()
+    } else {
+        format!("{action}/edit")
+    };
     let choices = choices(state, &form.event_types).await?;
     let (status, errors, problem) = match failure {
         None => (StatusCode::OK, BTreeMap::new(), None),
@@ -366,7 +372,7 @@ async fn form_page(
     } else {
         "Edit endpoint"
     };
-    Ok(render(
+    let page = render(
         &EndpointFormPage {
             chrome: Chrome::new(state, session, "endpoints"),
             title: title.into(),
@@ -378,7 +384,8 @@ async fn form_page(
             problem,
         },
         status,
-    ))
+    );
+    Ok(shown_at(page, &page_url))
 }
 
 /// `GET /portal/endpoints/new`.
@@ -641,11 +648,7 @@ async fn endpoint_page(
                 timestamp_header,
                 signature_header,
             },
-            recover_default: chrono::DateTime::<chrono::Utc>::from_timestamp_millis(
-                now_millis() - 24 * HOUR_MS,
-            )
-            .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
-            .unwrap_or_default(),
+            recover_default: super::pages::form_time_text(now_millis() - 24 * HOUR_MS),
         },
         StatusCode::OK,
     ))
@@ -691,6 +694,7 @@ pub async fn reveal_secret(
     )
     .await
     .or_page(&state)?;
+    let page_url = format!("/portal/endpoints/{}", endpoint.id);
     endpoint_page(
         &state,
         &session,
@@ -700,6 +704,7 @@ pub async fn reveal_secret(
         Notice::default(),
     )
     .await
+    .map(|page| shown_at(page, &page_url))
 }
 
 /// `POST /portal/endpoints/{id}/rotate`: a new secret; the old one keeps signing for the
@@ -727,7 +732,10 @@ pub async fn rotate_secret(
         .can(PortalCapability::ViewEndpointSecret)
         .then_some(rotated.0.key);
     let endpoint = load(&state, &session, &endpoint_id).await?;
-    endpoint_page(&state, &session, endpoint, shown, true, Notice::default()).await
+    let page_url = format!("/portal/endpoints/{}", endpoint.id);
+    endpoint_page(&state, &session, endpoint, shown, true, Notice::default())
+        .await
+        .map(|page| shown_at(page, &page_url))
 }
 
 async fn set_disabled(
@@ -830,9 +838,14 @@ pub async fn recover(
     session.check_csrf(&form.csrf).or_page(&state)?;
     let endpoint = load(&state, &session, &endpoint_id).await?;
     // The form's local date-time has no zone; the page says it is UTC.
-    let since = chrono::NaiveDateTime::parse_from_str(form.since.trim(), "%Y-%m-%dT%H:%M")
-        .map(|t| rfc3339(t.and_utc().timestamp_millis()))
-        .map_err(|_| ApiError::invalid(&["body", "since"], "must be a date and time"))
+    let since = super::pages::form_time(&form.since)
+        .map(rfc3339)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "since"],
+                "must be a date and time like 2026-12-06 14:00 (UTC)",
+            )
+        })
         .or_page(&state)?;
     let input = parse(json!({ "since": since }).to_string().as_bytes()).or_page(&state)?;
     let (_, task) = recover::recover(

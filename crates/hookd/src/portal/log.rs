@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::endpoints::{catalog as live_types, example_of, newest_schema, status_label};
-use super::pages::{render, see_other, shown_body, when, Chrome, CsrfForm};
+use super::pages::{code_spans, form_time, render, see_other, shown_body, when, Chrome, CsrfForm};
 use super::session::PortalSession;
 use super::{OrPage, PageResult, PortalError};
 use crate::api::attempts as api_attempts;
@@ -37,6 +37,9 @@ pub struct LogQuery {
 
 pub struct MessageRow {
     pub id: String,
+    /// What became of the message's deliveries, in a word.
+    pub status: &'static str,
+    pub status_class: &'static str,
     pub event_type: String,
     pub ordering_key: Option<String>,
     pub created: String,
@@ -54,15 +57,20 @@ pub struct MessagesPage {
     pub filtered: bool,
 }
 
-/// A form's `2026-12-06T10:00` (UTC) as unix ms.
+/// A filter's time (UTC) as unix ms.
 fn local_time(text: &str, field: &str) -> Result<Option<i64>, ApiError> {
     if text.trim().is_empty() {
         return Ok(None);
     }
-    chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M")
-        .map(|t| Some(t.and_utc().timestamp_millis()))
-        .or_else(|_| parse_rfc3339(text.trim()).map(Some).ok_or(()))
-        .map_err(|()| ApiError::invalid(&["query", field], "must be a date and time"))
+    form_time(text)
+        .or_else(|| parse_rfc3339(text.trim()))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["query", field],
+                "must be a date and time like 2026-12-06 14:00 (UTC)",
+            )
+        })
 }
 
 impl LogQuery {
@@ -135,6 +143,23 @@ pub async fn messages(
         found.truncate(PAGE_SIZE);
         query.with_iterator(&found[PAGE_SIZE - 1].id)
     });
+    let mut rows = Vec::with_capacity(found.len());
+    for m in found {
+        let deliveries = state
+            .store
+            .list_message_deliveries(&session.app_id, &m.id, &first(100))
+            .await
+            .or_page(&state)?;
+        let (status, status_class) = summary(deliveries.iter().map(|(_, d)| d.status));
+        rows.push(MessageRow {
+            created: when(m.created_at),
+            id: m.id,
+            event_type: m.event_type,
+            ordering_key: m.ordering_key,
+            status,
+            status_class,
+        });
+    }
     let event_types = live_types(&state)
         .await?
         .into_iter()
@@ -149,15 +174,7 @@ pub async fn messages(
         &MessagesPage {
             chrome: Chrome::new(&state, &session, "messages"),
             title: "Delivery log".into(),
-            rows: found
-                .into_iter()
-                .map(|m| MessageRow {
-                    created: when(m.created_at),
-                    id: m.id,
-                    event_type: m.event_type,
-                    ordering_key: m.ordering_key,
-                })
-                .collect(),
+            rows,
             query,
             event_types,
             older,
@@ -165,6 +182,28 @@ pub async fn messages(
         },
         StatusCode::OK,
     ))
+}
+
+/// A message's deliveries in a word: failed if any failed, else retrying if any has work left,
+/// else delivered.
+fn summary(statuses: impl Iterator<Item = DeliveryStatus>) -> (&'static str, &'static str) {
+    let (mut any, mut failed, mut waiting) = (false, false, false);
+    for status in statuses {
+        any = true;
+        match status {
+            DeliveryStatus::Failed | DeliveryStatus::Canceled => failed = true,
+            DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Held => {
+                waiting = true
+            }
+            DeliveryStatus::Success => {}
+        }
+    }
+    match (any, failed, waiting) {
+        (false, _, _) => ("No endpoint", "wait"),
+        (_, true, _) => ("Failed", "bad"),
+        (_, _, true) => ("Retrying", "wait"),
+        _ => ("Delivered", "ok"),
+    }
 }
 
 pub struct MessageDelivery {
@@ -394,7 +433,7 @@ pub async fn resend(
 
 pub struct EventTypeView {
     pub name: String,
-    pub description: String,
+    pub description: Vec<(bool, String)>,
     pub deprecated: bool,
     pub schema: Option<String>,
     pub example: Option<String>,
@@ -418,7 +457,7 @@ pub async fn catalog(State(state): State<AppState>, session: PortalSession) -> P
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
             name: t.name,
-            description: t.description,
+            description: code_spans(&t.description),
             deprecated: t.deprecated,
         })
         .collect();

@@ -45,7 +45,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/portal/brand.css", get(assets::brand_css))
         .route("/portal/assets/{file}", get(assets::file))
         .route("/portal/endpoints/new", get(endpoints::new_form))
-        .route("/portal/endpoints", post(endpoints::create))
+        .route(
+            "/portal/endpoints",
+            get(pages::back_to_page).post(endpoints::create),
+        )
         .route(
             "/portal/endpoints/{endpoint_id}",
             get(endpoints::detail).post(endpoints::update),
@@ -56,27 +59,27 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/portal/endpoints/{endpoint_id}/secret",
-            post(endpoints::reveal_secret),
+            get(pages::back_to_page).post(endpoints::reveal_secret),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/rotate",
-            post(endpoints::rotate_secret),
+            get(pages::back_to_page).post(endpoints::rotate_secret),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/enable",
-            post(endpoints::enable),
+            get(pages::back_to_page).post(endpoints::enable),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/disable",
-            post(endpoints::disable),
+            get(pages::back_to_page).post(endpoints::disable),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/test",
-            post(endpoints::send_test),
+            get(pages::back_to_page).post(endpoints::send_test),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/recover",
-            post(endpoints::recover),
+            get(pages::back_to_page).post(endpoints::recover),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/delete",
@@ -86,7 +89,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/portal/messages/{msg_id}", get(log::message))
         .route(
             "/portal/messages/{msg_id}/resend/{endpoint_id}",
-            post(log::resend),
+            get(pages::back_to_page).post(log::resend),
         )
         .route(
             "/portal/messages/{msg_id}/attempts/{attempt_id}",

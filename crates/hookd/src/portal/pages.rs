@@ -114,6 +114,8 @@ pub struct Problem {
     pub title: String,
     pub heading: String,
     pub detail: String,
+    /// The page tells the script to forget its session (signed out, or the session ended).
+    pub ends_session: bool,
 }
 
 impl Problem {
@@ -134,7 +136,14 @@ impl Problem {
             title: heading.to_string(),
             heading: heading.to_string(),
             detail: detail.to_string(),
+            ends_session: false,
         }
+    }
+
+    /// The page of a session that is over.
+    pub fn ending_session(mut self) -> Self {
+        self.ends_session = true;
+        self
     }
 
     pub fn into_response_with(mut self, status: StatusCode, state: &AppState) -> Response {
@@ -169,6 +178,7 @@ pub async fn logout(
         "Open the webhooks portal again from your dashboard to sign back in.",
     );
     page.title = "Signed out".into();
+    let page = page.ending_session();
     let mut response = page.into_response_with(StatusCode::OK, &state);
     response.headers_mut().insert(SET_COOKIE, clear_cookie());
     Ok(response)
@@ -183,6 +193,72 @@ pub fn see_other(headers: &HeaderMap, path: &str) -> Response {
         return (StatusCode::OK, [("hx-location", location)]).into_response();
     }
     axum::response::Redirect::to(path).into_response()
+}
+
+/// Marks a page answered to a POST with the address it can be loaded from again, so htmx puts
+/// that in the address bar instead of the form's action (reloading which would fail).
+pub fn shown_at(mut response: Response, path: &str) -> Response {
+    if let Ok(value) = axum::http::HeaderValue::from_str(path) {
+        response.headers_mut().insert("hx-push-url", value);
+    }
+    response
+}
+
+/// `GET` on an action's address (a reload after a form without JavaScript): the page the
+/// action belongs to. Only ids of the shape hookd gives are echoed into the redirect.
+pub async fn back_to_page(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let safe = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let parts: Vec<&str> = path.trim_start_matches("/portal/").split('/').collect();
+    let target = match parts.as_slice() {
+        ["endpoints", id, _action] if safe(id) => format!("/portal/endpoints/{id}"),
+        ["messages", id, "resend", _] if safe(id) => format!("/portal/messages/{id}"),
+        _ => "/portal/".to_string(),
+    };
+    axum::response::Redirect::to(&target).into_response()
+}
+
+/// A time typed in a form, in UTC: `2026-12-06 14:00`, `2026-12-06T14:00` or `2026-12-06`.
+/// Text rather than a date picker, whose format follows the browser's locale and would leave
+/// `12/05/2026` ambiguous.
+pub fn form_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+    })
+    .map(|time| time.and_utc().timestamp_millis())
+}
+
+/// Unix ms as a form shows it (`2026-12-06 14:00`).
+pub fn form_time_text(millis: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// A description split into plain text and `code` spans (between backticks), for the
+/// template to render each as text: no markup from the catalog reaches the page.
+pub fn code_spans(text: &str) -> Vec<(bool, String)> {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(i, part)| (i % 2 == 1, part.to_string()))
+        .collect()
 }
 
 /// Unix ms as `2026-12-06 11:44:07 UTC`.
@@ -270,6 +346,32 @@ mod tests {
         let (shown, cut) = shown_body(&deep);
         assert!(cut);
         assert_eq!(shown.len(), SHOWN_BYTES);
+    }
+
+    #[test]
+    fn form_times_are_utc_in_three_shapes() {
+        let expected = Some(1_796_558_400_000);
+        assert_eq!(form_time("2026-12-06 12:00"), expected);
+        assert_eq!(form_time(" 2026-12-06T12:00 "), expected);
+        assert_eq!(form_time("2026-12-06"), Some(1_796_515_200_000));
+        assert_eq!(form_time("12/06/2026"), None);
+        assert_eq!(form_text_round_trip(), "2026-12-06 12:00");
+    }
+
+    fn form_text_round_trip() -> String {
+        form_time_text(form_time("2026-12-06 12:00").unwrap_or_default())
+    }
+
+    #[test]
+    fn backticks_become_code_spans() {
+        assert_eq!(
+            code_spans("`data.status` says its state"),
+            vec![
+                (true, "data.status".into()),
+                (false, " says its state".into())
+            ]
+        );
+        assert_eq!(code_spans("plain"), vec![(false, "plain".into())]);
     }
 
     #[test]

@@ -157,6 +157,7 @@ fn signed_out(parts: &Parts, state: &AppState) -> Response {
         "Your session has ended",
         "Open the webhooks portal again from your dashboard to get a new link.",
     )
+    .ending_session()
     .into_response_with(StatusCode::UNAUTHORIZED, state)
 }
 

@@ -23,6 +23,8 @@ struct Portal {
 struct Page {
     status: StatusCode,
     location: Option<String>,
+    /// Where htmx is told to put the address bar (`HX-Push-Url`).
+    push_url: Option<String>,
     html: String,
 }
 
@@ -64,6 +66,11 @@ impl Portal {
             location: response
                 .headers()
                 .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            push_url: response
+                .headers()
+                .get("hx-push-url")
                 .and_then(|v| v.to_str().ok())
                 .map(String::from),
             html: response.text().await.expect("body"),
@@ -282,6 +289,15 @@ async fn a_merchant_manages_an_endpoint_and_sees_its_deliveries() {
         )
         .await;
     assert!(revealed.html.contains(&secret), "{}", revealed.html);
+    // The address bar shows the endpoint's page, which reloads; the action's address, loaded
+    // again, leads there too.
+    let page_url = format!("/portal/endpoints/{endpoint}");
+    assert_eq!(revealed.push_url.as_deref(), Some(page_url.as_str()));
+    let reloaded = portal
+        .get(&format!("/portal/endpoints/{endpoint}/secret"))
+        .await;
+    assert_eq!(reloaded.status, StatusCode::SEE_OTHER);
+    assert_eq!(reloaded.location.as_deref(), Some(page_url.as_str()));
     let rotated = portal
         .post(&format!("/portal/endpoints/{endpoint}/rotate"), &[])
         .await;
@@ -387,7 +403,7 @@ async fn the_form_shows_the_apis_errors_beside_their_fields() {
         // A literal private address is refused by the SSRF guard's classifier; nothing connects.
         (
             "http://10.1.2.3/hooks",
-            "deliveries may not reach this address",
+            "Deliveries may not reach this address",
         ),
     ] {
         let page = portal.post("/portal/endpoints", &[("url", url)]).await;
