@@ -23,6 +23,7 @@ use crate::hookd::{parse_kib_field, HookdConfig};
 use crate::report::{figures_line, medians, scenario_json, settings_line, Figure, Settings};
 use crate::scenario::fanout::FanoutArgs;
 use crate::scenario::latency::LatencyArgs;
+use crate::scenario::portal::PortalArgs;
 use crate::scenario::throughput::ThroughputArgs;
 
 #[derive(Parser)]
@@ -74,6 +75,8 @@ enum Scenario {
     Fanout(FanoutArgs),
     /// All three scenarios with their default settings.
     All(AllArgs),
+    /// Merchant portal pages with 100,000 delivered messages: p50/p95 per page (not in `all`).
+    Portal(PortalArgs),
 }
 
 #[derive(Args)]
@@ -127,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Latency(args) => bench.latency(&args).await,
         Scenario::Fanout(args) => bench.fanout(&args).await,
         Scenario::All(all) => bench.all(&all).await,
+        Scenario::Portal(args) => bench.portal(&args).await,
     }
 }
 
@@ -154,6 +158,13 @@ impl Bench {
     async fn fanout(&self, args: &FanoutArgs) -> anyhow::Result<()> {
         self.scenario("fanout", args.settings(), || {
             scenario::fanout::run_once(&self.config, args)
+        })
+        .await
+    }
+
+    async fn portal(&self, args: &PortalArgs) -> anyhow::Result<()> {
+        self.scenario("portal", args.settings(), || {
+            scenario::portal::run_once(&self.config, args)
         })
         .await
     }

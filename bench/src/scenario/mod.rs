@@ -1,7 +1,8 @@
-//! The three measurements of SPEC §5 and the pieces they share.
+//! The three measurements of SPEC §5, the merchant portal's pages, and the pieces they share.
 
 pub mod fanout;
 pub mod latency;
+pub mod portal;
 pub mod throughput;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

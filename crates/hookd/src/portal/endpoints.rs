@@ -50,6 +50,20 @@ async fn load(
         .or_page(state)
 }
 
+/// The endpoint an action of the session is about, once the session may take that action
+/// (capability, and the CSRF token when the form came with the cookie).
+async fn action_on(
+    state: &AppState,
+    session: &PortalSession,
+    capability: PortalCapability,
+    csrf: &str,
+    endpoint_id: &str,
+) -> Result<Endpoint, Response> {
+    session.require(capability).or_page(state)?;
+    session.check_csrf(csrf).or_page(state)?;
+    load(state, session, endpoint_id).await
+}
+
 /// One endpoint as the list shows it.
 pub struct EndpointRow {
     pub id: String,
@@ -682,11 +696,14 @@ pub async fn reveal_secret(
     axum::extract::Path(endpoint_id): axum::extract::Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> PageResult {
-    session
-        .require(PortalCapability::ViewEndpointSecret)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::ViewEndpointSecret,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     let secret = api::read_secret(
         State(state.clone()),
         principal(&session),
@@ -715,11 +732,14 @@ pub async fn rotate_secret(
     axum::extract::Path(endpoint_id): axum::extract::Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> PageResult {
-    session
-        .require(PortalCapability::ManageEndpointSecret)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::ManageEndpointSecret,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     let rotated = api::rotate_secret(
         State(state.clone()),
         principal(&session),
@@ -746,11 +766,14 @@ async fn set_disabled(
     form: ActionForm,
     disabled: bool,
 ) -> PageResult {
-    session
-        .require(PortalCapability::ManageEndpoint)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::ManageEndpoint,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     api::patch(
         State(state.clone()),
         principal(&session),
@@ -798,11 +821,14 @@ pub async fn send_test(
     axum::extract::Path(endpoint_id): axum::extract::Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> PageResult {
-    session
-        .require(PortalCapability::CreateAttempts)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::CreateAttempts,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     let input = parse(
         json!({ "eventType": form.event_type })
             .to_string()
@@ -832,11 +858,14 @@ pub async fn recover(
     axum::extract::Path(endpoint_id): axum::extract::Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> PageResult {
-    session
-        .require(PortalCapability::CreateAttempts)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::CreateAttempts,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     // The form's local date-time has no zone; the page says it is UTC.
     let since = super::pages::form_time(&form.since)
         .map(rfc3339)
@@ -901,11 +930,14 @@ pub async fn delete(
     axum::extract::Path(endpoint_id): axum::extract::Path<String>,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> PageResult {
-    session
-        .require(PortalCapability::ManageEndpoint)
-        .or_page(&state)?;
-    session.check_csrf(&form.csrf).or_page(&state)?;
-    let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint = action_on(
+        &state,
+        &session,
+        PortalCapability::ManageEndpoint,
+        &form.csrf,
+        &endpoint_id,
+    )
+    .await?;
     api::remove(
         State(state.clone()),
         principal(&session),

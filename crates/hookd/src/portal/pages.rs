@@ -52,6 +52,15 @@ impl Chrome {
         Self {
             brand: state.portal.brand_name.clone(),
             logo: state.portal.logo_url.as_ref().map(|u| u.to_string()),
+            ..Self::blank()
+        }
+    }
+
+    /// Nothing to show and nothing allowed.
+    fn blank() -> Self {
+        Self {
+            brand: String::new(),
+            logo: None,
             app_name: String::new(),
             nav: "",
             csrf: String::new(),
@@ -121,18 +130,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(heading: &str, detail: &str) -> Self {
         Self {
-            chrome: Chrome {
-                brand: String::new(),
-                logo: None,
-                app_name: String::new(),
-                nav: "",
-                csrf: String::new(),
-                signed_in: false,
-                manage_endpoint: false,
-                view_secret: false,
-                manage_secret: false,
-                create_attempts: false,
-            },
+            chrome: Chrome::blank(),
             title: heading.to_string(),
             heading: heading.to_string(),
             detail: detail.to_string(),
