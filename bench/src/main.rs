@@ -220,9 +220,9 @@ fn machine_facts(config: &HookdConfig) -> anyhow::Result<Settings> {
         || "unknown".to_owned(),
         |kib| format!("{:.1}GiB", kib as f64 / 1024.0 / 1024.0),
     );
-    let version = config
-        .version()
-        .context("the hookd binary does not run; build it with `cargo build --release -p hookd`")?;
+    let version = config.version().context(
+        "the hookd binary does not run; build it with `cargo build --release -p hookd-cli`",
+    )?;
     Ok(vec![
         ("nproc", nproc.to_string()),
         ("mem_total", mem_total),

@@ -21,10 +21,8 @@
 
 pub mod api;
 pub mod catalog;
-pub mod client;
 pub mod config;
 pub mod delivery;
-pub mod devtools;
 pub mod domain;
 pub mod operational;
 pub mod outbound;
