@@ -5,7 +5,8 @@
 //!    from ingest (leased to this worker in the ingest transaction) or from `claim_due`, which
 //!    leases due deliveries in batches. Ingest wakes the dispatcher; polling is the fallback.
 //! 2. **Attempts** ([`attempt`]): one task per delivery, bounded by a semaphore, with no
-//!    database transaction open while the HTTP call runs.
+//!    database transaction open while the HTTP call runs. The endpoint's URL picks the
+//!    [`transport`]: the guarded HTTP client, or a `hookd listen` session's relay.
 //! 3. **Recording** ([`engine::Recorder`]): results are written in batches, each applied only
 //!    while its lease still holds.
 
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod fairness;
 pub mod retry;
 pub mod throttle;
+pub mod transport;
 
 pub use engine::{DispatchHandle, Engine};
 pub use retry::{Outcome, RetryPolicy};
