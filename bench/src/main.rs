@@ -1,4 +1,4 @@
-//! hookd-bench: measures hookd end to end as SPEC §5 defines it.
+//! hookd-bench: measures hookd end to end as BENCHMARKS.md ("Targets") defines it.
 //!
 //! Each run starts a fresh hookd child process (new temp database) and a
 //! loopback receiver answering 204, publishes ~300-byte payment payloads
@@ -29,7 +29,7 @@ use crate::scenario::throughput::ThroughputArgs;
 #[command(
     name = "hookd-bench",
     version,
-    about = "End-to-end benchmark of hookd (SPEC §5)"
+    about = "End-to-end benchmark of hookd (see BENCHMARKS.md)"
 )]
 struct Cli {
     #[command(flatten)]

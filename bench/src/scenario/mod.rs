@@ -1,4 +1,4 @@
-//! The three measurements of SPEC §5 and the pieces they share.
+//! The three measurements BENCHMARKS.md ("Targets") defines, and the pieces they share.
 
 pub mod fanout;
 pub mod latency;

@@ -133,7 +133,8 @@ impl Hookd {
         let mut settings = Settings::with_database(database);
         let token = format!("demo_{:032x}", rand::random::<u128>());
         settings.admin_token = Some(token.clone());
-        // The merchant listens on loopback, which hookd refuses unless allowed (SPEC §4.1).
+        // The merchant listens on loopback, which hookd refuses unless allowed (SECURITY.md,
+        // "Destinations").
         settings.allow_destinations = vec!["127.0.0.0/8".parse()?];
         settings.retry = RetryPolicy::new(pace.retry_schedule(), pace.of(1000));
         settings.poll_interval = pace.tick();

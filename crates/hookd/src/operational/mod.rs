@@ -1,6 +1,7 @@
 //! Operational webhooks: hookd telling the operator what happens to endpoints and deliveries
-//! (SPEC §3): `endpoint.created`, `endpoint.updated`, `endpoint.deleted`, `endpoint.disabled`,
-//! `message.attempt.failing`, `message.attempt.exhausted`, `message.attempt.recovered`.
+//! (docs/OPERATIONS.md, "Endpoint health and operational webhooks"): `endpoint.created`,
+//! `endpoint.updated`, `endpoint.deleted`, `endpoint.disabled`, `message.attempt.failing`,
+//! `message.attempt.exhausted`, `message.attempt.recovered`.
 //!
 //! They are ordinary webhooks. At start, hookd keeps an internal application (uid
 //! [`APP_UID`]) with one endpoint at `HOOKD_OPERATIONAL_WEBHOOK_URL`, signed with
