@@ -41,7 +41,7 @@ pub async fn run(
 }
 
 /// [`run`] with a store already opened.
-pub async fn run_with_store(
+pub(crate) async fn run_with_store(
     settings: Settings,
     store: SharedStore,
     listener: TcpListener,

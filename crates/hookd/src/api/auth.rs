@@ -24,7 +24,7 @@ use crate::store::{ApiToken, Application, SharedStore, StoreResult};
 
 /// The caller of a request, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
+pub(crate) enum Principal {
     /// May do everything.
     Org,
     /// May reach one application only.
@@ -33,7 +33,7 @@ pub enum Principal {
 
 impl Principal {
     /// Org-only routes: the catalog and the list of applications.
-    pub fn require_org(&self) -> Result<(), ApiError> {
+    pub(crate) fn require_org(&self) -> Result<(), ApiError> {
         match self {
             Principal::Org => Ok(()),
             Principal::App(_) => Err(ApiError::forbidden()),
@@ -41,7 +41,7 @@ impl Principal {
     }
 
     /// Whether this caller may see the application; another tenant's is "not found".
-    pub fn check_app(&self, app: &Application) -> Result<(), ApiError> {
+    pub(crate) fn check_app(&self, app: &Application) -> Result<(), ApiError> {
         match self {
             Principal::Org => Ok(()),
             Principal::App(id) if *id == app.id => Ok(()),
@@ -124,7 +124,7 @@ impl FromRequestParts<AppState> for Principal {
 
 /// The hash of the token a request was authenticated with.
 #[derive(Clone)]
-pub struct TokenHash(String);
+pub(crate) struct TokenHash(String);
 
 /// `POST /api/v1/auth/logout`: revokes the token the request carries (as Svix's route does).
 /// `HOOKD_ADMIN_TOKEN` lives in the configuration and cannot be revoked this way.
@@ -137,7 +137,7 @@ pub struct TokenHash(String);
     responses((status = 204, description = "Done"), ErrorResponses),
     security(("bearer" = []))
 )]
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     _principal: Principal,
     axum::Extension(TokenHash(hash)): axum::Extension<TokenHash>,
@@ -152,7 +152,7 @@ pub async fn logout(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PortalAccessOut {
+pub(crate) struct PortalAccessOut {
     url: String,
     token: String,
 }
@@ -168,7 +168,7 @@ pub struct PortalAccessOut {
     responses((status = 200, body = PortalAccessOut), ErrorResponses),
     security(("bearer" = []))
 )]
-pub async fn app_portal_access(
+pub(crate) async fn app_portal_access(
     State(state): State<AppState>,
     principal: Principal,
     AxumPath(app_key): AxumPath<String>,

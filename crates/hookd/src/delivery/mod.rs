@@ -10,12 +10,12 @@
 //! 3. **Recording** ([`engine::Recorder`]): results are written in batches, each applied only
 //!    while its lease still holds.
 
-pub mod attempt;
-pub mod engine;
-pub mod fairness;
+pub(crate) mod attempt;
+pub(crate) mod engine;
+pub(crate) mod fairness;
 pub mod retry;
 pub mod throttle;
-pub mod transport;
+pub(crate) mod transport;
 
-pub use engine::{DispatchHandle, Engine};
+pub(crate) use engine::{DispatchHandle, Engine};
 pub use retry::{Outcome, RetryPolicy};
