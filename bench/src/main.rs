@@ -1,4 +1,4 @@
-//! hookd-bench: measures hookd end to end as SPEC §5 defines it.
+//! hookd-bench: measures hookd end to end as BENCHMARKS.md ("Targets") defines it.
 //!
 //! Each run starts a fresh hookd child process (new temp database) and a
 //! loopback receiver answering 204, publishes ~300-byte payment payloads
@@ -30,7 +30,7 @@ use crate::scenario::throughput::ThroughputArgs;
 #[command(
     name = "hookd-bench",
     version,
-    about = "End-to-end benchmark of hookd (SPEC §5)"
+    about = "End-to-end benchmark of hookd (see BENCHMARKS.md)"
 )]
 struct Cli {
     #[command(flatten)]
@@ -231,9 +231,9 @@ fn machine_facts(config: &HookdConfig) -> anyhow::Result<Settings> {
         || "unknown".to_owned(),
         |kib| format!("{:.1}GiB", kib as f64 / 1024.0 / 1024.0),
     );
-    let version = config
-        .version()
-        .context("the hookd binary does not run; build it with `cargo build --release -p hookd`")?;
+    let version = config.version().context(
+        "the hookd binary does not run; build it with `cargo build --release -p hookd-cli`",
+    )?;
     Ok(vec![
         ("nproc", nproc.to_string()),
         ("mem_total", mem_total),

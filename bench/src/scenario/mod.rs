@@ -1,4 +1,5 @@
-//! The three measurements of SPEC §5, the merchant portal's pages, and the pieces they share.
+//! The three measurements BENCHMARKS.md ("Targets") defines, the merchant portal's pages, and
+//! the pieces they share.
 
 pub mod fanout;
 pub mod latency;

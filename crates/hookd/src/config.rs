@@ -5,7 +5,7 @@
 //! at start with a message naming the setting, never later.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
@@ -142,7 +142,7 @@ impl Settings {
     /// How long a claimed delivery stays leased: by default long enough for the slowest
     /// attempt. With PostgreSQL it is also how long a dead node's deliveries wait before
     /// another node takes them over.
-    pub fn lease_duration(&self) -> Duration {
+    pub(crate) fn lease_duration(&self) -> Duration {
         self.lease_override.unwrap_or_else(|| {
             self.connect_timeout + self.request_timeout * 2 + Duration::from_secs(30)
         })
@@ -691,11 +691,6 @@ fn parse_log_format(text: Option<&str>) -> Result<LogFormat, SettingError> {
             format!("{other:?} is not one of text, json"),
         )),
     }
-}
-
-/// The path of the SQLite file a `sqlite://` URL names.
-pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
-    database_url.strip_prefix("sqlite://").map(PathBuf::from)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 /// The URL scheme of listen-session endpoints: `hookd-listen://<session id>`.
-pub const SCHEME: &str = "hookd-listen";
+pub(crate) const SCHEME: &str = "hookd-listen";
 
 /// Deliveries waiting for the CLI to fetch them, per session.
 const QUEUE_DEPTH: usize = 256;
@@ -47,7 +47,7 @@ struct Session {
 
 /// Why a delivery could not be relayed.
 #[derive(Debug, thiserror::Error)]
-pub enum RelayError {
+pub(crate) enum RelayError {
     #[error("no `hookd listen` session {0} is connected to this node")]
     NoSession(String),
     #[error("the `hookd listen` session did not answer in time")]
@@ -56,7 +56,7 @@ pub enum RelayError {
 
 /// All listen sessions of this node.
 #[derive(Default)]
-pub struct RelayHub {
+pub(crate) struct RelayHub {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -80,7 +80,7 @@ impl RelayHub {
     }
 
     /// Whether the session exists and belongs to the application.
-    pub fn owned_by(&self, session_id: &str, app_id: &str) -> bool {
+    pub(crate) fn owned_by(&self, session_id: &str, app_id: &str) -> bool {
         self.lock()
             .get(session_id)
             .is_some_and(|s| s.app_id == app_id)
@@ -153,7 +153,7 @@ impl RelayHub {
 }
 
 /// The session id of a listen-session endpoint URL.
-pub fn session_of(url: &str) -> Option<&str> {
+pub(crate) fn session_of(url: &str) -> Option<&str> {
     url.strip_prefix(SCHEME)?.strip_prefix("://")
 }
 

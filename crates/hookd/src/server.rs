@@ -14,6 +14,7 @@ use crate::catalog::validators::PayloadValidators;
 use crate::config::{Role, Seed, Settings};
 use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
+use crate::delivery::transport::Transports;
 use crate::delivery::Engine;
 use crate::operational::{self, Emitter, Publisher};
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
@@ -56,7 +57,7 @@ pub async fn run(
 }
 
 /// [`run`] with a store already opened.
-pub async fn run_with_store(
+pub(crate) async fn run_with_store(
     settings: Settings,
     store: SharedStore,
     listener: TcpListener,
@@ -210,10 +211,9 @@ fn start_engine(
             request_timeout: settings.request_timeout,
         },
         DestinationGuard::new(settings.allow_destinations.clone()),
-        Arc::clone(relay),
     )?;
     let ctx = AttemptContext {
-        outbound,
+        transports: Transports::new(outbound, Arc::clone(relay)),
         retry: settings.retry.clone(),
         signature_headers: settings.signature_headers,
     };

@@ -11,17 +11,17 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub const MESSAGES_INGESTED: &str = "hookd_messages_ingested_total";
-pub const ATTEMPTS: &str = "hookd_attempts_total";
-pub const ATTEMPT_DURATION: &str = "hookd_attempt_duration_seconds";
-pub const DELIVERY_LATENCY: &str = "hookd_delivery_latency_seconds";
-pub const DELIVERIES_PENDING: &str = "hookd_deliveries_pending";
-pub const OLDEST_PENDING_AGE: &str = "hookd_oldest_pending_age_seconds";
-pub const ENDPOINTS_DISABLED: &str = "hookd_endpoints_disabled";
-pub const CLAIM_DURATION: &str = "hookd_claim_duration_seconds";
-pub const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
-pub const HTTP_REQUESTS: &str = "hookd_http_requests_total";
-pub const OPERATIONAL_EVENTS: &str = "hookd_operational_events_total";
+pub(crate) const MESSAGES_INGESTED: &str = "hookd_messages_ingested_total";
+pub(crate) const ATTEMPTS: &str = "hookd_attempts_total";
+pub(crate) const ATTEMPT_DURATION: &str = "hookd_attempt_duration_seconds";
+pub(crate) const DELIVERY_LATENCY: &str = "hookd_delivery_latency_seconds";
+pub(crate) const DELIVERIES_PENDING: &str = "hookd_deliveries_pending";
+pub(crate) const OLDEST_PENDING_AGE: &str = "hookd_oldest_pending_age_seconds";
+pub(crate) const ENDPOINTS_DISABLED: &str = "hookd_endpoints_disabled";
+pub(crate) const CLAIM_DURATION: &str = "hookd_claim_duration_seconds";
+pub(crate) const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
+pub(crate) const HTTP_REQUESTS: &str = "hookd_http_requests_total";
+pub(crate) const OPERATIONAL_EVENTS: &str = "hookd_operational_events_total";
 
 /// Installs the process's log (and, with the `otel` feature, trace) subscriber.
 pub fn init_logging(format: crate::config::LogFormat) {
@@ -105,7 +105,7 @@ mod otel {
 }
 
 /// The process's metrics recorder, installed on first use.
-pub fn prometheus() -> &'static PrometheusHandle {
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let seconds = [
@@ -126,7 +126,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
 
 /// How an attempt ended, as a metric label.
 #[derive(Debug, Clone, Copy)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     Success,
     HttpError,
     Timeout,
@@ -146,12 +146,16 @@ impl AttemptOutcome {
     }
 }
 
-pub fn message_ingested() {
+pub(crate) fn message_ingested() {
     counter!(MESSAGES_INGESTED).increment(1);
 }
 
 /// One finished attempt; `latency` is from ingest to this success, when it succeeded.
-pub fn attempt_finished(outcome: AttemptOutcome, duration: Duration, latency: Option<Duration>) {
+pub(crate) fn attempt_finished(
+    outcome: AttemptOutcome,
+    duration: Duration,
+    latency: Option<Duration>,
+) {
     counter!(ATTEMPTS, "outcome" => outcome.label()).increment(1);
     histogram!(ATTEMPT_DURATION).record(duration.as_secs_f64());
     if let Some(latency) = latency {
@@ -161,7 +165,7 @@ pub fn attempt_finished(outcome: AttemptOutcome, duration: Duration, latency: Op
 
 /// What became of one operational event: `committed` (stored as a message to the operator),
 /// `dropped` (the queue was full) or `failed` (it could not be stored).
-pub fn operational_event(outcome: &'static str) {
+pub(crate) fn operational_event(outcome: &'static str) {
     counter!(OPERATIONAL_EVENTS, "outcome" => outcome).increment(1);
 }
 
@@ -181,7 +185,7 @@ pub fn backlog(pending: u64, oldest_age: Duration, endpoints_disabled: u64) {
 }
 
 /// One API request, labelled by its route template (e.g. `/api/v1/app/{app_id}`).
-pub fn http_request(method: &str, route: &str, status: u16) {
+pub(crate) fn http_request(method: &str, route: &str, status: u16) {
     let class = match status {
         200..=299 => "2xx",
         300..=399 => "3xx",

@@ -1,5 +1,7 @@
-//! Known answers: SPEC §2.3 and the test vectors of the Standard Webhooks libraries (the
-//! `libraries/*/tests` of the standard-webhooks repository), used here as data.
+//! Known answers: the signature scheme as `hookd-signing`'s crate documentation states it
+//! (`v1,` and the base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}`) and the test vectors of
+//! the Standard Webhooks libraries (the `libraries/*/tests` of the standard-webhooks
+//! repository), used here as data.
 
 use hookd_receiver::{Verifier, VerifyError};
 

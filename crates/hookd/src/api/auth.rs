@@ -25,7 +25,7 @@ use crate::store::{ApiToken, Application, SharedStore, StoreResult, TokenKind};
 
 /// The caller of a request, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
+pub(crate) enum Principal {
     /// May do everything.
     Org,
     /// May reach one application only.
@@ -34,7 +34,7 @@ pub enum Principal {
 
 impl Principal {
     /// Org-only routes: the catalog and the list of applications.
-    pub fn require_org(&self) -> Result<(), ApiError> {
+    pub(crate) fn require_org(&self) -> Result<(), ApiError> {
         match self {
             Principal::Org => Ok(()),
             Principal::App(_) => Err(ApiError::forbidden()),
@@ -42,7 +42,7 @@ impl Principal {
     }
 
     /// Whether this caller may see the application; another tenant's is "not found".
-    pub fn check_app(&self, app: &Application) -> Result<(), ApiError> {
+    pub(crate) fn check_app(&self, app: &Application) -> Result<(), ApiError> {
         match self {
             Principal::Org => Ok(()),
             Principal::App(id) if *id == app.id => Ok(()),
@@ -79,7 +79,7 @@ pub async fn issue_token(
 }
 
 /// A token to create.
-pub struct NewToken<'a> {
+pub(crate) struct NewToken<'a> {
     /// The readable part after `hookd_`, saying what the token is.
     pub prefix: &'a str,
     pub app_id: Option<&'a str>,
@@ -90,7 +90,7 @@ pub struct NewToken<'a> {
 }
 
 /// Creates and stores a token of any kind; returns its only clear-text copy.
-pub async fn issue(store: &SharedStore, new: NewToken<'_>) -> StoreResult<String> {
+pub(crate) async fn issue(store: &SharedStore, new: NewToken<'_>) -> StoreResult<String> {
     let mut random = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut random);
     let token = format!("hookd_{}_{}", new.prefix, BASE64URL.encode(random));
@@ -111,7 +111,7 @@ pub async fn issue(store: &SharedStore, new: NewToken<'_>) -> StoreResult<String
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
@@ -169,7 +169,7 @@ impl FromRequestParts<AppState> for Principal {
     responses((status = 204, description = "Done"), ErrorResponses),
     security(("bearer" = []))
 )]
-pub async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -190,7 +190,7 @@ pub async fn logout(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PortalAccessOut {
+pub(crate) struct PortalAccessOut {
     /// The magic link to the merchant portal: its one-time key is in the fragment.
     url: String,
     /// An application token for the API, valid for the same time.
@@ -199,7 +199,7 @@ pub struct PortalAccessOut {
 
 /// What the merchant portal lets a session do, as Svix names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum PortalCapability {
+pub(crate) enum PortalCapability {
     /// See endpoints, messages, attempts and the event catalog.
     ViewBase,
     ViewEndpointSecret,
@@ -246,7 +246,7 @@ const MAX_PORTAL_EXPIRY_SECS: u64 = 30 * 24 * 60 * 60;
 /// The body of `app-portal-access`, as Svix defines it.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AppPortalAccessIn {
+pub(crate) struct AppPortalAccessIn {
     /// Seconds the link and its session last (default 7 days, at most 30).
     expiry: Option<u64>,
     /// A session that only looks: the same as capabilities `[ViewBase]`.
@@ -291,7 +291,7 @@ impl AppPortalAccessIn {
     responses((status = 200, body = PortalAccessOut), ErrorResponses),
     security(("bearer" = []))
 )]
-pub async fn app_portal_access(
+pub(crate) async fn app_portal_access(
     State(state): State<AppState>,
     principal: Principal,
     AxumPath(app_key): AxumPath<String>,

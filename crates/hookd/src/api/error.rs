@@ -80,11 +80,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
 
-    pub fn unauthorized(detail: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "authentication_failed", detail)
     }
 
-    pub fn forbidden() -> Self {
+    pub(crate) fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "insufficient_access",
@@ -92,11 +92,11 @@ impl ApiError {
         )
     }
 
-    pub fn bad_request(detail: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
     }
 
-    pub fn payload_too_large(limit: usize) -> Self {
+    pub(crate) fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -115,7 +115,7 @@ impl ApiError {
 
     /// A 422 for one field with its own `code`, for a request that is well formed but cannot
     /// be accepted as it is (the body keeps the shape of a validation error).
-    pub fn unprocessable(code: &'static str, loc: &[&str], msg: impl Into<String>) -> Self {
+    pub(crate) fn unprocessable(code: &'static str, loc: &[&str], msg: impl Into<String>) -> Self {
         Self {
             code,
             ..Self::invalid_fields(vec![FieldError {
@@ -126,7 +126,7 @@ impl ApiError {
         }
     }
 
-    pub fn invalid_fields(fields: Vec<FieldError>) -> Self {
+    pub(crate) fn invalid_fields(fields: Vec<FieldError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code: "validation",
@@ -135,7 +135,7 @@ impl ApiError {
         }
     }
 
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -286,12 +286,12 @@ pub enum ErrorResponses {
 }
 
 /// Answers routes that do not exist.
-pub async fn no_route() -> ApiError {
+pub(crate) async fn no_route() -> ApiError {
     ApiError::not_found("route")
 }
 
 /// Answers a known route called with the wrong method.
-pub async fn wrong_method() -> ApiError {
+pub(crate) async fn wrong_method() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -39,18 +39,22 @@ use crate::store::{
 };
 
 /// The request header.
-pub const HEADER: &str = "idempotency-key";
+pub(crate) const HEADER: &str = "idempotency-key";
 /// The header marking an answer as a replay.
-pub const REPLAYED: &str = "idempotent-replayed";
+pub(crate) const REPLAYED: &str = "idempotent-replayed";
 /// How long an answer is replayed.
-pub const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const KEPT_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a running request holds its key before it counts as dead.
-pub const LOCK: Duration = Duration::from_secs(60);
+pub(crate) const LOCK: Duration = Duration::from_secs(60);
 /// The longest key accepted.
 const MAX_KEY_LEN: usize = 256;
 
 /// The middleware: passes through everything but a POST with an `idempotency-key`.
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
         return next.run(request).await;
     }

@@ -11,13 +11,13 @@ pub(crate) mod endpoints;
 pub mod error;
 mod event_types;
 pub(crate) mod extract;
-pub mod feed;
+pub(crate) mod feed;
 pub mod idempotency;
 mod listen;
 mod messages;
 pub mod openapi;
 mod pagination;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 pub(crate) mod recover;
 pub(crate) mod send_example;
 mod serde_util;
@@ -46,7 +46,7 @@ const ENVELOPE_BYTES: usize = 64 * 1024;
 /// What every handler can reach. Extractors and middleware clone the state for every request,
 /// so it is one shared pointer to [`AppContext`].
 #[derive(Clone)]
-pub struct AppState(Arc<AppContext>);
+pub(crate) struct AppState(Arc<AppContext>);
 
 impl AppState {
     pub fn new(context: AppContext) -> Self {
@@ -63,7 +63,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// The services and settings behind [`AppState`].
-pub struct AppContext {
+pub(crate) struct AppContext {
     pub store: SharedStore,
     /// The local worker, when this process runs one.
     pub dispatch: Option<DispatchHandle>,
@@ -90,7 +90,7 @@ pub struct AppContext {
 }
 
 /// The whole API as one router.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.max_payload_bytes + ENVELOPE_BYTES;
     Router::new()
         .merge(apps::routes())
@@ -134,7 +134,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The health routes alone, for a worker-only process (`--role worker`): it serves no
 /// management API, but load balancers and orchestrators can still probe it.
-pub fn health_router(state: AppState) -> Router {
+pub(crate) fn health_router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))

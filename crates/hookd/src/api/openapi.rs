@@ -50,7 +50,7 @@ use super::{apps, attempts, auth, endpoints, event_types, feed, messages, recove
         (name = "Health", description = "Liveness and readiness"),
     )
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerAuth;
 
@@ -80,7 +80,7 @@ pub fn document_json() -> String {
     summary = "This API's OpenAPI document",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
 )]
-pub async fn openapi_json() -> impl IntoResponse {
+pub(crate) async fn openapi_json() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
         document_json(),
@@ -90,7 +90,7 @@ pub async fn openapi_json() -> impl IntoResponse {
 const REDOC: &str = include_str!("../../assets/redoc.standalone.js");
 
 /// `GET /api/v1/docs`: the API reference, rendered in the browser by the bundled ReDoc.
-pub async fn reference_page() -> Html<&'static str> {
+pub(crate) async fn reference_page() -> Html<&'static str> {
     Html(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>hookd API reference</title>
@@ -101,7 +101,7 @@ pub async fn reference_page() -> Html<&'static str> {
 }
 
 /// The ReDoc bundle, served by hookd itself: no network is needed to read the reference.
-pub async fn redoc_script() -> impl IntoResponse {
+pub(crate) async fn redoc_script() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/javascript"),

@@ -53,7 +53,7 @@ pub const PAYMENT_EVENTS: &[CatalogEntry] = &[
 ];
 
 /// The statuses a payment event may report.
-pub const STATUSES: &[&str] = &["created", "authorized", "captured", "failed", "refunded"];
+pub(crate) const STATUSES: &[&str] = &["created", "authorized", "captured", "failed", "refunded"];
 
 /// Finds a catalog entry by event type name.
 pub fn entry(name: &str) -> Option<&'static CatalogEntry> {
@@ -144,7 +144,7 @@ fn event_type(entry: &CatalogEntry) -> EventType {
 }
 
 /// Loads the payment catalog, adding what is missing and leaving changed entries alone.
-pub async fn seed_payments(store: &SharedStore) -> StoreResult<usize> {
+pub(crate) async fn seed_payments(store: &SharedStore) -> StoreResult<usize> {
     let mut added = 0;
     for entry in PAYMENT_EVENTS {
         match store.create_event_type(&event_type(entry)).await {
@@ -185,7 +185,7 @@ pub struct SchemaViolation {
 
 impl SchemaViolation {
     /// The failing path as segments (`["data", "amount"]`), JSON pointer escapes undone.
-    pub fn segments(&self) -> Vec<String> {
+    pub(crate) fn segments(&self) -> Vec<String> {
         self.path
             .split('/')
             .skip(1)
@@ -205,7 +205,7 @@ pub fn validate(schemas: &Value, payload: &Value) -> Result<(), SchemaViolation>
 /// Compiles the newest version of an event type's schemas; `None` when it has none. Schemas
 /// may only refer to themselves: this build of `jsonschema` fetches no remote `$ref`, so a
 /// schema cannot make hookd send a request anywhere.
-pub fn compile(schemas: &Value) -> Result<Option<jsonschema::Validator>, SchemaViolation> {
+pub(crate) fn compile(schemas: &Value) -> Result<Option<jsonschema::Validator>, SchemaViolation> {
     let Some(schema) = newest_schema(schemas) else {
         return Ok(None);
     };
@@ -230,7 +230,7 @@ pub fn check(validator: &jsonschema::Validator, payload: &Value) -> Result<(), S
 }
 
 /// The `examples` of the newest version of an event type's schemas, if it lists any.
-pub fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
+pub(crate) fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
     newest_schema(schemas)?.get("examples")?.as_array()
 }
 

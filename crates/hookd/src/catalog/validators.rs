@@ -17,7 +17,7 @@ use super::SchemaViolation;
 use crate::store::{SharedStore, StoreError};
 
 /// How long an entry is trusted before the event type is read again.
-pub const FRESH_FOR: Duration = Duration::from_secs(5);
+pub(crate) const FRESH_FOR: Duration = Duration::from_secs(5);
 /// The most entries kept. Messages may name event types that are not in the catalog, and each
 /// name gets an entry, so the cache is bounded: past this size, stale entries are dropped, and
 /// if that is not enough, all of them.
@@ -41,7 +41,7 @@ struct Entry {
 
 /// Why a payload was not accepted.
 #[derive(Debug)]
-pub enum PayloadError {
+pub(crate) enum PayloadError {
     /// The payload breaks its event type's schema.
     Invalid(SchemaViolation),
     /// The event type could not be read.
@@ -63,7 +63,7 @@ struct Entries {
 }
 
 /// The per event type validators of this node.
-pub struct PayloadValidators {
+pub(crate) struct PayloadValidators {
     store: SharedStore,
     entries: Mutex<Entries>,
 }
@@ -99,7 +99,7 @@ impl PayloadValidators {
     }
 
     /// Drops what is known of `event_type`, after it was created, changed or deleted.
-    pub fn forget(&self, event_type: &str) {
+    pub(crate) fn forget(&self, event_type: &str) {
         let mut entries = self.lock();
         entries.generation += 1;
         entries.by_name.remove(event_type);

@@ -7,16 +7,17 @@ use rand::Rng;
 use tracing::debug;
 
 use super::retry::{Outcome, RetryPolicy};
+use super::transport::Transports;
 use crate::config::SignatureHeaders;
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
-use crate::outbound::{header_map, Outbound, SendError};
+use crate::outbound::{header_map, SendError};
 use crate::store::{Attempt, AttemptResult, ClaimedDelivery};
 use crate::telemetry::{self, AttemptOutcome};
 
 /// What every attempt needs besides the delivery itself.
 pub struct AttemptContext {
-    pub outbound: Outbound,
+    pub transports: Transports,
     pub retry: RetryPolicy,
     pub signature_headers: SignatureHeaders,
 }
@@ -74,7 +75,7 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
     let started_at = now_millis();
     let headers = delivery_headers(&delivery, started_at / 1000, ctx.signature_headers);
     let body = Bytes::copy_from_slice(delivery.payload.as_bytes());
-    let sent = ctx.outbound.post(&delivery.url, headers, body).await;
+    let sent = ctx.transports.send(&delivery.url, headers, body).await;
     let (outcome, label, status_code, response, duration) = match sent {
         Ok(reply) => {
             let outcome = Outcome::from_status(reply.status, reply.retry_after);

@@ -5,9 +5,9 @@ use std::time::Duration;
 use crate::store::NextStep;
 
 /// Jitter applied to every scheduled delay: ±20 %.
-pub const JITTER: f64 = 0.2;
+pub(crate) const JITTER: f64 = 0.2;
 /// The longest `Retry-After` hookd honours; a larger one is cut to this.
-pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 60 * 60);
+pub(crate) const RETRY_AFTER_CAP: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Delays between attempts and the floor for throttled or timed-out endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Classifies an HTTP status: only 2xx is success (3xx is not followed, so it fails).
-    pub fn from_status(status: u16, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn from_status(status: u16, retry_after: Option<Duration>) -> Self {
         if (200..300).contains(&status) {
             Outcome::Delivered
         } else {

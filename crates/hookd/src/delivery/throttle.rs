@@ -11,7 +11,7 @@ use crate::store::ClaimedDelivery;
 
 /// The positions in `claimed` of each throttled endpoint's deliveries (those with a rate), in
 /// claim order: what each backend runs [`plan`] over.
-pub fn throttled_groups<'a>(
+pub(crate) fn throttled_groups<'a>(
     claimed: &'a [ClaimedDelivery],
     rates: &HashMap<String, u32>,
 ) -> HashMap<&'a str, Vec<usize>> {
@@ -25,7 +25,10 @@ pub fn throttled_groups<'a>(
 }
 
 /// `claimed` without the deliveries marked in `deferred` (given back for later).
-pub fn without_deferred(claimed: Vec<ClaimedDelivery>, deferred: &[bool]) -> Vec<ClaimedDelivery> {
+pub(crate) fn without_deferred(
+    claimed: Vec<ClaimedDelivery>,
+    deferred: &[bool],
+) -> Vec<ClaimedDelivery> {
     claimed
         .into_iter()
         .zip(deferred)
@@ -35,7 +38,7 @@ pub fn without_deferred(claimed: Vec<ClaimedDelivery>, deferred: &[bool]) -> Vec
 
 /// What to do with `n` due deliveries of one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThrottlePlan {
+pub(crate) struct ThrottlePlan {
     /// How many may be attempted now (the first ones, in due order).
     pub send_now: usize,
     /// When each of the others should be looked at again (unix ms), spread one interval
@@ -47,7 +50,7 @@ pub struct ThrottlePlan {
 
 /// Plans `n` due deliveries for an endpoint allowing `rate` per second, whose stored
 /// theoretical arrival time is `tat`, at `now`.
-pub fn plan(tat: i64, rate: u32, now: i64, n: usize) -> ThrottlePlan {
+pub(crate) fn plan(tat: i64, rate: u32, now: i64, n: usize) -> ThrottlePlan {
     let interval = 1000.0 / f64::from(rate.max(1));
     let mut tat = tat as f64;
     let now_f = now as f64;

@@ -6,7 +6,7 @@
 
 /// The kinds of identifier hookd issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdPrefix {
+pub(crate) enum IdPrefix {
     App,
     Endpoint,
     Message,
@@ -31,18 +31,12 @@ impl IdPrefix {
 }
 
 /// A new id of the given kind.
-pub fn new_id(prefix: IdPrefix) -> String {
+pub(crate) fn new_id(prefix: IdPrefix) -> String {
     format!("{}{}", prefix.as_str(), ulid::Ulid::new())
 }
 
-/// True when `text` has the shape of an id of that kind. Used to tell ids from uids in paths.
-pub fn looks_like(prefix: IdPrefix, text: &str) -> bool {
-    text.strip_prefix(prefix.as_str())
-        .is_some_and(|rest| ulid::Ulid::from_string(rest).is_ok())
-}
-
 /// The smallest id that sorts at or after `millis`: used to turn a time filter into an id range.
-pub fn lower_bound_at(prefix: IdPrefix, millis: i64) -> String {
+pub(crate) fn lower_bound_at(prefix: IdPrefix, millis: i64) -> String {
     let millis = u64::try_from(millis.max(0)).unwrap_or(0);
     format!("{}{}", prefix.as_str(), ulid::Ulid::from_parts(millis, 0))
 }
@@ -58,9 +52,6 @@ mod tests {
         let second = new_id(IdPrefix::Message);
         assert!(first.starts_with("msg_"));
         assert!(first < second);
-        assert!(looks_like(IdPrefix::Message, &first));
-        assert!(!looks_like(IdPrefix::App, &first));
-        assert!(!looks_like(IdPrefix::Message, "msg_not-a-ulid"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// The longest endpoint URL accepted.
-pub const MAX_URL_LENGTH: usize = 2048;
+pub(crate) const MAX_URL_LENGTH: usize = 2048;
 
 /// Why an endpoint URL was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl EndpointUrl {
         Ok(Self(url))
     }
 
-    pub fn as_url(&self) -> &url::Url {
+    pub(crate) fn as_url(&self) -> &url::Url {
         &self.0
     }
 }

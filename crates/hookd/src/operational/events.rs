@@ -10,7 +10,7 @@ use crate::store::{AttemptResult, DisabledEndpoint, NextStep};
 /// The attempt whose failure sends `message.attempt.failing`, as with Svix: the fourth. With the
 /// default schedule that is about 35 minutes after the first failure; a delivery whose retries
 /// run out sooner sends only `message.attempt.exhausted`.
-pub const FAILING_AT_ATTEMPT: u32 = 4;
+pub(crate) const FAILING_AT_ATTEMPT: u32 = 4;
 
 /// The kinds of operational event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub struct LastAttempt {
 ///
 /// A 410 sends none: the `endpoint.disabled` it causes says more. A resend starts counting
 /// again from its first attempt.
-pub fn attempt_event(result: &AttemptResult) -> Option<Event> {
+pub(crate) fn attempt_event(result: &AttemptResult) -> Option<Event> {
     let kind = match result.next {
         NextStep::Exhausted => Kind::AttemptExhausted,
         NextStep::RetryAt(_) if result.attempt_number == FAILING_AT_ATTEMPT => Kind::AttemptFailing,

@@ -1,6 +1,7 @@
 //! Operational webhooks: hookd telling the operator what happens to endpoints and deliveries
-//! (SPEC §3): `endpoint.created`, `endpoint.updated`, `endpoint.deleted`, `endpoint.disabled`,
-//! `message.attempt.failing`, `message.attempt.exhausted`, `message.attempt.recovered`.
+//! (docs/OPERATIONS.md, "Endpoint health and operational webhooks"): `endpoint.created`,
+//! `endpoint.updated`, `endpoint.deleted`, `endpoint.disabled`, `message.attempt.failing`,
+//! `message.attempt.exhausted`, `message.attempt.recovered`.
 //!
 //! They are ordinary webhooks. At start, hookd keeps an internal application (uid
 //! [`APP_UID`]) with one endpoint at `HOOKD_OPERATIONAL_WEBHOOK_URL`, signed with
@@ -39,9 +40,9 @@ use crate::store::{
 use crate::telemetry;
 
 /// The uid of the internal application that carries operational webhooks.
-pub const APP_UID: &str = "hookd-operational";
+pub(crate) const APP_UID: &str = "hookd-operational";
 /// The uid of its one endpoint, at the operator's URL.
-pub const ENDPOINT_UID: &str = "hookd-operational";
+pub(crate) const ENDPOINT_UID: &str = "hookd-operational";
 /// Metadata that marks the application as hookd's own, so a tenant's application that
 /// happens to use the uid is never taken over.
 const MARKER: (&str, &str) = ("hookd", "operational");
@@ -159,7 +160,7 @@ async fn ensure_app(store: &SharedStore) -> anyhow::Result<Application> {
 /// The handle the API and the recorder emit events through; cheap to clone. Emitting never
 /// waits and never fails: when operational webhooks are off it does nothing.
 #[derive(Clone, Default)]
-pub struct Emitter {
+pub(crate) struct Emitter {
     inner: Option<Arc<EmitterInner>>,
 }
 
@@ -194,7 +195,7 @@ impl Emitter {
     }
 
     /// Queues one event.
-    pub fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         let Some(inner) = &self.inner else {
             return;
         };
@@ -219,7 +220,7 @@ impl Emitter {
     }
 
     /// An endpoint was created, updated or deleted through the API.
-    pub fn endpoint_changed(&self, kind: Kind, app: &Application, endpoint: &Endpoint) {
+    pub(crate) fn endpoint_changed(&self, kind: Kind, app: &Application, endpoint: &Endpoint) {
         self.emit(Event::Endpoint {
             kind,
             app_id: app.id.clone(),
@@ -248,7 +249,7 @@ impl Emitter {
 }
 
 /// The task that turns queued events into messages of the operational application.
-pub struct Publisher {
+pub(crate) struct Publisher {
     task: JoinHandle<()>,
 }
 

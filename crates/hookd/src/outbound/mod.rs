@@ -1,6 +1,7 @@
 //! The outbound HTTP client that calls webhook endpoints.
 //!
-//! Every call goes through [`Outbound::post`]: no proxy, no redirects, connect and total
+//! It knows only HTTP: the delivery engine picks it for endpoints with an ordinary URL
+//! ([`crate::delivery::transport`]). Every call goes through [`Outbound::post`]: no proxy, no redirects, connect and total
 //! timeouts, and a response body read only up to [`RESPONSE_BODY_CAP`]. Destinations pass the
 //! [`guard`]: IP literals are checked before the request and host names are resolved by
 //! [`guard::GuardedResolver`], which hands the connector only the addresses that passed, so a
@@ -15,8 +16,6 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use guard::{DestinationGuard, Verdict};
-
-use crate::relay::{self, RelayError, RelayHub};
 
 /// The most response body bytes read and kept per attempt.
 pub const RESPONSE_BODY_CAP: usize = 4096;
@@ -55,16 +54,11 @@ pub enum SendError {
 pub struct Outbound {
     client: reqwest::Client,
     guard: Arc<DestinationGuard>,
-    relay: Arc<RelayHub>,
     config: OutboundConfig,
 }
 
 impl Outbound {
-    pub fn new(
-        config: OutboundConfig,
-        guard: DestinationGuard,
-        relay: Arc<RelayHub>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config: OutboundConfig, guard: DestinationGuard) -> anyhow::Result<Self> {
         let guard = Arc::new(guard);
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -79,24 +73,24 @@ impl Outbound {
         Ok(Self {
             client,
             guard,
-            relay,
             config,
         })
+    }
+
+    /// The longest an endpoint is given to answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
     }
 
     /// POSTs `body` to `url` with `headers`, reading at most [`RESPONSE_BODY_CAP`] bytes back.
     pub async fn post(
         &self,
-        url: &str,
+        url: reqwest::Url,
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<Reply, (SendError, Duration)> {
         let started = Instant::now();
         let fail = |err: SendError| (err, started.elapsed());
-        if let Some(session) = relay::session_of(url) {
-            return self.relay_to(session, headers, body, started).await;
-        }
-        let url = reqwest::Url::parse(url).map_err(|e| fail(SendError::Other(e.to_string())))?;
         if let Verdict::Blocked(reason) = self.guard.check_url(&url) {
             return Err(fail(SendError::Blocked(reason)));
         }
@@ -122,38 +116,6 @@ impl Outbound {
             body,
             duration: started.elapsed(),
         })
-    }
-
-    /// Hands a delivery to a `hookd listen` session instead of the network.
-    async fn relay_to(
-        &self,
-        session: &str,
-        headers: HeaderMap,
-        body: Bytes,
-        started: Instant,
-    ) -> Result<Reply, (SendError, Duration)> {
-        let headers = headers
-            .iter()
-            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
-            .collect();
-        let body = String::from_utf8_lossy(&body).into_owned();
-        match self
-            .relay
-            .forward(session, headers, body, self.config.request_timeout)
-            .await
-        {
-            Ok(reply) => Ok(Reply {
-                status: reply.status,
-                retry_after: None,
-                body: reply.body.chars().take(RESPONSE_BODY_CAP).collect(),
-                duration: started.elapsed(),
-            }),
-            Err(RelayError::TimedOut) => Err((
-                SendError::Timeout(self.config.request_timeout),
-                started.elapsed(),
-            )),
-            Err(err) => Err((SendError::Connect(err.to_string()), started.elapsed())),
-        }
     }
 
     fn classify(&self, err: &reqwest::Error) -> SendError {

@@ -1,12 +1,38 @@
 //! hookd as a child process of the test, so it can be killed for real.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::harness::{TestDatabase, ADMIN_TOKEN};
+
+/// The `hookd` binary: `HOOKD_BIN` when set, otherwise `target/<profile>/hookd` beside this
+/// suite's own executable.
+///
+/// The binary is built by the `hookd-cli` package, which depends on this library, so Cargo
+/// cannot give this suite `CARGO_BIN_EXE_hookd` (it exists only for a package's own
+/// binaries). `cargo test --workspace` and `cargo build` build it; `cargo test -p hookd` alone
+/// runs whatever binary the last build left there.
+pub fn hookd_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HOOKD_BIN") {
+        return path.into();
+    }
+    // This suite runs as target/<profile>/deps/it-<hash>; binaries sit in target/<profile>.
+    let exe = std::env::current_exe().expect("test executable path");
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join("hookd");
+    assert!(
+        binary.exists(),
+        "{} not found: build it first (`cargo build -p hookd-cli`) or set HOOKD_BIN",
+        binary.display()
+    );
+    binary
+}
 
 /// A `hookd serve` process on a test database.
 pub struct ChildServer {
@@ -35,7 +61,7 @@ impl ChildServer {
             .append(true)
             .open(log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_hookd"))
+        let child = Command::new(hookd_binary())
             .arg("serve")
             .envs(db.env())
             .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))

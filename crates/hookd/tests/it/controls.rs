@@ -59,10 +59,10 @@ async fn a_throttled_endpoint_waits_and_nobody_else_does() {
     server.stop().await;
 }
 
-/// SPEC §3 fairness, at the volume the issue names: 2,000 deliveries pending to an endpoint that
-/// never answers, 500 to a healthy one. Each healthy delivery fails its first attempt, so every
-/// one of them is also claimed from the store (as a retry) while the stalled endpoint sits at its
-/// bound, not only handed over at ingest.
+/// Fairness (README, "Delivery controls"), at the volume its issue named: 2,000 deliveries
+/// pending to an endpoint that never answers, 500 to a healthy one. Each healthy delivery fails
+/// its first attempt, so every one of them is also claimed from the store (as a retry) while the
+/// stalled endpoint sits at its bound, not only handed over at ingest.
 #[tokio::test]
 async fn a_stalled_endpoint_does_not_delay_a_healthy_one() {
     const STALLED: usize = 2_000;

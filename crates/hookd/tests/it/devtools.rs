@@ -43,7 +43,7 @@ async fn the_payment_catalog_is_seeded_and_trigger_posts_a_schema_valid_example(
         )
         .await;
 
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+    let output = tokio::process::Command::new(crate::child::hookd_binary())
         .args([
             "trigger",
             "payment.failed",
@@ -68,7 +68,7 @@ async fn the_payment_catalog_is_seeded_and_trigger_posts_a_schema_valid_example(
         Ok(())
     );
 
-    let unknown = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+    let unknown = tokio::process::Command::new(crate::child::hookd_binary())
         .args([
             "trigger",
             "payment.teleported",
@@ -89,7 +89,7 @@ async fn listen_relays_deliveries_to_a_local_url_and_reports_the_answer() {
     let server = TestServer::start().await;
     let local = Receiver::scripted(|_, _| Reply::Status(202)).await;
     let app = server.create_app("Merchant").await;
-    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+    let mut cli = tokio::process::Command::new(crate::child::hookd_binary())
         .args([
             "listen",
             "--forward-to",

@@ -93,7 +93,7 @@ async fn a_first_start_prints_an_org_token_once() {
         .local_addr()
         .expect("addr")
         .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+    let mut child = tokio::process::Command::new(crate::child::hookd_binary())
         .arg("serve")
         .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
         .envs(db.env())

@@ -7,7 +7,6 @@ mod receiver;
 mod api_errors;
 mod controls;
 mod delivery;
-mod demo;
 mod devtools;
 mod durability;
 mod feed;

@@ -139,6 +139,6 @@ fn the_committed_document_is_current() {
     let committed = include_str!("../../../../docs/openapi.json");
     assert!(
         committed.trim() == hookd::api::openapi::document_json().trim(),
-        "docs/openapi.json is stale: run `cargo run -p hookd -- openapi > docs/openapi.json`"
+        "docs/openapi.json is stale: run `cargo run -p hookd-cli -- openapi > docs/openapi.json`"
     );
 }

@@ -91,7 +91,7 @@ fn delivery_states(db: &std::path::Path) -> Vec<(i64, i64)> {
 }
 
 fn spawn_hookd(db: &std::path::Path, port: u16) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_hookd"))
+    Command::new(crate::child::hookd_binary())
         .arg("serve")
         .env("HOOKD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HOOKD_DATABASE_URL", format!("sqlite://{}", db.display()))

@@ -85,7 +85,7 @@ async fn missing_malformed_and_unknown_tokens_are_refused() {
 #[tokio::test]
 async fn a_first_start_without_tokens_creates_one_and_the_cli_makes_more() {
     let db = TestDatabase::create().await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+    let output = std::process::Command::new(crate::child::hookd_binary())
         .args(["token", "create", "--name", "ops"])
         .envs(db.env())
         .output()

@@ -47,7 +47,7 @@ impl Hookd {
         let binary = hookd_binary();
         assert!(
             binary.exists(),
-            "{} not found: build hookd first (`cargo build -p hookd`) or set HOOKD_BIN",
+            "{} not found: build hookd first (`cargo build -p hookd-cli`) or set HOOKD_BIN",
             binary.display()
         );
         let dir = tempfile::tempdir().expect("temporary directory");

@@ -15,7 +15,7 @@ use super::journal::Journal;
 use super::script::PAYMENTS;
 use super::show::{Actor, Mark, Show};
 use crate::client::ApiClient;
-use crate::domain::time::{now_millis, parse_rfc3339};
+use hookd::domain::time::{now_millis, parse_rfc3339};
 
 /// An attempt as the API lists it (the fields read here).
 #[derive(Debug, Deserialize)]

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 
-use crate::catalog;
 use crate::client::ApiClient;
+use hookd::catalog;
 
 /// Posts the example of `event_type` to `app` (or the only application) and answers the
 /// message id.

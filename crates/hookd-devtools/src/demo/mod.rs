@@ -1,7 +1,7 @@
 //! `hookd demo`: the whole payment story in one command, about half a minute, nothing to set up.
 //!
 //! In this one process, on 127.0.0.1 only:
-//! - **hookd** itself ([`crate::server::run`]) on a SQLite file in a temporary directory, with
+//! - **hookd** itself ([`hookd::server::run`]) on a SQLite file in a temporary directory, with
 //!   the payment event catalog and a retry schedule of seconds instead of minutes;
 //! - **the merchant**: the reference `payments-consumer` app, which verifies each delivery's
 //!   signature, dedupes it and applies it to its payments ([`merchant`]);
@@ -39,11 +39,11 @@ use self::report::Row;
 use self::script::{Gateway, Sent, Stamp, Step, PAYMENTS};
 use self::show::{Actor, Mark, Paint, Show};
 use self::watch::{Target, Watcher};
-use crate::catalog;
 use crate::client::ApiClient;
-use crate::config::{Seed, Settings};
-use crate::delivery::RetryPolicy;
-use crate::domain::time::{now_millis, rfc3339};
+use hookd::catalog;
+use hookd::config::{Seed, Settings};
+use hookd::delivery::RetryPolicy;
+use hookd::domain::time::{now_millis, rfc3339};
 
 /// How the demo runs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -133,7 +133,8 @@ impl Hookd {
         let mut settings = Settings::with_database(database);
         let token = format!("demo_{:032x}", rand::random::<u128>());
         settings.admin_token = Some(token.clone());
-        // The merchant listens on loopback, which hookd refuses unless allowed (SPEC §4.1).
+        // The merchant listens on loopback, which hookd refuses unless allowed (SECURITY.md,
+        // "Destinations").
         settings.allow_destinations = vec!["127.0.0.0/8".parse()?];
         settings.retry = RetryPolicy::new(pace.retry_schedule(), pace.of(1000));
         settings.poll_interval = pace.tick();
@@ -145,7 +146,7 @@ impl Hookd {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let base = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        let mut task = tokio::spawn(crate::server::run(
+        let mut task = tokio::spawn(hookd::server::run(
             settings,
             listener,
             stop.clone().cancelled_owned(),

@@ -138,7 +138,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devtools::demo::script::{ADA, LINUS, PAYMENTS};
+    use crate::demo::script::{ADA, LINUS, PAYMENTS};
 
     fn merchant(status: &str, membership_active: Option<bool>, alerts: i64) -> PaymentState {
         PaymentState {

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::client::ApiClient;
-use crate::relay::{RelayReply, RelayRequest};
+use hookd::relay::{RelayReply, RelayRequest};
 
 /// The most of a local answer reported back.
 const ANSWER_CAP: usize = 4096;

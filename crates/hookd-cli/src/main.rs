@@ -1,4 +1,9 @@
-//! The `hookd` command: parses arguments and calls the library.
+//! The `hookd` command: parses arguments and calls the libraries.
+//!
+//! The server's commands (`serve`, `migrate`, `token`, `openapi`) call the `hookd` library;
+//! the developer tools (`demo`, `trigger`, `listen`) call `hookd-devtools`. This binary lives in
+//! its own package because `hookd-devtools` depends on the `hookd` library, and Cargo does not
+//! let a package's binary depend on a crate that depends on that package's own library.
 
 use std::path::PathBuf;
 
@@ -142,8 +147,8 @@ async fn main() -> anyhow::Result<()> {
             event_types,
             target,
         } => {
-            let client = hookd::client::ApiClient::new(&target.url, &target.token);
-            hookd::devtools::listen::listen(
+            let client = hookd_devtools::client::ApiClient::new(&target.url, &target.token);
+            hookd_devtools::listen::listen(
                 &client,
                 target.app.as_deref(),
                 &forward_to,
@@ -153,16 +158,16 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Trigger { event_type, target } => {
-            let client = hookd::client::ApiClient::new(&target.url, &target.token);
+            let client = hookd_devtools::client::ApiClient::new(&target.url, &target.token);
             let msg_id =
-                hookd::devtools::trigger::trigger(&client, &event_type, target.app.as_deref())
+                hookd_devtools::trigger::trigger(&client, &event_type, target.app.as_deref())
                     .await?;
             println!("sent {event_type} as {msg_id}");
             Ok(())
         }
         Command::Demo { fast } => {
-            hookd::devtools::demo::run(
-                hookd::devtools::demo::DemoOptions { fast },
+            hookd_devtools::demo::run(
+                hookd_devtools::demo::DemoOptions { fast },
                 shutdown_signal(),
             )
             .await
