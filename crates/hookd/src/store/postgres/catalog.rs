@@ -10,8 +10,7 @@ use super::rows::{self, to_json, APP_COLUMNS, ENDPOINT_COLUMNS, EVENT_TYPE_COLUM
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::{
-    ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreResult,
+    ApiToken, Application, Endpoint, EndpointStats, EventType, PageRequest, StoreResult,
 };
 
 pub async fn insert_app(pool: &PgPool, app: &Application) -> StoreResult<()> {
@@ -253,14 +252,7 @@ pub async fn endpoint_stats(
     for row in counts {
         let status: i16 = row.try_get("status").map_err(db_error)?;
         let count: i64 = row.try_get("n").map_err(db_error)?;
-        let count = u64::try_from(count).unwrap_or(0);
-        match DeliveryStatus::from_code(i64::from(status)) {
-            DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
-            DeliveryStatus::Sending => stats.sending += count,
-            DeliveryStatus::Failed => stats.fail += count,
-            DeliveryStatus::Canceled => stats.canceled += count,
-        }
+        stats.add(i64::from(status), u64::try_from(count).unwrap_or(0))?;
     }
     Ok(stats)
 }

@@ -14,10 +14,12 @@ use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::health;
+use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
+use crate::store::trigger::MANUAL;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
     DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message, MessageFilter,
-    NextStep, PageRequest, Recorded, StoreResult,
+    NextStep, PageRequest, Recorded, StoreResult, TriggerType,
 };
 
 pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
@@ -162,7 +164,7 @@ pub async fn claim_due(
     };
     let due = sqlx::query(&format!(
         "WITH due AS ({due_rows}), claimed AS (
-            UPDATE deliveries d SET status = 3, lease_owner = $1, lease_token = $2,
+            UPDATE deliveries d SET status = {SENDING}, lease_owner = $1, lease_token = $2,
                    next_attempt_at = $3, updated_at = $4
             FROM due WHERE d.id = due.id
             RETURNING d.id AS delivery_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type,
@@ -226,7 +228,7 @@ pub async fn claim_due(
         }
         let attempts = u32::try_from(attempts).unwrap_or(0);
         let mut delivery = ClaimedDelivery::new(delivery_id, lease, message, endpoint, attempts);
-        delivery.trigger_type = rows::trigger_type(trigger);
+        delivery.trigger_type = TriggerType::from_code(i64::from(trigger));
         claimed.push(delivery);
     }
     if !to_cancel.is_empty() {
@@ -279,10 +281,10 @@ async fn apply_throttles(
             .await
             .map_err(db_error)?;
         for (&i, at) in indexes[plan.send_now..].iter().zip(plan.defer_to) {
-            sqlx::query(
-                "UPDATE deliveries SET status = 1, next_attempt_at = $3, lease_owner = NULL,
-                 lease_token = NULL WHERE id = $1 AND lease_token = $2",
-            )
+            sqlx::query(&format!(
+                "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $3, lease_owner = NULL,
+                 lease_token = NULL WHERE id = $1 AND lease_token = $2"
+            ))
             .bind(&claimed[i].delivery_id)
             .bind(&claimed[i].lease_token)
             .bind(at)
@@ -304,11 +306,12 @@ async fn release_held(
     finished_ids: &[&str],
     now: i64,
 ) -> StoreResult<usize> {
-    let keyed: Vec<(String, String, String)> = sqlx::query_as(
+    let keyed: Vec<(String, String, String)> = sqlx::query_as(&format!(
         "SELECT DISTINCT app_id, ordering_key, endpoint_id FROM deliveries
-         WHERE id = ANY($1) AND ordering_key IS NOT NULL AND status IN (0, 2, 4)
-         ORDER BY app_id, ordering_key, endpoint_id",
-    )
+         WHERE id = ANY($1) AND ordering_key IS NOT NULL
+           AND status IN ({SUCCESS}, {FAILED}, {CANCELED})
+         ORDER BY app_id, ordering_key, endpoint_id"
+    ))
     .bind(finished_ids)
     .fetch_all(&mut *tx)
     .await
@@ -320,13 +323,13 @@ async fn release_held(
             super::ingest::lock_key(&mut *tx, app_id, key).await?;
             locked = Some((app_id, key));
         }
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 1, next_attempt_at = $3, updated_at = $3
+        let done = sqlx::query(&format!(
+            "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $3, updated_at = $3
              WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = $1
-                         AND ordering_key = $2 AND status = 5 ORDER BY seq LIMIT 1)
+                         AND ordering_key = $2 AND status = {HELD} ORDER BY seq LIMIT 1)
                AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = $1
-                               AND ordering_key = $2 AND status IN (1, 3))",
-        )
+                               AND ordering_key = $2 AND status IN ({PENDING}, {SENDING}))"
+        ))
         .bind(endpoint_id)
         .bind(key)
         .bind(now)
@@ -410,7 +413,7 @@ pub async fn record_attempts(
         created.push(a.created_at);
     }
     let mut tx = pool.begin().await.map_err(db_error)?;
-    let applied: Vec<String> = sqlx::query_scalar(
+    let applied: Vec<String> = sqlx::query_scalar(&format!(
         "WITH results AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::smallint[], $4::bigint[],
                                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
@@ -424,7 +427,8 @@ pub async fn record_attempts(
                    next_attempt_at = r.next_attempt_at, lease_owner = NULL, lease_token = NULL,
                    updated_at = $16
             FROM results r
-            WHERE d.id = r.delivery_id AND d.lease_token = r.lease_token AND d.status = 3
+            WHERE d.id = r.delivery_id AND d.lease_token = r.lease_token
+              AND d.status = {SENDING}
             RETURNING d.id
          )
          INSERT INTO attempts (id, delivery_id, app_id, msg_id, endpoint_id, url, success,
@@ -433,8 +437,8 @@ pub async fn record_attempts(
          SELECT r.attempt_id, r.delivery_id, r.app_id, r.msg_id, r.endpoint_id, r.url,
                 r.success, r.code, r.response, r.duration, r.trigger_type, r.created_at
          FROM results r JOIN applied a ON a.id = r.delivery_id
-         RETURNING delivery_id",
-    )
+         RETURNING delivery_id"
+    ))
     .bind(&ids)
     .bind(&tokens)
     .bind(&statuses)
@@ -570,14 +574,14 @@ pub async fn cancel_pending(
     endpoint_ids: &[&str],
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE deliveries d SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
                 lease_token = NULL, updated_at = $3
          FROM (SELECT id FROM deliveries
-               WHERE endpoint_id = ANY($1) AND (next_attempt_at IS NOT NULL OR status = 5)
+               WHERE endpoint_id = ANY($1) AND (next_attempt_at IS NOT NULL OR status = {HELD})
                FOR UPDATE SKIP LOCKED) waiting
-         WHERE d.id = waiting.id",
-    )
+         WHERE d.id = waiting.id"
+    ))
     .bind(endpoint_ids)
     .bind(DeliveryStatus::Canceled as i16)
     .bind(now)
@@ -591,12 +595,12 @@ pub async fn cancel_pending(
 pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
     let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery_id.as_str()).collect();
     let tokens: Vec<&str> = deliveries.iter().map(|d| d.lease_token.as_str()).collect();
-    sqlx::query(
-        "UPDATE deliveries d SET status = 1, next_attempt_at = $3, lease_owner = NULL,
+    sqlx::query(&format!(
+        "UPDATE deliveries d SET status = {PENDING}, next_attempt_at = $3, lease_owner = NULL,
          lease_token = NULL
          FROM UNNEST($1::text[], $2::text[]) AS g(id, token)
-         WHERE d.id = g.id AND d.lease_token = g.token",
-    )
+         WHERE d.id = g.id AND d.lease_token = g.token"
+    ))
     .bind(&ids)
     .bind(&tokens)
     .bind(at)
@@ -608,10 +612,10 @@ pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -
 
 /// Makes the deliveries leased by `owner` due again now.
 pub async fn release_leases(pool: &PgPool, owner: &str) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 1, next_attempt_at = $1, lease_owner = NULL,
-         lease_token = NULL WHERE status = 3 AND lease_owner = $2",
-    )
+    sqlx::query(&format!(
+        "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $1, lease_owner = NULL,
+         lease_token = NULL WHERE status = {SENDING} AND lease_owner = $2"
+    ))
     .bind(now_millis())
     .bind(owner)
     .execute(pool)
@@ -628,21 +632,21 @@ pub async fn resend(
     endpoint_id: &str,
 ) -> StoreResult<bool> {
     // A delivery already in flight is left alone: it is being attempted right now.
-    let found: bool = sqlx::query_scalar(
+    let found: bool = sqlx::query_scalar(&format!(
         "WITH target AS (
             SELECT m.id AS msg_id, e.id AS endpoint_id FROM messages m, endpoints e
             WHERE m.id = $1 AND m.app_id = $3 AND e.id = $2 AND e.app_id = $3
          ), upsert AS (
             INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
                                     trigger_type, updated_at)
-            SELECT $4, t.msg_id, t.endpoint_id, $3, 1, $5, 1, $5 FROM target t
-            ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0,
-               next_attempt_at = excluded.next_attempt_at, trigger_type = 1,
+            SELECT $4, t.msg_id, t.endpoint_id, $3, {PENDING}, $5, {MANUAL}, $5 FROM target t
+            ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = {PENDING}, attempts = 0,
+               next_attempt_at = excluded.next_attempt_at, trigger_type = {MANUAL},
                updated_at = excluded.updated_at
-            WHERE deliveries.status <> 3
+            WHERE deliveries.status <> {SENDING}
          )
-         SELECT EXISTS (SELECT 1 FROM target)",
-    )
+         SELECT EXISTS (SELECT 1 FROM target)"
+    ))
     .bind(msg_id)
     .bind(endpoint_id)
     .bind(app_id)

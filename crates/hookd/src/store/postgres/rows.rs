@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use crate::store::cipher::{endpoint_row, SecretCipher};
 use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TriggerType,
+    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, RetiringSecret,
+    TriggerType,
 };
 
 /// A column that does not hold what hookd wrote there.
@@ -151,21 +151,9 @@ pub fn message(row: &PgRow) -> sqlx::Result<Message> {
 }
 
 pub fn delivery_state(row: &PgRow) -> sqlx::Result<DeliveryState> {
-    let status = DeliveryStatus::from_code(i64::from(row.try_get::<i16, _>("d_status")?));
-    let next: Option<i64> = row.try_get("d_next_attempt_at")?;
-    Ok(DeliveryState {
-        status,
-        // While sending, the column holds the lease expiry, not a planned attempt.
-        next_attempt_at: next.filter(|_| status == DeliveryStatus::Pending),
-    })
-}
-
-pub fn trigger_type(code: i16) -> TriggerType {
-    if code == TriggerType::Manual as i16 {
-        TriggerType::Manual
-    } else {
-        TriggerType::Scheduled
-    }
+    let status = i64::from(row.try_get::<i16, _>("d_status")?);
+    DeliveryState::from_row(status, row.try_get("d_next_attempt_at")?)
+        .map_err(|e| decode("d_status", e))
 }
 
 pub const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.success, \
@@ -181,7 +169,7 @@ pub fn attempt(row: &PgRow) -> sqlx::Result<Attempt> {
         response_status_code: i64::from(row.try_get::<i32, _>("response_status_code")?),
         response: row.try_get("response")?,
         response_duration_ms: row.try_get("response_duration_ms")?,
-        trigger_type: trigger_type(row.try_get("trigger_type")?),
+        trigger_type: TriggerType::from_code(i64::from(row.try_get::<i16, _>("trigger_type")?)),
         created_at: row.try_get("created_at")?,
     })
 }

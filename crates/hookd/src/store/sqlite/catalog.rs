@@ -8,6 +8,7 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::status::HELD;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
     StoreResult,
@@ -193,11 +194,11 @@ pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) 
 /// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight
 /// can no longer record a retry (its fenced update requires the `sending` state).
 pub fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
          lease_token = NULL, updated_at = ?3
-         WHERE endpoint_id = ?1 AND (next_attempt_at IS NOT NULL OR status = 5)",
-    )
+         WHERE endpoint_id = ?1 AND (next_attempt_at IS NOT NULL OR status = {HELD})"
+    ))
     .and_then(|mut s| {
         s.execute(params![
             endpoint_id,
@@ -239,13 +240,7 @@ pub fn endpoint_stats(
         .map_err(db_error)?;
     let mut stats = EndpointStats::default();
     for (status, count) in counts {
-        match DeliveryStatus::from_code(status) {
-            DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
-            DeliveryStatus::Sending => stats.sending += count,
-            DeliveryStatus::Failed => stats.fail += count,
-            DeliveryStatus::Canceled => stats.canceled += count,
-        }
+        stats.add(status, count)?;
     }
     Ok(stats)
 }

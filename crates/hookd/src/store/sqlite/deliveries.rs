@@ -14,6 +14,8 @@ use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::health;
+use crate::store::status::{HELD, PENDING, SENDING};
+use crate::store::trigger::MANUAL;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
     DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Ingested, Lease, Message,
@@ -79,24 +81,24 @@ fn held_back(conn: &Connection, endpoint_id: &str, key: Option<&str>) -> StoreRe
     let Some(key) = key else {
         return Ok(false);
     };
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = ?1 AND ordering_key = ?2
-                        AND status IN (1, 3, 5))",
-    )
+                        AND status IN ({PENDING}, {SENDING}, {HELD}))"
+    ))
     .and_then(|mut s| s.query_row(params![endpoint_id, key], |row| row.get(0)))
     .map_err(db_error)
 }
 
 /// Makes the earliest held delivery of a key due, once the one before it has finished.
 fn release_next(conn: &Connection, endpoint_id: &str, key: &str, now: i64) -> StoreResult<usize> {
-    conn.prepare_cached(
-        "UPDATE deliveries SET status = 1, next_attempt_at = ?3, updated_at = ?3
+    conn.prepare_cached(&format!(
+        "UPDATE deliveries SET status = {PENDING}, next_attempt_at = ?3, updated_at = ?3
          WHERE rowid = (SELECT rowid FROM deliveries
-                        WHERE endpoint_id = ?1 AND ordering_key = ?2 AND status = 5
+                        WHERE endpoint_id = ?1 AND ordering_key = ?2 AND status = {HELD}
                         ORDER BY rowid LIMIT 1)
            AND NOT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = ?1
-                           AND ordering_key = ?2 AND status IN (1, 3))",
-    )
+                           AND ordering_key = ?2 AND status IN ({PENDING}, {SENDING}))"
+    ))
     .and_then(|mut s| s.execute(params![endpoint_id, key, now]))
     .map_err(db_error)
 }
@@ -261,26 +263,34 @@ pub fn read_feed(
 }
 
 /// Claims the oldest due deliveries, in one walk of the due index.
-const CLAIM_OLDEST_DUE: &str = "UPDATE deliveries SET status = 3, lease_owner = ?1,
-     lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
-     WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
-                     ORDER BY next_attempt_at LIMIT ?5)
-     RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid";
+fn claim_oldest_due() -> String {
+    format!(
+        "UPDATE deliveries SET status = {SENDING}, lease_owner = ?1,
+         lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
+         WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
+                         ORDER BY next_attempt_at LIMIT ?5)
+         RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
+    )
+}
 
 /// Claims the oldest due deliveries of the endpoints not passed over (`?6`): up to the limit
 /// from each endpoint's own due order, then the oldest of those. Walking the global due order
 /// instead would read every due row of a passed-over endpoint first; a dead endpoint's backlog
 /// of a million would make every claim read a million rows.
-const CLAIM_OLDEST_DUE_OF_OTHERS: &str = "UPDATE deliveries SET status = 3, lease_owner = ?1,
-     lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
-     WHERE rowid IN (
-        SELECT d.rowid FROM endpoints e
-        JOIN deliveries d ON d.rowid IN (
-            SELECT rowid FROM deliveries WHERE endpoint_id = e.id AND next_attempt_at <= ?4
-            ORDER BY next_attempt_at LIMIT ?5)
-        WHERE e.id NOT IN (SELECT value FROM json_each(?6))
-        ORDER BY d.next_attempt_at LIMIT ?5)
-     RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid";
+fn claim_oldest_due_of_others() -> String {
+    format!(
+        "UPDATE deliveries SET status = {SENDING}, lease_owner = ?1,
+         lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
+         WHERE rowid IN (
+            SELECT d.rowid FROM endpoints e
+            JOIN deliveries d ON d.rowid IN (
+                SELECT rowid FROM deliveries WHERE endpoint_id = e.id AND next_attempt_at <= ?4
+                ORDER BY next_attempt_at LIMIT ?5)
+            WHERE e.id NOT IN (SELECT value FROM json_each(?6))
+            ORDER BY d.next_attempt_at LIMIT ?5)
+         RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
+    )
+}
 
 /// The endpoints to pass over, as one JSON array parameter: a single cached statement serves
 /// any number of them.
@@ -296,10 +306,10 @@ pub fn claim_due(
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let mut statement = conn
-        .prepare_cached(if lease.skip_endpoints.is_empty() {
-            CLAIM_OLDEST_DUE
+        .prepare_cached(&if lease.skip_endpoints.is_empty() {
+            claim_oldest_due()
         } else {
-            CLAIM_OLDEST_DUE_OF_OTHERS
+            claim_oldest_due_of_others()
         })
         .map_err(db_error)?;
     let params: [rusqlite::types::Value; 6] = [
@@ -353,9 +363,7 @@ pub fn claim_due(
             continue;
         }
         let mut delivery = ClaimedDelivery::new(delivery_id, lease, &message, &endpoint, attempts);
-        if trigger == TriggerType::Manual as i64 {
-            delivery.trigger_type = TriggerType::Manual;
-        }
+        delivery.trigger_type = TriggerType::from_code(trigger);
         claimed.push(delivery);
     }
     let rates: HashMap<String, u32> = endpoints
@@ -407,10 +415,10 @@ pub fn give_back_all(
 
 /// Returns a claimed delivery unattempted, due again at `at`.
 fn give_back(conn: &Connection, delivery: &ClaimedDelivery, at: i64) -> StoreResult<()> {
-    conn.prepare_cached(
-        "UPDATE deliveries SET status = 1, next_attempt_at = ?3, lease_owner = NULL,
-         lease_token = NULL WHERE id = ?1 AND lease_token = ?2",
-    )
+    conn.prepare_cached(&format!(
+        "UPDATE deliveries SET status = {PENDING}, next_attempt_at = ?3, lease_owner = NULL,
+         lease_token = NULL WHERE id = ?1 AND lease_token = ?2"
+    ))
     .and_then(|mut s| s.execute(params![delivery.delivery_id, delivery.lease_token, at]))
     .map_err(db_error)?;
     Ok(())
@@ -503,12 +511,12 @@ pub fn record_attempts(
     policy: &HealthPolicy,
 ) -> StoreResult<Recorded> {
     let mut update = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4,
              lease_owner = NULL, lease_token = NULL, updated_at = ?5
-             WHERE id = ?1 AND lease_token = ?2 AND status = 3
-             RETURNING endpoint_id, ordering_key",
-        )
+             WHERE id = ?1 AND lease_token = ?2 AND status = {SENDING}
+             RETURNING endpoint_id, ordering_key"
+        ))
         .map_err(db_error)?;
     let mut insert = conn
         .prepare_cached(
@@ -633,8 +641,10 @@ fn judge_endpoints<'a>(
 /// Makes the deliveries leased by `owner` (or by anyone, with `None`) due again now.
 pub fn release_leases(conn: &Connection, owner: Option<&str>) -> StoreResult<()> {
     conn.execute(
-        "UPDATE deliveries SET status = 1, next_attempt_at = ?1, lease_owner = NULL,
-         lease_token = NULL WHERE status = 3 AND (?2 IS NULL OR lease_owner = ?2)",
+        &format!(
+            "UPDATE deliveries SET status = {PENDING}, next_attempt_at = ?1, lease_owner = NULL,
+             lease_token = NULL WHERE status = {SENDING} AND (?2 IS NULL OR lease_owner = ?2)"
+        ),
         params![now_millis(), owner],
     )
     .map_err(db_error)?;
@@ -660,12 +670,14 @@ pub fn resend(
     }
     // A delivery already in flight is left alone: it is being attempted right now.
     conn.execute(
-        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
-         trigger_type, updated_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, 1, ?5)
-         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0,
-           next_attempt_at = excluded.next_attempt_at, trigger_type = 1,
-           updated_at = excluded.updated_at
-         WHERE deliveries.status != 3",
+        &format!(
+            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, next_attempt_at,
+             trigger_type, updated_at) VALUES (?1, ?2, ?3, ?4, {PENDING}, ?5, {MANUAL}, ?5)
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = {PENDING}, attempts = 0,
+               next_attempt_at = excluded.next_attempt_at, trigger_type = {MANUAL},
+               updated_at = excluded.updated_at
+             WHERE deliveries.status != {SENDING}"
+        ),
         params![
             new_id(IdPrefix::Delivery),
             msg_id,

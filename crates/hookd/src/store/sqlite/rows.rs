@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 
 use crate::store::cipher::{endpoint_row, SecretCipher};
 use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TriggerType,
+    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, RetiringSecret,
+    TriggerType,
 };
 
 fn conversion(err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
@@ -144,17 +144,10 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
 }
 
 pub fn delivery_state(row: &Row<'_>) -> rusqlite::Result<DeliveryState> {
-    let status = DeliveryStatus::from_code(row.get("d_status")?);
-    let next: Option<i64> = row.get("d_next_attempt_at")?;
-    Ok(DeliveryState {
-        status,
-        // While sending, the column holds the lease expiry, not a planned attempt.
-        next_attempt_at: next.filter(|_| status == DeliveryStatus::Pending),
-    })
+    DeliveryState::from_row(row.get("d_status")?, row.get("d_next_attempt_at")?).map_err(conversion)
 }
 
 pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
-    let trigger: i64 = row.get("trigger_type")?;
     Ok(Attempt {
         id: row.get("id")?,
         msg_id: row.get("msg_id")?,
@@ -164,11 +157,7 @@ pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
         response_status_code: row.get("response_status_code")?,
         response: row.get("response")?,
         response_duration_ms: row.get("response_duration_ms")?,
-        trigger_type: if trigger == 1 {
-            TriggerType::Manual
-        } else {
-            TriggerType::Scheduled
-        },
+        trigger_type: TriggerType::from_code(row.get("trigger_type")?),
         created_at: row.get("created_at")?,
     })
 }
