@@ -13,7 +13,6 @@ pub mod attempt;
 pub mod engine;
 pub mod fairness;
 pub mod retry;
-pub mod throttle;
 
 pub use engine::{DispatchHandle, Engine};
 pub use retry::{Outcome, RetryPolicy};

@@ -17,7 +17,7 @@
 //! - A delivery with an ordering key is held (not due) while an earlier delivery with the same
 //!   key to the same endpoint is unfinished; finishing one releases the next.
 //! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
-//!   across all nodes: claiming plans them with [`crate::delivery::throttle::plan`] against the
+//!   across all nodes: claiming plans them with [`throttle::plan`] against the
 //!   endpoint's stored schedule, and ingest never leases them directly.
 //! - `read_feed` answers an application's messages in commit order from positions that never
 //!   change, and never answers a position that a transaction still running could precede.
@@ -27,6 +27,7 @@ pub mod health;
 mod model;
 pub mod postgres;
 pub mod sqlite;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,12 +9,12 @@ use super::catalog;
 use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
-use crate::delivery::throttle;
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::health;
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
+use crate::store::throttle;
 use crate::store::trigger::MANUAL;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,

@@ -4,10 +4,13 @@
 //! unix ms): the earliest moment the next delivery may start. Claiming runs [`plan`] over the
 //! due deliveries of that endpoint inside the claim transaction, so every node of a deployment
 //! shares the same schedule. No bursts: deliveries start at least `1000 / rate` ms apart.
+//!
+//! It lives in the store, not the delivery engine, because it is part of what a claim decides:
+//! both backends call it while claiming, and the engine never does.
 
 use std::collections::HashMap;
 
-use crate::store::ClaimedDelivery;
+use super::ClaimedDelivery;
 
 /// The positions in `claimed` of each throttled endpoint's deliveries (those with a rate), in
 /// claim order: what each backend runs [`plan`] over.
