@@ -23,10 +23,14 @@
 //!   change, and never answers a position that a transaction still running could precede.
 
 pub mod cipher;
+pub mod claim;
 pub mod health;
 mod model;
+pub mod outcome;
 pub mod postgres;
+pub mod records;
 pub mod sqlite;
+pub mod tasks;
 pub mod throttle;
 
 use std::sync::Arc;

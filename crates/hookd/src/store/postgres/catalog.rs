@@ -9,6 +9,7 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, APP_COLUMNS, ENDPOINT_COLUMNS, EVENT_TYPE_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::records;
 use crate::store::{
     ApiToken, Application, Endpoint, EndpointStats, EventType, PageRequest, StoreResult,
 };
@@ -95,7 +96,7 @@ pub async fn insert_endpoint(
     cipher: &SecretCipher,
     ep: &Endpoint,
 ) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
          channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
@@ -185,7 +186,7 @@ pub async fn update_endpoint(
     cipher: &SecretCipher,
     ep: &Endpoint,
 ) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     let mut tx = pool.begin().await.map_err(db_error)?;
     sqlx::query(
         "UPDATE endpoints SET uid = $3, url = $4, description = $5, disabled = $6,

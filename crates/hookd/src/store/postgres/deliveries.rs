@@ -12,14 +12,16 @@ use super::rows::{self, ATTEMPT_COLUMNS, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::claim::{self, LeasedRow};
 use crate::store::health;
+use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
 use crate::store::throttle;
 use crate::store::trigger::MANUAL;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
     DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message, MessageFilter,
-    NextStep, PageRequest, Recorded, StoreResult, TriggerType,
+    PageRequest, Recorded, StoreResult, TriggerType,
 };
 
 pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
@@ -188,49 +190,36 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
 
-    // Deliveries of one batch often share endpoints and messages; load and build each once.
-    let mut endpoint_ids: Vec<String> = Vec::new();
+    // The claim answers each delivery with its message; deliveries of one batch often share
+    // messages and endpoints, so each is kept and loaded once.
+    let mut leased = Vec::with_capacity(due.len());
     let mut messages: HashMap<String, Message> = HashMap::new();
-    let mut claims = Vec::with_capacity(due.len());
     for row in &due {
-        let endpoint_id: String = row.try_get("endpoint_id").map_err(db_error)?;
         let message = rows::message(row).map_err(db_error)?;
-        let message_id = message.id.clone();
-        messages.entry(message_id.clone()).or_insert(message);
-        if !endpoint_ids.contains(&endpoint_id) {
-            endpoint_ids.push(endpoint_id.clone());
-        }
-        let delivery_id: String = row.try_get("delivery_id").map_err(db_error)?;
-        let attempts: i32 = row.try_get("attempts").map_err(db_error)?;
-        let trigger: i16 = row.try_get("trigger_type").map_err(db_error)?;
-        claims.push((delivery_id, message_id, endpoint_id, attempts, trigger));
+        leased.push(LeasedRow {
+            delivery_id: row.try_get("delivery_id").map_err(db_error)?,
+            msg_id: message.id.clone(),
+            endpoint_id: row.try_get("endpoint_id").map_err(db_error)?,
+            attempts: u32::try_from(row.try_get::<i32, _>("attempts").map_err(db_error)?)
+                .unwrap_or(0),
+            trigger: TriggerType::from_code(i64::from(
+                row.try_get::<i16, _>("trigger_type").map_err(db_error)?,
+            )),
+        });
+        messages.entry(message.id.clone()).or_insert(message);
     }
+    let endpoint_ids: Vec<String> = claim::distinct(leased.iter().map(|d| d.endpoint_id.as_str()))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let endpoints: HashMap<String, Endpoint> =
         catalog::endpoints_by_id(pool, cipher, &endpoint_ids)
             .await?
             .into_iter()
             .map(|e| (e.id.clone(), e))
             .collect();
-
-    let mut claimed = Vec::with_capacity(claims.len());
-    let mut to_cancel = Vec::new();
-    for (delivery_id, message_id, endpoint_id, attempts, trigger) in claims {
-        let (Some(endpoint), Some(message)) =
-            (endpoints.get(&endpoint_id), messages.get(&message_id))
-        else {
-            continue; // Deleted under us; its delivery row went with it.
-        };
-        if endpoint.disabled {
-            // Disabling cancels pending deliveries, skipping rows another transaction held at
-            // that moment (and a resend may have made one due since): they end here.
-            to_cancel.push(delivery_id);
-            continue;
-        }
-        let attempts = u32::try_from(attempts).unwrap_or(0);
-        let mut delivery = ClaimedDelivery::new(delivery_id, lease, message, endpoint, attempts);
-        delivery.trigger_type = TriggerType::from_code(i64::from(trigger));
-        claimed.push(delivery);
-    }
+    let sorted = claim::sort(leased, lease, &endpoints, &messages);
+    let to_cancel = sorted.cancel;
     if !to_cancel.is_empty() {
         sqlx::query(
             "UPDATE deliveries SET status = $3, next_attempt_at = NULL, lease_owner = NULL,
@@ -244,11 +233,7 @@ pub async fn claim_due(
         .await
         .map_err(db_error)?;
     }
-    let rates: HashMap<String, u32> = endpoints
-        .into_values()
-        .filter_map(|e| Some((e.id, u32::try_from(e.throttle_rate?).ok()?)))
-        .collect();
-    apply_throttles(pool, claimed, &rates, lease.now).await
+    apply_throttles(pool, sorted.kept, &sorted.rates, lease.now).await
 }
 
 /// Keeps, of each throttled endpoint's claimed deliveries, those its schedule allows now, and
@@ -263,24 +248,23 @@ async fn apply_throttles(
     if rates.is_empty() {
         return Ok(claimed);
     }
-    let by_endpoint = throttle::throttled_groups(&claimed, rates);
-    let mut deferred = vec![false; claimed.len()];
+    let mut deferred = Vec::new();
     let mut tx = pool.begin().await.map_err(db_error)?;
-    for (endpoint_id, indexes) in by_endpoint {
+    for group in throttle::throttled_groups(&claimed, rates) {
         let tat: i64 =
             sqlx::query_scalar("SELECT throttle_tat FROM endpoints WHERE id = $1 FOR UPDATE")
-                .bind(endpoint_id)
+                .bind(group.endpoint_id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_error)?;
-        let plan = throttle::plan(tat, rates[endpoint_id], now, indexes.len());
+        let (tat, later) = group.schedule(tat, now);
         sqlx::query("UPDATE endpoints SET throttle_tat = $2 WHERE id = $1")
-            .bind(endpoint_id)
-            .bind(plan.tat)
+            .bind(group.endpoint_id)
+            .bind(tat)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        for (&i, at) in indexes[plan.send_now..].iter().zip(plan.defer_to) {
+        for (i, at) in later {
             sqlx::query(&format!(
                 "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $3, lease_owner = NULL,
                  lease_token = NULL WHERE id = $1 AND lease_token = $2"
@@ -291,7 +275,7 @@ async fn apply_throttles(
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            deferred[i] = true;
+            deferred.push(i);
         }
     }
     tx.commit().await.map_err(db_error)?;
@@ -307,18 +291,27 @@ async fn release_held(
     now: i64,
 ) -> StoreResult<usize> {
     let keyed: Vec<(String, String, String)> = sqlx::query_as(&format!(
-        "SELECT DISTINCT app_id, ordering_key, endpoint_id FROM deliveries
+        "SELECT app_id, ordering_key, endpoint_id FROM deliveries
          WHERE id = ANY($1) AND ordering_key IS NOT NULL
-           AND status IN ({SUCCESS}, {FAILED}, {CANCELED})
-         ORDER BY app_id, ordering_key, endpoint_id"
+           AND status IN ({SUCCESS}, {FAILED}, {CANCELED})"
     ))
     .bind(finished_ids)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
+    let keys = outcome::keys_to_release(keyed.iter().map(|(app_id, key, endpoint_id)| KeyOf {
+        app_id,
+        ordering_key: key,
+        endpoint_id,
+    }));
     let mut released = 0;
     let mut locked: Option<(&str, &str)> = None;
-    for (app_id, key, endpoint_id) in &keyed {
+    for KeyOf {
+        app_id,
+        ordering_key: key,
+        endpoint_id,
+    } in keys
+    {
         if locked != Some((app_id, key)) {
             super::ingest::lock_key(&mut *tx, app_id, key).await?;
             locked = Some((app_id, key));
@@ -389,12 +382,7 @@ pub async fn record_attempts(
     let mut triggers = Vec::with_capacity(n);
     let mut created = Vec::with_capacity(n);
     for result in sorted {
-        let (status, next) = match result.next {
-            NextStep::Done => (DeliveryStatus::Success, None),
-            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
-            NextStep::Exhausted => (DeliveryStatus::Failed, None),
-            NextStep::Gone => (DeliveryStatus::Canceled, None),
-        };
+        let (status, next) = outcome::after_attempt(result.next);
         let a: &Attempt = &result.attempt;
         ids.push(result.delivery_id.as_str());
         tokens.push(result.lease_token.as_str());
@@ -473,7 +461,7 @@ pub async fn record_attempts(
     let finished: Vec<&str> = results
         .iter()
         .zip(&applied)
-        .filter(|(r, applied)| **applied && !matches!(r.next, NextStep::RetryAt(_)))
+        .filter(|(r, applied)| **applied && outcome::finishes(r.next))
         .map(|(r, _)| r.delivery_id.as_str())
         .collect();
     let released = if finished.is_empty() {
@@ -508,7 +496,7 @@ async fn judge_endpoints<'a>(
         .filter(|v| v.verdict != health::Verdict::Succeeded)
         .map(|v| v.endpoint_id)
         .collect();
-    let clocks: Vec<(String, Option<i64>)> = sqlx::query_as(
+    let clocks: HashMap<String, Option<i64>> = sqlx::query_as(
         "SELECT id, first_failure_at FROM endpoints
          WHERE id = ANY($1) AND NOT disabled AND (first_failure_at IS NOT NULL OR id = ANY($2))
          ORDER BY id FOR UPDATE",
@@ -517,34 +505,16 @@ async fn judge_endpoints<'a>(
     .bind(&failing)
     .fetch_all(&mut *tx)
     .await
-    .map_err(db_error)?;
-
-    let mut changed_ids = Vec::new();
-    let mut changed_since = Vec::new();
-    let mut changed_disable = Vec::new();
-    let mut disabled = Vec::new();
-    for (endpoint_id, since) in clocks {
-        let Some(verdict) = verdicts.iter().find(|v| v.endpoint_id == endpoint_id) else {
-            continue;
-        };
-        let judgement = health::judge(verdict.verdict, since, now, policy);
-        if judgement.failing_since == since && !judgement.disable {
-            continue;
-        }
-        if judgement.disable {
-            disabled.push(DisabledEndpoint {
-                app_id: verdict.app_id.to_string(),
-                endpoint_id: endpoint_id.clone(),
-                fail_since: judgement.failing_since.unwrap_or(now),
-            });
-        }
-        changed_ids.push(endpoint_id);
-        changed_since.push(judgement.failing_since);
-        changed_disable.push(judgement.disable);
+    .map_err(db_error)?
+    .into_iter()
+    .collect();
+    let judged = health::judge_batch(&verdicts, &clocks, now, policy);
+    if judged.changes.is_empty() {
+        return Ok(judged.disabled);
     }
-    if changed_ids.is_empty() {
-        return Ok(disabled);
-    }
+    let changed_ids: Vec<&str> = judged.changes.iter().map(|c| c.endpoint_id).collect();
+    let changed_since: Vec<Option<i64>> = judged.changes.iter().map(|c| c.failing_since).collect();
+    let changed_disable: Vec<bool> = judged.changes.iter().map(|c| c.disable).collect();
     sqlx::query(
         "UPDATE endpoints e SET first_failure_at = c.since, disabled = c.disable,
                 updated_at = CASE WHEN c.disable THEN $4 ELSE e.updated_at END
@@ -558,11 +528,15 @@ async fn judge_endpoints<'a>(
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;
-    if !disabled.is_empty() {
-        let gone: Vec<&str> = disabled.iter().map(|d| d.endpoint_id.as_str()).collect();
+    if !judged.disabled.is_empty() {
+        let gone: Vec<&str> = judged
+            .disabled
+            .iter()
+            .map(|d| d.endpoint_id.as_str())
+            .collect();
         cancel_pending(&mut *tx, &gone, now).await?;
     }
-    Ok(disabled)
+    Ok(judged.disabled)
 }
 
 /// Cancels the waiting deliveries of disabled endpoints. Rows another transaction holds at

@@ -1,14 +1,14 @@
 //! Turning PostgreSQL rows into store records, and records into column values.
 
-use hookd_signing::Secret;
 use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
-use crate::store::cipher::{endpoint_row, SecretCipher};
+use crate::store::cipher::SecretCipher;
+use crate::store::records;
+pub use crate::store::records::to_json;
 use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, RetiringSecret,
-    TriggerType,
+    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, TriggerType,
 };
 
 /// A column that does not hold what hookd wrote there.
@@ -29,28 +29,6 @@ fn json_opt<T: DeserializeOwned>(row: &PgRow, column: &str) -> sqlx::Result<Opti
     let text: Option<String> = row.try_get(column)?;
     text.map(|text| serde_json::from_str(&text).map_err(|e| decode(column, e)))
         .transpose()
-}
-
-/// Serializes a value for a JSON column (bound as text and cast with `::jsonb`).
-pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Plain maps, vectors and JSON values always serialize.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// The sealed forms of an endpoint's current and retiring secrets, for writing. The same
-/// sealing as the SQLite store: a database moved between backends keeps its secrets readable.
-pub fn sealed_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
-    let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
-    let current = cipher.seal(&endpoint.secret.expose(), &aad);
-    let retiring: Vec<RetiringSecret> = endpoint
-        .retiring_secrets
-        .iter()
-        .map(|old| RetiringSecret {
-            secret: cipher.seal(&old.secret, &aad),
-            expires_at: old.expires_at,
-        })
-        .collect();
-    (current, to_json(&retiring))
 }
 
 pub const APP_COLUMNS: &str =
@@ -77,20 +55,14 @@ pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description,
 pub fn endpoint(row: &PgRow, cipher: &SecretCipher) -> sqlx::Result<Endpoint> {
     let id: String = row.try_get("id")?;
     let app_id: String = row.try_get("app_id")?;
-    let aad = endpoint_row(&app_id, &id);
-    let open = |sealed: &str| cipher.open(sealed, &aad).map_err(|e| decode("secret", e));
-    let secret = Secret::parse(&open(&row.try_get::<String, _>("secret")?)?)
-        .map_err(|e| decode("secret", e))?;
-    let retiring: Vec<RetiringSecret> = json(row, "retiring_secrets")?;
-    let retiring_secrets = retiring
-        .into_iter()
-        .map(|old| {
-            Ok(RetiringSecret {
-                secret: open(&old.secret)?,
-                expires_at: old.expires_at,
-            })
-        })
-        .collect::<sqlx::Result<Vec<_>>>()?;
+    let (secret, retiring_secrets) = records::open_secrets(
+        cipher,
+        &app_id,
+        &id,
+        &row.try_get::<String, _>("secret")?,
+        &row.try_get::<String, _>("retiring_secrets")?,
+    )
+    .map_err(|e| decode("secret", e))?;
     Ok(Endpoint {
         id,
         app_id,
@@ -142,10 +114,7 @@ pub fn message(row: &PgRow) -> sqlx::Result<Message> {
         payload: payload.into(),
         ordering_key: row.try_get("ordering_key")?,
         created_at: row.try_get("created_at")?,
-        // Set on every message; NULL only in a row written before the column existed.
-        payload_expires_at: row
-            .try_get::<Option<i64>, _>("payload_expires_at")?
-            .unwrap_or(i64::MAX),
+        payload_expires_at: records::payload_expires_at(row.try_get("payload_expires_at")?),
         payload_expired: row.try_get("payload_expired")?,
     })
 }

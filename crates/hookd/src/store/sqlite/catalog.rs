@@ -8,6 +8,7 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::records;
 use crate::store::status::HELD;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
@@ -76,7 +77,7 @@ pub fn delete_app(conn: &Connection, app_id: &str) -> StoreResult<bool> {
 }
 
 pub fn insert_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     conn.prepare_cached(
         "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
          channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
@@ -158,7 +159,7 @@ pub fn list_endpoints(
 /// Saves an endpoint. Disabling it cancels its pending deliveries; re-enabling it stops its
 /// failure clock, so it gets the whole period again.
 pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     conn.prepare_cached(
         "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,

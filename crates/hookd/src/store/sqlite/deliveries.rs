@@ -12,14 +12,16 @@ use super::rows::{self, to_json, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::domain::ids::{lower_bound_at, new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::claim::{self, LeasedRow};
 use crate::store::health;
+use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::throttle;
 use crate::store::trigger::MANUAL;
 use crate::store::{
     Attempt, AttemptFilter, AttemptResult, Backlog, ClaimedDelivery, DeliveryState, DeliveryStatus,
     DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Ingested, Lease, Message,
-    MessageFilter, NextStep, PageRequest, Recorded, StoreResult, TriggerType,
+    MessageFilter, PageRequest, Recorded, StoreResult, TriggerType,
 };
 
 /// Inserts a message and one delivery per endpoint that wants it.
@@ -326,52 +328,41 @@ pub fn claim_due(
         .query_map(
             rusqlite::params_from_iter(params.into_iter().take(used)),
             |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, u32>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, i64>(5)?,
-                ))
+                let leased = LeasedRow {
+                    delivery_id: row.get(0)?,
+                    msg_id: row.get(1)?,
+                    endpoint_id: row.get(2)?,
+                    attempts: row.get(3)?,
+                    trigger: TriggerType::from_code(row.get(4)?),
+                };
+                Ok((leased, row.get::<_, i64>(5)?))
             },
         )
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_error)?;
     // Oldest first, so a throttled endpoint sends its deliveries in ingest order.
-    due.sort_by_key(|d| d.5);
+    due.sort_by_key(|(_, rowid)| *rowid);
+    let due: Vec<LeasedRow> = due.into_iter().map(|(leased, _)| leased).collect();
 
-    // Deliveries of one batch often share endpoints; load each once.
-    let mut endpoints: HashMap<String, Option<Endpoint>> = HashMap::new();
-    let mut claimed = Vec::with_capacity(due.len());
-    for (delivery_id, msg_id, endpoint_id, attempts, trigger, _) in due {
-        let endpoint = match endpoints.get(&endpoint_id) {
-            Some(found) => found.clone(),
-            None => {
-                let found = endpoint_by_id(conn, cipher, &endpoint_id)?;
-                endpoints.insert(endpoint_id.clone(), found.clone());
-                found
-            }
-        };
-        let (Some(endpoint), Some(message)) = (endpoint, message_by_id(conn, &msg_id)?) else {
-            continue; // Deleted under us; the cascade removes the delivery too.
-        };
-        if endpoint.disabled {
-            // Disabling cancels pending deliveries, but a resend may have made one due since.
-            cancel_claimed(conn, &delivery_id, lease)?;
-            continue;
+    // Deliveries of one batch often share endpoints and messages; load each once.
+    let mut endpoints = HashMap::new();
+    for id in claim::distinct(due.iter().map(|d| d.endpoint_id.as_str())) {
+        if let Some(endpoint) = endpoint_by_id(conn, cipher, id)? {
+            endpoints.insert(endpoint.id.clone(), endpoint);
         }
-        let mut delivery = ClaimedDelivery::new(delivery_id, lease, &message, &endpoint, attempts);
-        delivery.trigger_type = TriggerType::from_code(trigger);
-        claimed.push(delivery);
     }
-    let rates: HashMap<String, u32> = endpoints
-        .into_values()
-        .flatten()
-        .filter_map(|e| Some((e.id, u32::try_from(e.throttle_rate?).ok()?)))
-        .collect();
-    apply_throttles(conn, claimed, &rates, lease.now)
+    let mut messages = HashMap::new();
+    for id in claim::distinct(due.iter().map(|d| d.msg_id.as_str())) {
+        if let Some(message) = message_by_id(conn, id)? {
+            messages.insert(message.id.clone(), message);
+        }
+    }
+    let sorted = claim::sort(due, lease, &endpoints, &messages);
+    for delivery_id in &sorted.cancel {
+        cancel_claimed(conn, delivery_id, lease)?;
+    }
+    apply_throttles(conn, sorted.kept, &sorted.rates, lease.now)
 }
 
 /// Keeps, of each throttled endpoint's claimed deliveries, those its schedule allows now, and
@@ -385,20 +376,19 @@ fn apply_throttles(
     if rates.is_empty() {
         return Ok(claimed);
     }
-    let by_endpoint = throttle::throttled_groups(&claimed, rates);
-    let mut deferred = vec![false; claimed.len()];
-    for (endpoint_id, indexes) in by_endpoint {
+    let mut deferred = Vec::new();
+    for group in throttle::throttled_groups(&claimed, rates) {
         let tat: i64 = conn
             .prepare_cached("SELECT throttle_tat FROM endpoints WHERE id = ?1")
-            .and_then(|mut s| s.query_row([endpoint_id], |row| row.get(0)))
+            .and_then(|mut s| s.query_row([group.endpoint_id], |row| row.get(0)))
             .map_err(db_error)?;
-        let plan = throttle::plan(tat, rates[endpoint_id], now, indexes.len());
+        let (tat, later) = group.schedule(tat, now);
         conn.prepare_cached("UPDATE endpoints SET throttle_tat = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![endpoint_id, plan.tat]))
+            .and_then(|mut s| s.execute(params![group.endpoint_id, tat]))
             .map_err(db_error)?;
-        for (&i, at) in indexes[plan.send_now..].iter().zip(plan.defer_to) {
+        for (i, at) in later {
             give_back(conn, &claimed[i], at)?;
-            deferred[i] = true;
+            deferred.push(i);
         }
     }
     Ok(throttle::without_deferred(claimed, &deferred))
@@ -527,20 +517,15 @@ pub fn record_attempts(
         .map_err(db_error)?;
     let now = now_millis();
     let mut applied = Vec::with_capacity(results.len());
-    let mut released = 0;
+    let mut finished_keys: Vec<(&str, String, String)> = Vec::new();
     for result in results {
-        let (status, next_attempt_at) = match result.next {
-            NextStep::Done => (DeliveryStatus::Success, None),
-            NextStep::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
-            NextStep::Exhausted => (DeliveryStatus::Failed, None),
-            NextStep::Gone => (DeliveryStatus::Canceled, None),
-        };
-        let finished: Option<(String, Option<String>)> = update
+        let (status, next_attempt_at) = outcome::after_attempt(result.next);
+        let updated: Option<(String, Option<String>)> = update
             .query_row(
                 params![
                     result.delivery_id,
                     result.lease_token,
-                    status as i64,
+                    status.code(),
                     next_attempt_at,
                     now
                 ],
@@ -548,13 +533,12 @@ pub fn record_attempts(
             )
             .optional()
             .map_err(db_error)?;
-        applied.push(finished.is_some());
-        let Some((endpoint_id, ordering_key)) = finished else {
+        applied.push(updated.is_some());
+        let Some((endpoint_id, ordering_key)) = updated else {
             continue; // The lease was lost: another claim owns this delivery now.
         };
-        if let (Some(key), None) = (ordering_key, next_attempt_at) {
-            // Finished (delivered, exhausted or gone): the next message of the key may go.
-            released += release_next(conn, &endpoint_id, &key, now)?;
+        if let Some(key) = ordering_key.filter(|_| outcome::finishes(result.next)) {
+            finished_keys.push((&result.app_id, key, endpoint_id));
         }
         let a = &result.attempt;
         insert
@@ -573,6 +557,21 @@ pub fn record_attempts(
                 a.created_at
             ])
             .map_err(db_error)?;
+    }
+    // The next message of each finished key may go.
+    let mut released = 0;
+    let keys =
+        outcome::keys_to_release(
+            finished_keys
+                .iter()
+                .map(|(app_id, key, endpoint_id)| KeyOf {
+                    app_id,
+                    ordering_key: key,
+                    endpoint_id,
+                }),
+        );
+    for key in keys {
+        released += release_next(conn, key.endpoint_id, key.ordering_key, now)?;
     }
     let applied_results = results
         .iter()
@@ -604,38 +603,33 @@ fn judge_endpoints<'a>(
              updated_at = CASE WHEN ?3 THEN ?4 ELSE updated_at END WHERE id = ?1",
         )
         .map_err(db_error)?;
-    let mut disabled = Vec::new();
-    for verdict in health::verdicts(applied) {
-        // An endpoint deleted or disabled meanwhile has no clock to move.
-        let Some(since) = read
+    let verdicts = health::verdicts(applied);
+    // An endpoint deleted or disabled meanwhile has no clock to read.
+    let mut clocks = HashMap::new();
+    for verdict in &verdicts {
+        let clock = read
             .query_row([verdict.endpoint_id], |row| row.get::<_, Option<i64>>(0))
             .optional()
-            .map_err(db_error)?
-        else {
-            continue;
-        };
-        let judgement = health::judge(verdict.verdict, since, now, policy);
-        if judgement.failing_since == since && !judgement.disable {
-            continue;
+            .map_err(db_error)?;
+        if let Some(since) = clock {
+            clocks.insert(verdict.endpoint_id.to_string(), since);
         }
+    }
+    let judged = health::judge_batch(&verdicts, &clocks, now, policy);
+    for change in &judged.changes {
         write
             .execute(params![
-                verdict.endpoint_id,
-                judgement.failing_since,
-                judgement.disable,
+                change.endpoint_id,
+                change.failing_since,
+                change.disable,
                 now
             ])
             .map_err(db_error)?;
-        if judgement.disable {
-            catalog::cancel_pending(conn, verdict.endpoint_id)?;
-            disabled.push(DisabledEndpoint {
-                app_id: verdict.app_id.to_string(),
-                endpoint_id: verdict.endpoint_id.to_string(),
-                fail_since: judgement.failing_since.unwrap_or(now),
-            });
+        if change.disable {
+            catalog::cancel_pending(conn, change.endpoint_id)?;
         }
     }
-    Ok(disabled)
+    Ok(judged.disabled)
 }
 
 /// Makes the deliveries leased by `owner` (or by anyone, with `None`) due again now.

@@ -1,33 +1,18 @@
 //! Turning SQLite rows into store records.
 
-use hookd_signing::Secret;
 use rusqlite::types::Type;
 use rusqlite::Row;
 use serde::de::DeserializeOwned;
 
-use crate::store::cipher::{endpoint_row, SecretCipher};
+use crate::store::cipher::SecretCipher;
+use crate::store::records;
+pub use crate::store::records::to_json;
 use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, RetiringSecret,
-    TriggerType,
+    ApiToken, Application, Attempt, DeliveryState, Endpoint, EventType, Message, TriggerType,
 };
 
 fn conversion(err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(err))
-}
-
-/// The sealed forms of an endpoint's current and retiring secrets, for writing.
-pub fn sealed_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
-    let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
-    let current = cipher.seal(&endpoint.secret.expose(), &aad);
-    let retiring: Vec<RetiringSecret> = endpoint
-        .retiring_secrets
-        .iter()
-        .map(|old| RetiringSecret {
-            secret: cipher.seal(&old.secret, &aad),
-            expires_at: old.expires_at,
-        })
-        .collect();
-    (current, to_json(&retiring))
 }
 
 /// Reads a JSON text column.
@@ -45,12 +30,6 @@ pub fn json_opt<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::R
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
     })
     .transpose()
-}
-
-/// Serializes a value for a JSON text column.
-pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Plain maps, vectors and JSON values always serialize.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
 pub fn application(row: &Row<'_>) -> rusqlite::Result<Application> {
@@ -73,21 +52,14 @@ pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description,
 pub fn endpoint(row: &Row<'_>, cipher: &SecretCipher) -> rusqlite::Result<Endpoint> {
     let id: String = row.get("id")?;
     let app_id: String = row.get("app_id")?;
-    let aad = endpoint_row(&app_id, &id);
-    let open = |sealed: &str| -> rusqlite::Result<String> {
-        cipher.open(sealed, &aad).map_err(conversion)
-    };
-    let secret = Secret::parse(&open(&row.get::<_, String>("secret")?)?).map_err(conversion)?;
-    let retiring: Vec<RetiringSecret> = json(row, "retiring_secrets")?;
-    let retiring_secrets = retiring
-        .into_iter()
-        .map(|old| {
-            Ok(RetiringSecret {
-                secret: open(&old.secret)?,
-                expires_at: old.expires_at,
-            })
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (secret, retiring_secrets) = records::open_secrets(
+        cipher,
+        &app_id,
+        &id,
+        &row.get::<_, String>("secret")?,
+        &row.get::<_, String>("retiring_secrets")?,
+    )
+    .map_err(conversion)?;
     Ok(Endpoint {
         id,
         app_id,
@@ -135,10 +107,7 @@ pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
         payload: payload.into(),
         ordering_key: row.get("ordering_key")?,
         created_at: row.get("created_at")?,
-        // Set on every message; NULL only in a row written before the column existed.
-        payload_expires_at: row
-            .get::<_, Option<i64>>("payload_expires_at")?
-            .unwrap_or(i64::MAX),
+        payload_expires_at: records::payload_expires_at(row.get("payload_expires_at")?),
         payload_expired: row.get("payload_expired")?,
     })
 }
