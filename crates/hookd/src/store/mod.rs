@@ -57,6 +57,41 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a unique value that is already taken belongs to. Each backend tells it from its own
+/// names for the unique indexes; the words clients read in the 409 are chosen here, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    AppUid,
+    EndpointUid,
+    EventTypeName,
+    EventId,
+    MessageId,
+    Other,
+}
+
+impl Taken {
+    /// The first of `names` (a backend's name for a unique index, paired with what it holds)
+    /// that `matches` the database's description of the violation.
+    pub fn find(names: &[(&str, Taken)], matches: impl Fn(&str) -> bool) -> Taken {
+        names
+            .iter()
+            .find(|(name, _)| matches(name))
+            .map_or(Taken::Other, |(_, taken)| *taken)
+    }
+
+    /// The conflict clients see.
+    pub fn conflict(self) -> StoreError {
+        StoreError::Conflict(match self {
+            Taken::AppUid => "an application with this uid",
+            Taken::EndpointUid => "an endpoint with this uid",
+            Taken::EventTypeName => "an event type with this name",
+            Taken::EventId => "a message with this eventId",
+            Taken::MessageId => "a message with this id",
+            Taken::Other => "a record with this key",
+        })
+    }
+}
+
 /// The persistence interface of hookd.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

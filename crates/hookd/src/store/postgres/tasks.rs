@@ -5,10 +5,11 @@
 //! mid-batch leaves nothing half done: its transaction rolls back and the task waits for the
 //! next batch, on any node.
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::Row;
 
 use super::connection::db_error;
+use super::rows;
 use crate::store::tasks::{self, Conclusion, Gate, Progress};
 use crate::store::{BackgroundTask, DeliveryStatus, StoreResult, TaskBatch, TriggerType};
 
@@ -44,26 +45,10 @@ pub async fn get(pool: &PgPool, task_id: &str) -> StoreResult<Option<BackgroundT
     .fetch_optional(pool)
     .await
     .map_err(db_error)?;
-    row.as_ref().map(task).transpose()
-}
-
-fn task(row: &PgRow) -> StoreResult<BackgroundTask> {
-    let get = |e: sqlx::Error| db_error(e);
-    let kind: String = row.try_get("kind").map_err(get)?;
-    let status: String = row.try_get("status").map_err(get)?;
-    let (kind, status) = tasks::kind_and_status(&kind, &status)?;
-    Ok(BackgroundTask {
-        id: row.try_get("id").map_err(get)?,
-        app_id: row.try_get("app_id").map_err(get)?,
-        kind,
-        status,
-        endpoint_id: row.try_get("endpoint_id").map_err(get)?,
-        since: row.try_get("window_start").map_err(get)?,
-        until: row.try_get("window_end").map_err(get)?,
-        done: u64::try_from(row.try_get::<i64, _>("done").map_err(get)?).unwrap_or(0),
-        created_at: row.try_get("created_at").map_err(get)?,
-        updated_at: row.try_get("updated_at").map_err(get)?,
-    })
+    row.as_ref()
+        .map(rows::background_task)
+        .transpose()
+        .map_err(db_error)
 }
 
 /// Advances the first running task that can move by one batch, in one transaction.

@@ -373,9 +373,6 @@ fn apply_throttles(
     rates: &HashMap<String, u32>,
     now: i64,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    if rates.is_empty() {
-        return Ok(claimed);
-    }
     let mut deferred = Vec::new();
     for group in throttle::throttled_groups(&claimed, rates) {
         let tat: i64 = conn

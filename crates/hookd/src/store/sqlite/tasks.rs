@@ -1,8 +1,9 @@
 //! Queries for background tasks: create, read, and run one batch.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connection::db_error;
+use super::rows;
 use crate::store::tasks::{self, Conclusion, Gate, Progress};
 use crate::store::{BackgroundTask, DeliveryStatus, StoreResult, TaskBatch, TriggerType};
 
@@ -32,30 +33,8 @@ pub fn insert(conn: &Connection, task: &BackgroundTask) -> StoreResult<()> {
 
 pub fn get(conn: &Connection, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
     conn.prepare_cached("SELECT * FROM background_tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row([task_id], task).optional())
-        .map_err(db_error)?
-        .transpose()
-}
-
-fn task(row: &Row<'_>) -> rusqlite::Result<StoreResult<BackgroundTask>> {
-    let kind: String = row.get("kind")?;
-    let status: String = row.get("status")?;
-    let (kind, status) = match tasks::kind_and_status(&kind, &status) {
-        Ok(parsed) => parsed,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(BackgroundTask {
-        id: row.get("id")?,
-        app_id: row.get("app_id")?,
-        kind,
-        status,
-        endpoint_id: row.get("endpoint_id")?,
-        since: row.get("window_start")?,
-        until: row.get("window_end")?,
-        done: row.get("done")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    }))
+        .and_then(|mut s| s.query_row([task_id], rows::background_task).optional())
+        .map_err(db_error)
 }
 
 /// Advances the first running task that can move by one batch.
