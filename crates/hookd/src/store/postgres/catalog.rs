@@ -4,14 +4,15 @@ use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::connection::db_error;
-use super::deliveries;
 use super::list::ListQuery;
 use super::rows::{self, to_json, APP_COLUMNS, ENDPOINT_COLUMNS, EVENT_TYPE_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
 use crate::store::records;
+use crate::store::status::HELD;
 use crate::store::{
-    ApiToken, Application, Endpoint, EndpointStats, EventType, PageRequest, StoreResult,
+    ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
+    StoreResult,
 };
 
 pub async fn insert_app(pool: &PgPool, app: &Application) -> StoreResult<()> {
@@ -213,7 +214,7 @@ pub async fn update_endpoint(
     .await
     .map_err(db_error)?;
     if ep.disabled {
-        deliveries::cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
+        cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
     }
     tx.commit().await.map_err(db_error)
 }
@@ -395,4 +396,30 @@ pub async fn count_tokens(pool: &PgPool) -> StoreResult<u64> {
         .await
         .map_err(db_error)?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Cancels the waiting deliveries of disabled endpoints. Rows another transaction holds at
+/// this moment (a claim, or another node recording a result) are skipped rather than waited
+/// for, which could deadlock with that transaction's endpoint lock; the claim query cancels
+/// them when they next come due.
+pub async fn cancel_pending(
+    conn: &mut sqlx::PgConnection,
+    endpoint_ids: &[&str],
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE deliveries d SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
+                lease_token = NULL, updated_at = $3
+         FROM (SELECT id FROM deliveries
+               WHERE endpoint_id = ANY($1) AND (next_attempt_at IS NOT NULL OR status = {HELD})
+               FOR UPDATE SKIP LOCKED) waiting
+         WHERE d.id = waiting.id"
+    ))
+    .bind(endpoint_ids)
+    .bind(DeliveryStatus::Canceled as i16)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }

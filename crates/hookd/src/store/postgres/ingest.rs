@@ -142,7 +142,7 @@ async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
 }
 
 /// Commits one keyed message under a transaction-level advisory lock on (application, key);
-/// releasing the next held delivery takes the same lock (see `deliveries::release_next`).
+/// releasing the next held delivery takes the same lock (see `record::release_held`).
 async fn insert_keyed(pool: &PgPool, cipher: &SecretCipher, job: &Job) -> StoreResult<Ingested> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     lock_key(
