@@ -204,11 +204,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempt results; each applies only while its lease is held. In the same
     /// transaction, moves the failure clock of each endpoint with applied results and disables
     /// (cancelling its pending deliveries) those that failed for `health.disable_after` or
-    /// answered 410. Answers which results applied and which endpoints were disabled.
+    /// answered 410. Answers which results applied and which endpoints were disabled. `now`
+    /// (unix ms) is the time the failure clocks are judged at and the writes are stamped with;
+    /// callers pass the wall clock, tests a clock of their own.
     async fn record_attempts(
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded>;
     /// Gives back the leases a worker holds, so its deliveries are due again at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
@@ -232,8 +235,8 @@ pub trait Store: Send + Sync + 'static {
     /// cut short by a crash resumes after its last batch. A task waits while deliveries of its
     /// previous batch are still due or in flight, so a large recovery never floods the queue
     /// ahead of other endpoints. A task whose endpoint was disabled or deleted fails. `None`
-    /// when no task could move.
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>>;
+    /// when no task could move. `now` (unix ms) is when the batch's deliveries become due.
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>>;
 
     // Retention.
     /// Deletes up to `limit` attempts made before `before` (unix ms), up to `limit` messages

@@ -265,11 +265,12 @@ impl Store for PgStore {
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded> {
         if results.is_empty() {
             return Ok(Recorded::default());
         }
-        record::record_attempts(&self.pool, results, health).await
+        record::record_attempts(&self.pool, results, health, now).await
     }
 
     async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
@@ -292,8 +293,7 @@ impl Store for PgStore {
         tasks::get(&self.pool, task_id).await
     }
 
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
-        let now = crate::domain::time::now_millis();
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>> {
         let batch = tasks::run_batch(&self.pool, limit, now).await?;
         if batch.as_ref().is_some_and(|b| b.made_due > 0) {
             self.notifier.notify();

@@ -8,7 +8,6 @@ use sqlx::postgres::PgPool;
 
 use super::catalog::cancel_pending;
 use super::connection::db_error;
-use crate::domain::time::now_millis;
 use crate::store::health;
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
@@ -21,13 +20,13 @@ pub async fn record_attempts(
     pool: &PgPool,
     results: &[AttemptResult],
     policy: &HealthPolicy,
+    now: i64,
 ) -> StoreResult<Recorded> {
     // Rows are locked in id order, so two nodes recording overlapping batches (possible only
     // after a lease expired) do not deadlock.
     let mut sorted: Vec<&AttemptResult> = results.iter().collect();
     sorted.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
     let n = sorted.len();
-    let now = now_millis();
     let mut ids = Vec::with_capacity(n);
     let mut tokens = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);

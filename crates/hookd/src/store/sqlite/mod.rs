@@ -335,10 +335,11 @@ impl Store for SqliteStore {
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded> {
         let (results, health) = (results.to_vec(), *health);
         self.writer
-            .run(move |c| record::record_attempts(c, &results, &health))
+            .run(move |c| record::record_attempts(c, &results, &health, now))
             .await
     }
 
@@ -366,9 +367,9 @@ impl Store for SqliteStore {
         self.readers.run(move |c| tasks::get(c, &task_id)).await
     }
 
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>> {
         self.writer
-            .run(move |c| tasks::run_batch(c, limit, crate::domain::time::now_millis()))
+            .run(move |c| tasks::run_batch(c, limit, now))
             .await
     }
 

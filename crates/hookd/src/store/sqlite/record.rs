@@ -8,7 +8,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::catalog;
 use super::connection::db_error;
-use crate::domain::time::now_millis;
 use crate::store::health;
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{HELD, PENDING, SENDING};
@@ -20,6 +19,7 @@ pub fn record_attempts(
     conn: &Connection,
     results: &[AttemptResult],
     policy: &HealthPolicy,
+    now: i64,
 ) -> StoreResult<Recorded> {
     let mut update = conn
         .prepare_cached(&format!(
@@ -36,7 +36,6 @@ pub fn record_attempts(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(db_error)?;
-    let now = now_millis();
     let mut applied = Vec::with_capacity(results.len());
     let mut finished_keys: Vec<(&str, String, String)> = Vec::new();
     for result in results {
