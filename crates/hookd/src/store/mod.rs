@@ -21,6 +21,9 @@
 //!   endpoint's stored schedule, and ingest never leases them directly.
 //! - `read_feed` answers an application's messages in commit order from positions that never
 //!   change, and never answers a position that a transaction still running could precede.
+//!
+//! `tests/it/store_conformance.rs` checks these promises through the trait alone, with explicit
+//! clocks and leases, on both backends.
 
 pub mod cipher;
 pub mod claim;
