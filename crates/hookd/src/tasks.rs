@@ -71,7 +71,10 @@ async fn advance(
     stop: &CancellationToken,
 ) {
     while !stop.is_cancelled() {
-        match store.run_task_batch(batch_size).await {
+        match store
+            .run_task_batch(batch_size, crate::domain::time::now_millis())
+            .await
+        {
             Ok(Some(batch)) => {
                 if batch.made_due > 0 {
                     if let Some(dispatch) = dispatch {

@@ -436,7 +436,8 @@ impl Recorder {
         let mut delay = Duration::from_millis(50);
         for _ in 0..5 {
             let started = std::time::Instant::now();
-            match self.store.record_attempts(batch, &self.health).await {
+            let now = now_millis();
+            match self.store.record_attempts(batch, &self.health, now).await {
                 Ok(recorded) => {
                     telemetry::committed("results", started.elapsed());
                     for disabled in &recorded.disabled {

@@ -14,7 +14,6 @@ pub(crate) mod attempt;
 pub(crate) mod engine;
 pub(crate) mod fairness;
 pub mod retry;
-pub mod throttle;
 pub(crate) mod transport;
 
 pub(crate) use engine::{DispatchHandle, Engine};

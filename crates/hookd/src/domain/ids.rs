@@ -6,7 +6,7 @@
 
 /// The kinds of identifier hookd issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IdPrefix {
+pub enum IdPrefix {
     App,
     Endpoint,
     Message,
@@ -31,7 +31,7 @@ impl IdPrefix {
 }
 
 /// A new id of the given kind.
-pub(crate) fn new_id(prefix: IdPrefix) -> String {
+pub fn new_id(prefix: IdPrefix) -> String {
     format!("{}{}", prefix.as_str(), ulid::Ulid::new())
 }
 

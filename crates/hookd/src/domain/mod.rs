@@ -5,6 +5,6 @@ pub mod names;
 pub mod time;
 pub mod url;
 
-pub(crate) use ids::{new_id, IdPrefix};
+pub use ids::{new_id, IdPrefix};
 pub use names::{Channel, EventTypeName, Uid};
 pub use url::EndpointUrl;

@@ -2,7 +2,7 @@
 //! functions only; each backend reads and writes the clock (`endpoints.first_failure_at`) in
 //! the transaction that records a batch of results, and asks these functions what to do.
 //!
-//! The rules (SPEC §3, "Endpoint health"):
+//! The rules:
 //! - A failed attempt starts the clock if it is not running; a successful one stops it.
 //! - An endpoint whose clock has run for [`HealthPolicy::disable_after`] when another failure
 //!   is recorded is disabled. The check happens only when a failure is recorded: an endpoint
@@ -11,9 +11,9 @@
 //! - Within one batch, results are not ordered in time, so an endpoint's results are taken
 //!   together: a 410 wins, then any success (the endpoint works), then failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{AttemptResult, HealthPolicy, NextStep};
+use super::{AttemptResult, DisabledEndpoint, HealthPolicy, NextStep};
 
 /// What one batch says about one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,58 @@ pub fn judge(
     }
 }
 
+/// A write to one endpoint's failure clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockChange<'a> {
+    pub endpoint_id: &'a str,
+    pub failing_since: Option<i64>,
+    pub disable: bool,
+}
+
+/// What a batch does to endpoint health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judged<'a> {
+    /// The clocks to write, in endpoint id order: only those that change, so a batch of
+    /// successes to healthy endpoints writes no endpoint row.
+    pub changes: Vec<ClockChange<'a>>,
+    /// The endpoints to disable now (their pending deliveries are cancelled with them).
+    pub disabled: Vec<DisabledEndpoint>,
+}
+
+/// Judges a batch's `verdicts` at `now` against the clocks read from the store: `clocks` holds
+/// the failing-since time of each endpoint that is still there and enabled. An endpoint not in
+/// `clocks` (deleted or disabled meanwhile) has no clock to move.
+pub fn judge_batch<'a>(
+    verdicts: &[EndpointVerdict<'a>],
+    clocks: &HashMap<String, Option<i64>>,
+    now: i64,
+    policy: &HealthPolicy,
+) -> Judged<'a> {
+    let mut judged = Judged::default();
+    for verdict in verdicts {
+        let Some(&since) = clocks.get(verdict.endpoint_id) else {
+            continue;
+        };
+        let judgement = judge(verdict.verdict, since, now, policy);
+        if judgement.failing_since == since && !judgement.disable {
+            continue;
+        }
+        judged.changes.push(ClockChange {
+            endpoint_id: verdict.endpoint_id,
+            failing_since: judgement.failing_since,
+            disable: judgement.disable,
+        });
+        if judgement.disable {
+            judged.disabled.push(DisabledEndpoint {
+                app_id: verdict.app_id.to_string(),
+                endpoint_id: verdict.endpoint_id.to_string(),
+                fail_since: judgement.failing_since.unwrap_or(now),
+            });
+        }
+    }
+    judged
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -169,6 +221,47 @@ mod tests {
         assert!(j.disable);
         let j = judge(Verdict::Gone, Some(3), 7, &POLICY);
         assert_eq!(j.failing_since, Some(3));
+    }
+
+    #[test]
+    fn a_batch_writes_only_the_clocks_that_move() {
+        let batch = [
+            result("ep_new_failure", false, NextStep::RetryAt(1)),
+            result("ep_healthy", true, NextStep::Done),
+            result("ep_recovered", true, NextStep::Done),
+            result("ep_old_failure", false, NextStep::RetryAt(1)),
+            result("ep_still_failing", false, NextStep::RetryAt(1)),
+            result("ep_gone_meanwhile", false, NextStep::RetryAt(1)),
+        ];
+        let clocks = HashMap::from([
+            ("ep_new_failure".to_string(), None),
+            ("ep_healthy".to_string(), None),
+            ("ep_recovered".to_string(), Some(0)),
+            ("ep_old_failure".to_string(), Some(0)),
+            ("ep_still_failing".to_string(), Some(DAY)),
+        ]);
+        let judged = judge_batch(&verdicts(&batch), &clocks, 5 * DAY, &POLICY);
+        let change = |endpoint_id, failing_since, disable| ClockChange {
+            endpoint_id,
+            failing_since,
+            disable,
+        };
+        assert_eq!(
+            judged.changes,
+            [
+                change("ep_new_failure", Some(5 * DAY), false),
+                change("ep_old_failure", Some(0), true),
+                change("ep_recovered", None, false),
+            ]
+        );
+        assert_eq!(
+            judged.disabled,
+            [DisabledEndpoint {
+                app_id: "app_1".into(),
+                endpoint_id: "ep_old_failure".into(),
+                fail_since: 0,
+            }]
+        );
     }
 
     #[test]

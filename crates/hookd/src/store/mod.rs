@@ -17,16 +17,24 @@
 //! - A delivery with an ordering key is held (not due) while an earlier delivery with the same
 //!   key to the same endpoint is unfinished; finishing one releases the next.
 //! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
-//!   across all nodes: claiming plans them with [`crate::delivery::throttle::plan`] against the
+//!   across all nodes: claiming plans them with [`throttle::plan`] against the
 //!   endpoint's stored schedule, and ingest never leases them directly.
 //! - `read_feed` answers an application's messages in commit order from positions that never
 //!   change, and never answers a position that a transaction still running could precede.
+//!
+//! `tests/it/store_conformance.rs` checks these promises through the trait alone, with explicit
+//! clocks and leases, on both backends.
 
 pub mod cipher;
+pub mod claim;
 pub mod health;
 mod model;
+pub mod outcome;
 pub mod postgres;
+pub mod records;
 pub mod sqlite;
+pub mod tasks;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +59,41 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a unique value that is already taken belongs to. Each backend tells it from its own
+/// names for the unique indexes; the words clients read in the 409 are chosen here, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    AppUid,
+    EndpointUid,
+    EventTypeName,
+    EventId,
+    MessageId,
+    Other,
+}
+
+impl Taken {
+    /// The first of `names` (a backend's name for a unique index, paired with what it holds)
+    /// that `matches` the database's description of the violation.
+    pub fn find(names: &[(&str, Taken)], matches: impl Fn(&str) -> bool) -> Taken {
+        names
+            .iter()
+            .find(|(name, _)| matches(name))
+            .map_or(Taken::Other, |(_, taken)| *taken)
+    }
+
+    /// The conflict clients see.
+    pub fn conflict(self) -> StoreError {
+        StoreError::Conflict(match self {
+            Taken::AppUid => "an application with this uid",
+            Taken::EndpointUid => "an endpoint with this uid",
+            Taken::EventTypeName => "an event type with this name",
+            Taken::EventId => "a message with this eventId",
+            Taken::MessageId => "a message with this id",
+            Taken::Other => "a record with this key",
+        })
+    }
+}
 
 /// The persistence interface of hookd.
 #[async_trait]
@@ -173,11 +216,14 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempt results; each applies only while its lease is held. In the same
     /// transaction, moves the failure clock of each endpoint with applied results and disables
     /// (cancelling its pending deliveries) those that failed for `health.disable_after` or
-    /// answered 410. Answers which results applied and which endpoints were disabled.
+    /// answered 410. Answers which results applied and which endpoints were disabled. `now`
+    /// (unix ms) is the time the failure clocks are judged at and the writes are stamped with;
+    /// callers pass the wall clock, tests a clock of their own.
     async fn record_attempts(
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded>;
     /// Gives back the leases a worker holds, so its deliveries are due again at once.
     async fn release_leases(&self, owner: &str) -> StoreResult<()>;
@@ -201,8 +247,8 @@ pub trait Store: Send + Sync + 'static {
     /// cut short by a crash resumes after its last batch. A task waits while deliveries of its
     /// previous batch are still due or in flight, so a large recovery never floods the queue
     /// ahead of other endpoints. A task whose endpoint was disabled or deleted fails. `None`
-    /// when no task could move.
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>>;
+    /// when no task could move. `now` (unix ms) is when the batch's deliveries become due.
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>>;
 
     // Retention.
     /// Deletes up to `limit` attempts made before `before` (unix ms), up to `limit` messages

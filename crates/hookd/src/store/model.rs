@@ -6,6 +6,8 @@ use std::sync::Arc;
 use hookd_signing::Secret;
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
+
 /// A tenant: one merchant of the platform.
 #[derive(Debug, Clone)]
 pub struct Application {
@@ -127,28 +129,60 @@ pub struct FeedPosition {
     pub seq: i64,
 }
 
+/// The codes of `deliveries.status`, named so that SQL text says which state it means
+/// (`format!("… WHERE status = {SENDING}")`) and [`DeliveryStatus`] takes the same numbers.
+pub mod status {
+    pub const SUCCESS: i64 = 0;
+    pub const PENDING: i64 = 1;
+    pub const FAILED: i64 = 2;
+    pub const SENDING: i64 = 3;
+    pub const CANCELED: i64 = 4;
+    pub const HELD: i64 = 5;
+}
+
+/// The codes of `deliveries.trigger_type` and `attempts.trigger_type`, shared with
+/// [`TriggerType`].
+pub mod trigger {
+    pub const SCHEDULED: i64 = 0;
+    pub const MANUAL: i64 = 1;
+}
+
 /// The state of one message's delivery to one endpoint, as Svix numbers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {
-    Success = 0,
-    Pending = 1,
-    Failed = 2,
-    Sending = 3,
+    Success = status::SUCCESS as isize,
+    Pending = status::PENDING as isize,
+    Failed = status::FAILED as isize,
+    Sending = status::SENDING as isize,
     /// Stopped because the endpoint was disabled; shown as failed.
-    Canceled = 4,
+    Canceled = status::CANCELED as isize,
     /// Waiting for an earlier message with the same ordering key to finish; shown as pending.
-    Held = 5,
+    Held = status::HELD as isize,
 }
 
 impl DeliveryStatus {
-    pub fn from_code(code: i64) -> Self {
+    /// The code stored for this state.
+    pub const fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+impl TryFrom<i64> for DeliveryStatus {
+    type Error = StoreError;
+
+    /// Reads a stored code. An unknown one means the row was not written by this version of
+    /// hookd; guessing a state for it could send a delivery twice or never, so it is an error.
+    fn try_from(code: i64) -> Result<Self, StoreError> {
         match code {
-            0 => Self::Success,
-            2 => Self::Failed,
-            3 => Self::Sending,
-            4 => Self::Canceled,
-            5 => Self::Held,
-            _ => Self::Pending,
+            status::SUCCESS => Ok(Self::Success),
+            status::PENDING => Ok(Self::Pending),
+            status::FAILED => Ok(Self::Failed),
+            status::SENDING => Ok(Self::Sending),
+            status::CANCELED => Ok(Self::Canceled),
+            status::HELD => Ok(Self::Held),
+            other => Err(StoreError::Database(format!(
+                "delivery with unknown status code {other}"
+            ))),
         }
     }
 }
@@ -160,6 +194,18 @@ pub struct DeliveryState {
     pub next_attempt_at: Option<i64>,
 }
 
+impl DeliveryState {
+    /// The state of a delivery row with status `code` and `next_attempt_at`.
+    pub fn from_row(code: i64, next_attempt_at: Option<i64>) -> Result<Self, StoreError> {
+        let status = DeliveryStatus::try_from(code)?;
+        Ok(Self {
+            status,
+            // While sending, the column holds the lease expiry, not a planned attempt.
+            next_attempt_at: next_attempt_at.filter(|_| status == DeliveryStatus::Pending),
+        })
+    }
+}
+
 /// Counts of an endpoint's deliveries by state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -168,6 +214,22 @@ pub struct EndpointStats {
     pub sending: u64,
     pub fail: u64,
     pub canceled: u64,
+}
+
+impl EndpointStats {
+    /// Counts `count` deliveries stored with status `code`; held ones count as pending, as
+    /// the API shows them.
+    pub fn add(&mut self, code: i64, count: u64) -> Result<(), StoreError> {
+        let total = match DeliveryStatus::try_from(code)? {
+            DeliveryStatus::Success => &mut self.success,
+            DeliveryStatus::Pending | DeliveryStatus::Held => &mut self.pending,
+            DeliveryStatus::Sending => &mut self.sending,
+            DeliveryStatus::Failed => &mut self.fail,
+            DeliveryStatus::Canceled => &mut self.canceled,
+        };
+        *total += count;
+        Ok(())
+    }
 }
 
 /// An endpoint's recent attempts counted per time bucket, and its failure clock: what the
@@ -192,8 +254,20 @@ pub struct ActivityBucket {
 /// What started an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerType {
-    Scheduled = 0,
-    Manual = 1,
+    Scheduled = trigger::SCHEDULED as isize,
+    Manual = trigger::MANUAL as isize,
+}
+
+impl TriggerType {
+    /// Reads a stored code. Only a manual trigger is told apart (it is what the API shows);
+    /// any other code reads as scheduled, as it always has.
+    pub fn from_code(code: i64) -> Self {
+        if code == trigger::MANUAL {
+            Self::Manual
+        } else {
+            Self::Scheduled
+        }
+    }
 }
 
 /// One recorded HTTP attempt.
@@ -560,4 +634,51 @@ pub struct TaskBatch {
     pub made_due: u64,
     /// The task's status after the batch.
     pub status: TaskStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_from_its_code() {
+        for status in [
+            DeliveryStatus::Success,
+            DeliveryStatus::Pending,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Sending,
+            DeliveryStatus::Canceled,
+            DeliveryStatus::Held,
+        ] {
+            assert_eq!(DeliveryStatus::try_from(status.code()).ok(), Some(status));
+        }
+    }
+
+    #[test]
+    fn an_unknown_status_code_is_an_error() {
+        assert!(DeliveryStatus::try_from(6).is_err());
+        assert!(DeliveryStatus::try_from(-1).is_err());
+        assert!(DeliveryState::from_row(9, Some(1)).is_err());
+        assert!(EndpointStats::default().add(9, 1).is_err());
+    }
+
+    #[test]
+    fn only_a_pending_delivery_lists_its_next_attempt() -> Result<(), StoreError> {
+        let pending = DeliveryState::from_row(status::PENDING, Some(5))?;
+        assert_eq!(pending.next_attempt_at, Some(5));
+        let sending = DeliveryState::from_row(status::SENDING, Some(5))?;
+        assert_eq!(sending.next_attempt_at, None);
+        Ok(())
+    }
+
+    #[test]
+    fn held_deliveries_count_as_pending() -> Result<(), StoreError> {
+        let mut stats = EndpointStats::default();
+        stats.add(status::HELD, 2)?;
+        stats.add(status::PENDING, 1)?;
+        stats.add(status::CANCELED, 4)?;
+        assert_eq!(stats.pending, 3);
+        assert_eq!(stats.canceled, 4);
+        Ok(())
+    }
 }

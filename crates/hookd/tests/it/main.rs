@@ -28,4 +28,5 @@ mod rotation;
 mod secrets_at_rest;
 mod security;
 mod send_example;
+mod store_conformance;
 mod tokens;

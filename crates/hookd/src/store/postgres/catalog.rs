@@ -4,11 +4,12 @@ use sqlx::postgres::PgPool;
 use sqlx::Row;
 
 use super::connection::db_error;
-use super::deliveries;
 use super::list::ListQuery;
 use super::rows::{self, to_json, APP_COLUMNS, ENDPOINT_COLUMNS, EVENT_TYPE_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::records;
+use crate::store::status::HELD;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
     StoreResult, TokenKind,
@@ -96,7 +97,7 @@ pub async fn insert_endpoint(
     cipher: &SecretCipher,
     ep: &Endpoint,
 ) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
          channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
@@ -186,7 +187,7 @@ pub async fn update_endpoint(
     cipher: &SecretCipher,
     ep: &Endpoint,
 ) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     let mut tx = pool.begin().await.map_err(db_error)?;
     sqlx::query(
         "UPDATE endpoints SET uid = $3, url = $4, description = $5, disabled = $6,
@@ -213,7 +214,7 @@ pub async fn update_endpoint(
     .await
     .map_err(db_error)?;
     if ep.disabled {
-        deliveries::cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
+        cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
     }
     tx.commit().await.map_err(db_error)
 }
@@ -253,14 +254,7 @@ pub async fn endpoint_stats(
     for row in counts {
         let status: i16 = row.try_get("status").map_err(db_error)?;
         let count: i64 = row.try_get("n").map_err(db_error)?;
-        let count = u64::try_from(count).unwrap_or(0);
-        match DeliveryStatus::from_code(i64::from(status)) {
-            DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
-            DeliveryStatus::Sending => stats.sending += count,
-            DeliveryStatus::Failed => stats.fail += count,
-            DeliveryStatus::Canceled => stats.canceled += count,
-        }
+        stats.add(i64::from(status), u64::try_from(count).unwrap_or(0))?;
     }
     Ok(stats)
 }
@@ -430,4 +424,30 @@ pub async fn count_tokens(pool: &PgPool) -> StoreResult<u64> {
         .await
         .map_err(db_error)?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Cancels the waiting deliveries of disabled endpoints. Rows another transaction holds at
+/// this moment (a claim, or another node recording a result) are skipped rather than waited
+/// for, which could deadlock with that transaction's endpoint lock; the claim query cancels
+/// them when they next come due.
+pub async fn cancel_pending(
+    conn: &mut sqlx::PgConnection,
+    endpoint_ids: &[&str],
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE deliveries d SET status = $2, next_attempt_at = NULL, lease_owner = NULL,
+                lease_token = NULL, updated_at = $3
+         FROM (SELECT id FROM deliveries
+               WHERE endpoint_id = ANY($1) AND (next_attempt_at IS NOT NULL OR status = {HELD})
+               FOR UPDATE SKIP LOCKED) waiting
+         WHERE d.id = waiting.id"
+    ))
+    .bind(endpoint_ids)
+    .bind(DeliveryStatus::Canceled as i16)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::store::{PoolOptions, StoreError, StoreResult};
+use crate::store::{PoolOptions, StoreError, StoreResult, Taken};
 
 /// hookd's schema, applied by `sqlx::migrate!`. The migrator holds a PostgreSQL advisory lock
 /// while it runs, so nodes starting at the same time apply each migration exactly once.
@@ -56,24 +56,20 @@ pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
 pub fn db_error(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
-            return StoreError::Conflict(conflict_subject(db.constraint().unwrap_or("")));
+            let constraint = db.constraint().unwrap_or("");
+            return Taken::find(UNIQUE_INDEXES, |prefix| constraint.starts_with(prefix)).conflict();
         }
     }
     StoreError::Database(err.to_string())
 }
 
-fn conflict_subject(constraint: &str) -> &'static str {
-    if constraint.starts_with("applications_") {
-        "an application with this uid"
-    } else if constraint.starts_with("endpoints_") {
-        "an endpoint with this uid"
-    } else if constraint.starts_with("event_types_") {
-        "an event type with this name"
-    } else if constraint == "messages_app_event_id" {
-        "a message with this eventId"
-    } else if constraint.starts_with("messages_") || constraint.starts_with("message_payloads_") {
-        "a message with this id"
-    } else {
-        "a record with this key"
-    }
-}
+/// The prefixes of the unique constraints' names, each with what it holds; the first that
+/// matches wins.
+const UNIQUE_INDEXES: &[(&str, Taken)] = &[
+    ("applications_", Taken::AppUid),
+    ("endpoints_", Taken::EndpointUid),
+    ("event_types_", Taken::EventTypeName),
+    ("messages_app_event_id", Taken::EventId),
+    ("messages_", Taken::MessageId),
+    ("message_payloads_", Taken::MessageId),
+];

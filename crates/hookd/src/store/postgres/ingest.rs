@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::connection::db_error;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
 use crate::store::cipher::SecretCipher;
+use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::{ClaimedDelivery, Lease, Message, StoreError, StoreResult};
 
 /// The most messages one statement commits.
@@ -141,7 +142,7 @@ async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
 }
 
 /// Commits one keyed message under a transaction-level advisory lock on (application, key);
-/// releasing the next held delivery takes the same lock (see `deliveries::release_next`).
+/// releasing the next held delivery takes the same lock (see `record::release_held`).
 async fn insert_keyed(pool: &PgPool, cipher: &SecretCipher, job: &Job) -> StoreResult<Ingested> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     lock_key(
@@ -233,17 +234,17 @@ where
          ), payload AS (
             INSERT INTO message_payloads (msg_id, payload) SELECT id, payload FROM m
          ), fanout AS (
-            -- 5 held behind an unfinished delivery of the same key, 3 leased to the ingesting
-            -- worker (never for a throttled or busy endpoint), 1 due now.
+            -- Held behind an unfinished delivery of the same key, leased to the ingesting
+            -- worker (never for a throttled or busy endpoint), or due now.
             SELECT m.*, e.id AS endpoint_id,
                    CASE WHEN m.ordering_key IS NOT NULL AND EXISTS (
                             SELECT 1 FROM deliveries d2 WHERE d2.endpoint_id = e.id
-                            AND d2.ordering_key = m.ordering_key AND d2.status IN (1, 3, 5))
-                        THEN 5
+                            AND d2.ordering_key = m.ordering_key AND d2.status IN ({PENDING}, {SENDING}, {HELD}))
+                        THEN {HELD}
                         WHEN m.lease_token IS NOT NULL AND e.throttle_rate IS NULL
                              AND NOT (e.id = ANY($12::text[]))
-                        THEN 3
-                        ELSE 1 END AS status
+                        THEN {SENDING}
+                        ELSE {PENDING} END AS status
             FROM m JOIN endpoints e ON e.app_id = m.app_id AND NOT e.disabled
                  AND (e.event_types IS NULL OR m.event_type = ANY(e.event_types))
                  AND (e.channels IS NULL OR e.channels && COALESCE(m.channels, '{{}}'))
@@ -252,10 +253,10 @@ where
                                     lease_owner, lease_token, updated_at, ordering_key)
             SELECT 'dlv_' || substr(f.id, 5) || substr(f.endpoint_id, 4), f.id, f.endpoint_id,
                    f.app_id, f.status,
-                   CASE f.status WHEN 5 THEN NULL WHEN 3 THEN f.lease_until
+                   CASE f.status WHEN {HELD} THEN NULL WHEN {SENDING} THEN f.lease_until
                                  ELSE f.created_at END,
-                   CASE WHEN f.status = 3 THEN f.lease_owner END,
-                   CASE WHEN f.status = 3 THEN f.lease_token END,
+                   CASE WHEN f.status = {SENDING} THEN f.lease_owner END,
+                   CASE WHEN f.status = {SENDING} THEN f.lease_token END,
                    f.created_at, f.ordering_key
             FROM fanout f
             RETURNING id, msg_id, endpoint_id, lease_token

@@ -12,12 +12,17 @@
 //!   and one commit ([`ingest`]), and each batch of attempt results is one statement.
 
 mod activity;
+mod attempts;
 mod catalog;
+mod claim;
 mod connection;
-mod deliveries;
+mod feed;
 mod idempotency;
 mod ingest;
 mod list;
+mod messages;
+mod prune;
+mod record;
 mod rows;
 mod tasks;
 mod wakeups;
@@ -183,7 +188,7 @@ impl Store for PgStore {
     }
 
     async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
-        deliveries::get_message(&self.pool, app_id, msg_id).await
+        messages::get_message(&self.pool, app_id, msg_id).await
     }
 
     async fn list_messages(
@@ -192,7 +197,7 @@ impl Store for PgStore {
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>> {
-        deliveries::list_messages(&self.pool, app_id, filter, page).await
+        messages::list_messages(&self.pool, app_id, filter, page).await
     }
 
     async fn read_feed(
@@ -201,15 +206,15 @@ impl Store for PgStore {
         after: FeedPosition,
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>> {
-        deliveries::read_feed(&self.pool, app_id, after, limit).await
+        feed::read_feed(&self.pool, app_id, after, limit).await
     }
 
     async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
-        deliveries::expunge_payload(&self.pool, app_id, msg_id).await
+        messages::expunge_payload(&self.pool, app_id, msg_id).await
     }
 
     async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
-        deliveries::insert_message_to(&self.pool, message, endpoint_id).await?;
+        messages::insert_message_to(&self.pool, message, endpoint_id).await?;
         // The API wakes its own worker; other nodes learn of it here.
         self.notifier.notify();
         Ok(())
@@ -221,7 +226,7 @@ impl Store for PgStore {
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Attempt>> {
-        deliveries::list_attempts(&self.pool, app_id, filter, page).await
+        attempts::list_attempts(&self.pool, app_id, filter, page).await
     }
 
     async fn get_attempt(
@@ -230,7 +235,7 @@ impl Store for PgStore {
         msg_id: &str,
         attempt_id: &str,
     ) -> StoreResult<Option<Attempt>> {
-        deliveries::get_attempt(&self.pool, app_id, msg_id, attempt_id).await
+        attempts::get_attempt(&self.pool, app_id, msg_id, attempt_id).await
     }
 
     async fn list_message_deliveries(
@@ -239,7 +244,7 @@ impl Store for PgStore {
         msg_id: &str,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
-        deliveries::list_message_deliveries(&self.pool, &self.cipher, app_id, msg_id, page).await
+        attempts::list_message_deliveries(&self.pool, &self.cipher, app_id, msg_id, page).await
     }
 
     async fn list_endpoint_deliveries(
@@ -248,11 +253,11 @@ impl Store for PgStore {
         endpoint_id: &str,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Message, DeliveryState)>> {
-        deliveries::list_endpoint_deliveries(&self.pool, app_id, endpoint_id, page).await
+        attempts::list_endpoint_deliveries(&self.pool, app_id, endpoint_id, page).await
     }
 
     async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
-        let found = deliveries::resend(&self.pool, app_id, msg_id, endpoint_id).await?;
+        let found = messages::resend(&self.pool, app_id, msg_id, endpoint_id).await?;
         if found {
             self.notifier.notify();
         }
@@ -260,30 +265,31 @@ impl Store for PgStore {
     }
 
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>> {
-        deliveries::claim_due(&self.pool, &self.cipher, lease, limit).await
+        claim::claim_due(&self.pool, &self.cipher, lease, limit).await
     }
 
     async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
-        deliveries::next_due(&self.pool, skip_endpoints).await
+        claim::next_due(&self.pool, skip_endpoints).await
     }
 
     async fn record_attempts(
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded> {
         if results.is_empty() {
             return Ok(Recorded::default());
         }
-        deliveries::record_attempts(&self.pool, results, health).await
+        record::record_attempts(&self.pool, results, health, now).await
     }
 
     async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
-        deliveries::give_back(&self.pool, deliveries, at).await
+        claim::give_back(&self.pool, deliveries, at).await
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {
-        deliveries::release_leases(&self.pool, owner).await
+        claim::release_leases(&self.pool, owner).await
     }
 
     fn wakeups(&self) -> Option<mpsc::Receiver<()>> {
@@ -298,8 +304,7 @@ impl Store for PgStore {
         tasks::get(&self.pool, task_id).await
     }
 
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
-        let now = crate::domain::time::now_millis();
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>> {
         let batch = tasks::run_batch(&self.pool, limit, now).await?;
         if batch.as_ref().is_some_and(|b| b.made_due > 0) {
             self.notifier.notify();
@@ -308,7 +313,7 @@ impl Store for PgStore {
     }
 
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
-        let rows = deliveries::prune(&self.pool, before, limit).await?;
+        let rows = prune::prune(&self.pool, before, limit).await?;
         let ended =
             tasks::prune(&self.pool, before, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
         Ok(rows + ended)
@@ -316,7 +321,7 @@ impl Store for PgStore {
 
     async fn prune_expired(&self, now: i64, limit: usize) -> StoreResult<u64> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let payloads = deliveries::expire_payloads(&self.pool, now, limit).await?;
+        let payloads = prune::expire_payloads(&self.pool, now, limit).await?;
         let keys = idempotency::prune(&self.pool, now, limit).await?;
         Ok(payloads + keys)
     }
@@ -353,7 +358,7 @@ impl Store for PgStore {
     }
 
     async fn backlog(&self) -> StoreResult<Backlog> {
-        deliveries::backlog(&self.pool).await
+        claim::backlog(&self.pool).await
     }
 
     async fn redeem_token(

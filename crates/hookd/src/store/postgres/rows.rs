@@ -1,14 +1,13 @@
-//! Turning PostgreSQL rows into store records, and records into column values.
+//! Reading PostgreSQL rows: the column lists hookd selects, and [`Columns`] for a row, through
+//! which the shared mappers of [`crate::store::records`] build the records.
 
-use hookd_signing::Secret;
-use serde::de::DeserializeOwned;
 use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::{Column, Row, TypeInfo};
 
-use crate::store::cipher::{endpoint_row, SecretCipher};
-use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TokenKind, TriggerType,
+use crate::store::records::Columns;
+pub use crate::store::records::{
+    api_token, application, attempt, background_task, delivery_state, endpoint, event_type,
+    message, to_json,
 };
 
 /// A column that does not hold what hookd wrote there.
@@ -19,190 +18,74 @@ fn decode(column: &str, err: impl std::error::Error + Send + Sync + 'static) -> 
     }
 }
 
-/// Reads a JSON column selected as text (`column::text`).
-fn json<T: DeserializeOwned>(row: &PgRow, column: &str) -> sqlx::Result<T> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| decode(column, e))
+/// The width of an integer column: PostgreSQL decodes each only as its own width.
+fn int_width(row: &PgRow, column: &str) -> sqlx::Result<u8> {
+    Ok(match row.try_column(column)?.type_info().name() {
+        "INT2" => 2,
+        "INT4" => 4,
+        _ => 8,
+    })
 }
 
-fn json_opt<T: DeserializeOwned>(row: &PgRow, column: &str) -> sqlx::Result<Option<T>> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|text| serde_json::from_str(&text).map_err(|e| decode(column, e)))
-        .transpose()
-}
+impl Columns for PgRow {
+    type Error = sqlx::Error;
 
-/// Serializes a value for a JSON column (bound as text and cast with `::jsonb`).
-pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Plain maps, vectors and JSON values always serialize.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
+    fn text(&self, column: &str) -> sqlx::Result<String> {
+        self.try_get(column)
+    }
 
-/// The sealed forms of an endpoint's current and retiring secrets, for writing. The same
-/// sealing as the SQLite store: a database moved between backends keeps its secrets readable.
-pub fn sealed_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
-    let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
-    let current = cipher.seal(&endpoint.secret.expose(), &aad);
-    let retiring: Vec<RetiringSecret> = endpoint
-        .retiring_secrets
-        .iter()
-        .map(|old| RetiringSecret {
-            secret: cipher.seal(&old.secret, &aad),
-            expires_at: old.expires_at,
-        })
-        .collect();
-    (current, to_json(&retiring))
+    fn opt_text(&self, column: &str) -> sqlx::Result<Option<String>> {
+        self.try_get(column)
+    }
+
+    fn int(&self, column: &str) -> sqlx::Result<i64> {
+        match int_width(self, column)? {
+            2 => self.try_get::<i16, _>(column).map(i64::from),
+            4 => self.try_get::<i32, _>(column).map(i64::from),
+            _ => self.try_get(column),
+        }
+    }
+
+    fn opt_int(&self, column: &str) -> sqlx::Result<Option<i64>> {
+        match int_width(self, column)? {
+            2 => Ok(self.try_get::<Option<i16>, _>(column)?.map(i64::from)),
+            4 => Ok(self.try_get::<Option<i32>, _>(column)?.map(i64::from)),
+            _ => self.try_get(column),
+        }
+    }
+
+    fn flag(&self, column: &str) -> sqlx::Result<bool> {
+        self.try_get(column)
+    }
+
+    /// Lists are `text[]` columns.
+    fn opt_list(&self, column: &str) -> sqlx::Result<Option<Vec<String>>> {
+        self.try_get(column)
+    }
+
+    fn invalid(
+        &self,
+        column: &str,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> sqlx::Error {
+        decode(column, err)
+    }
 }
 
 pub const APP_COLUMNS: &str =
     "a.id, a.uid, a.name, a.throttle_rate, a.metadata::text AS metadata, a.created_at, a.updated_at";
-
-pub fn application(row: &PgRow) -> sqlx::Result<Application> {
-    Ok(Application {
-        id: row.try_get("id")?,
-        uid: row.try_get("uid")?,
-        name: row.try_get("name")?,
-        throttle_rate: row.try_get("throttle_rate")?,
-        metadata: json(row, "metadata")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description, e.disabled, \
     e.event_types, e.channels, e.throttle_rate, e.metadata::text AS metadata, \
     e.headers::text AS headers, e.secret, e.retiring_secrets::text AS retiring_secrets, \
     e.created_at, e.updated_at";
 
-/// Reads an endpoint, opening its sealed secrets.
-pub fn endpoint(row: &PgRow, cipher: &SecretCipher) -> sqlx::Result<Endpoint> {
-    let id: String = row.try_get("id")?;
-    let app_id: String = row.try_get("app_id")?;
-    let aad = endpoint_row(&app_id, &id);
-    let open = |sealed: &str| cipher.open(sealed, &aad).map_err(|e| decode("secret", e));
-    let secret = Secret::parse(&open(&row.try_get::<String, _>("secret")?)?)
-        .map_err(|e| decode("secret", e))?;
-    let retiring: Vec<RetiringSecret> = json(row, "retiring_secrets")?;
-    let retiring_secrets = retiring
-        .into_iter()
-        .map(|old| {
-            Ok(RetiringSecret {
-                secret: open(&old.secret)?,
-                expires_at: old.expires_at,
-            })
-        })
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    Ok(Endpoint {
-        id,
-        app_id,
-        uid: row.try_get("uid")?,
-        url: row.try_get("url")?,
-        description: row.try_get("description")?,
-        disabled: row.try_get("disabled")?,
-        event_types: row.try_get("event_types")?,
-        channels: row.try_get("channels")?,
-        throttle_rate: row.try_get("throttle_rate")?,
-        metadata: json(row, "metadata")?,
-        headers: json(row, "headers")?,
-        secret,
-        retiring_secrets,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
 pub const EVENT_TYPE_COLUMNS: &str = "t.name, t.description, t.archived, t.deprecated, \
     t.schemas::text AS schemas, t.feature_flag, t.validate_payloads, t.created_at, t.updated_at";
-
-pub fn event_type(row: &PgRow) -> sqlx::Result<EventType> {
-    Ok(EventType {
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        archived: row.try_get("archived")?,
-        deprecated: row.try_get("deprecated")?,
-        schemas: json_opt(row, "schemas")?,
-        feature_flag: row.try_get("feature_flag")?,
-        validate_payloads: row.try_get("validate_payloads")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
 
 /// A message's columns with its payload; use with `FROM messages m JOIN message_payloads p`.
 pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
     p.payload, m.created_at, m.payload_expires_at, m.payload_expired, m.ordering_key";
 
-pub fn message(row: &PgRow) -> sqlx::Result<Message> {
-    let payload: String = row.try_get("payload")?;
-    Ok(Message {
-        id: row.try_get("id")?,
-        app_id: row.try_get("app_id")?,
-        event_type: row.try_get("event_type")?,
-        event_id: row.try_get("event_id")?,
-        channels: row.try_get("channels")?,
-        payload: payload.into(),
-        ordering_key: row.try_get("ordering_key")?,
-        created_at: row.try_get("created_at")?,
-        // Set on every message; NULL only in a row written before the column existed.
-        payload_expires_at: row
-            .try_get::<Option<i64>, _>("payload_expires_at")?
-            .unwrap_or(i64::MAX),
-        payload_expired: row.try_get("payload_expired")?,
-    })
-}
-
-pub fn delivery_state(row: &PgRow) -> sqlx::Result<DeliveryState> {
-    let status = DeliveryStatus::from_code(i64::from(row.try_get::<i16, _>("d_status")?));
-    let next: Option<i64> = row.try_get("d_next_attempt_at")?;
-    Ok(DeliveryState {
-        status,
-        // While sending, the column holds the lease expiry, not a planned attempt.
-        next_attempt_at: next.filter(|_| status == DeliveryStatus::Pending),
-    })
-}
-
-pub fn trigger_type(code: i16) -> TriggerType {
-    if code == TriggerType::Manual as i16 {
-        TriggerType::Manual
-    } else {
-        TriggerType::Scheduled
-    }
-}
-
 pub const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.success, \
     a.response_status_code, a.response, a.response_duration_ms, a.trigger_type, a.created_at";
-
-pub fn attempt(row: &PgRow) -> sqlx::Result<Attempt> {
-    Ok(Attempt {
-        id: row.try_get("id")?,
-        msg_id: row.try_get("msg_id")?,
-        endpoint_id: row.try_get("endpoint_id")?,
-        url: row.try_get("url")?,
-        success: row.try_get("success")?,
-        response_status_code: i64::from(row.try_get::<i32, _>("response_status_code")?),
-        response: row.try_get("response")?,
-        response_duration_ms: row.try_get("response_duration_ms")?,
-        trigger_type: trigger_type(row.try_get("trigger_type")?),
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-pub fn api_token(row: &PgRow) -> sqlx::Result<ApiToken> {
-    let kind: String = row.try_get("kind")?;
-    let kind = TokenKind::parse(&kind).ok_or_else(|| decode("kind", UnknownTokenKind(kind)))?;
-    Ok(ApiToken {
-        id: row.try_get("id")?,
-        hash: row.try_get("hash")?,
-        name: row.try_get("name")?,
-        app_id: row.try_get("app_id")?,
-        created_at: row.try_get("created_at")?,
-        revoked: row.try_get("revoked")?,
-        kind,
-        expires_at: row.try_get("expires_at")?,
-        capabilities: json_opt(row, "capabilities")?,
-    })
-}
-
-/// A token row whose `kind` this version of hookd does not know.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown token kind {0:?}")]
-struct UnknownTokenKind(String);

@@ -5,18 +5,13 @@
 //! mid-batch leaves nothing half done: its transaction rolls back and the task waits for the
 //! next batch, on any node.
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::Row;
 
 use super::connection::db_error;
-use crate::domain::ids::{lower_bound_at, IdPrefix};
-use crate::store::{
-    BackgroundTask, DeliveryStatus, StoreError, StoreResult, TaskBatch, TaskKind, TaskStatus,
-    TriggerType,
-};
-
-/// Running tasks looked at per batch, least recently advanced first.
-const CANDIDATES: i64 = 16;
+use super::rows;
+use crate::store::tasks::{self, Conclusion, Gate, Progress};
+use crate::store::{BackgroundTask, DeliveryStatus, StoreResult, TaskBatch, TriggerType};
 
 pub async fn insert(pool: &PgPool, task: &BackgroundTask) -> StoreResult<()> {
     sqlx::query(
@@ -50,43 +45,10 @@ pub async fn get(pool: &PgPool, task_id: &str) -> StoreResult<Option<BackgroundT
     .fetch_optional(pool)
     .await
     .map_err(db_error)?;
-    row.as_ref().map(task).transpose()
-}
-
-fn task(row: &PgRow) -> StoreResult<BackgroundTask> {
-    let get = |e: sqlx::Error| db_error(e);
-    let kind: String = row.try_get("kind").map_err(get)?;
-    let status: String = row.try_get("status").map_err(get)?;
-    let (Some(kind), Some(status)) = (TaskKind::parse(&kind), TaskStatus::parse(&status)) else {
-        return Err(StoreError::Database(format!(
-            "background task with unknown kind {kind:?} or status {status:?}"
-        )));
-    };
-    Ok(BackgroundTask {
-        id: row.try_get("id").map_err(get)?,
-        app_id: row.try_get("app_id").map_err(get)?,
-        kind,
-        status,
-        endpoint_id: row.try_get("endpoint_id").map_err(get)?,
-        since: row.try_get("window_start").map_err(get)?,
-        until: row.try_get("window_end").map_err(get)?,
-        done: u64::try_from(row.try_get::<i64, _>("done").map_err(get)?).unwrap_or(0),
-        created_at: row.try_get("created_at").map_err(get)?,
-        updated_at: row.try_get("updated_at").map_err(get)?,
-    })
-}
-
-/// Where a running task stands.
-struct Progress {
-    id: String,
-    app_id: String,
-    endpoint_id: String,
-    /// Message ids of the window: from `start` (included) to `end` (excluded).
-    start: String,
-    end: String,
-    /// The last message id made due, and the one before the batch that reached it.
-    cursor: Option<String>,
-    batch_after: Option<String>,
+    row.as_ref()
+        .map(rows::background_task)
+        .transpose()
+        .map_err(db_error)
 }
 
 /// Advances the first running task that can move by one batch, in one transaction.
@@ -97,27 +59,23 @@ pub async fn run_batch(pool: &PgPool, limit: usize, now: i64) -> StoreResult<Opt
          FROM background_tasks WHERE status = 'running' ORDER BY updated_at LIMIT $1
          FOR UPDATE SKIP LOCKED",
     )
-    .bind(CANDIDATES)
+    .bind(tasks::CANDIDATES)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
     let mut batch = None;
     for row in &rows {
-        let task = Progress {
-            id: row.try_get("id").map_err(db_error)?,
-            app_id: row.try_get("app_id").map_err(db_error)?,
-            endpoint_id: row.try_get("endpoint_id").map_err(db_error)?,
-            start: lower_bound_at(
-                IdPrefix::Message,
+        let task = Progress::new(
+            row.try_get("id").map_err(db_error)?,
+            row.try_get("app_id").map_err(db_error)?,
+            row.try_get("endpoint_id").map_err(db_error)?,
+            (
                 row.try_get("window_start").map_err(db_error)?,
-            ),
-            end: lower_bound_at(
-                IdPrefix::Message,
                 row.try_get("window_end").map_err(db_error)?,
             ),
-            cursor: row.try_get("cursor").map_err(db_error)?,
-            batch_after: row.try_get("batch_after").map_err(db_error)?,
-        };
+            row.try_get("cursor").map_err(db_error)?,
+            row.try_get("batch_after").map_err(db_error)?,
+        );
         batch = step(&mut tx, &task, limit, now).await?;
         if batch.is_some() {
             break;
@@ -140,37 +98,56 @@ async fn step(
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error)?;
-    if enabled != Some(true) {
-        finish(conn, task, None, 0, TaskStatus::Failed, now).await?;
-        return Ok(Some(TaskBatch {
-            task_id: task.id.clone(),
-            made_due: 0,
-            status: TaskStatus::Failed,
-        }));
-    }
-    if let Some(cursor) = &task.cursor {
-        // The previous batch's range still has deliveries due or in flight: wait for the
-        // endpoint to work through them.
-        let busy: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM deliveries
-             WHERE endpoint_id = $1 AND msg_id >= $2 AND msg_id > $3 AND msg_id <= $4
-               AND (status = $5 OR (status = $6 AND next_attempt_at <= $7)))",
-        )
-        .bind(&task.endpoint_id)
-        .bind(&task.start)
-        .bind(task.batch_after.as_deref().unwrap_or(""))
-        .bind(cursor)
-        .bind(DeliveryStatus::Sending as i16)
-        .bind(DeliveryStatus::Pending as i16)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        if busy {
-            return Ok(None);
+    let busy = match (enabled, task.previous_batch()) {
+        (Some(true), Some(previous)) => previous_batch_busy(conn, task, previous, now).await?,
+        _ => false,
+    };
+    let conclusion = match tasks::gate(enabled, busy) {
+        Gate::Fail => task.fail(),
+        Gate::Wait => return Ok(None),
+        Gate::Run => {
+            let made = make_due(conn, task, limit, now).await?;
+            task.advance(&made, limit)
         }
-    }
-    let made: Vec<String> = sqlx::query_scalar(
+    };
+    finish(conn, &conclusion, now).await?;
+    Ok(Some(conclusion.batch))
+}
+
+/// Whether the previous batch's range, `(after, cursor]`, still has deliveries due or in
+/// flight.
+async fn previous_batch_busy(
+    conn: &mut PgConnection,
+    task: &Progress,
+    (after, cursor): (&str, &str),
+    now: i64,
+) -> StoreResult<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM deliveries
+         WHERE endpoint_id = $1 AND msg_id >= $2 AND msg_id > $3 AND msg_id <= $4
+           AND (status = $5 OR (status = $6 AND next_attempt_at <= $7)))",
+    )
+    .bind(&task.endpoint_id)
+    .bind(&task.start)
+    .bind(after)
+    .bind(cursor)
+    .bind(DeliveryStatus::Sending as i16)
+    .bind(DeliveryStatus::Pending as i16)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)
+}
+
+/// Makes up to `limit` of the task's failed deliveries after its cursor due now, in one
+/// statement; answers their message ids.
+async fn make_due(
+    conn: &mut PgConnection,
+    task: &Progress,
+    limit: usize,
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar(
         "WITH failed AS (
             SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.msg_id
             WHERE d.endpoint_id = $1 AND d.msg_id >= $2 AND d.msg_id > $3 AND d.msg_id < $4
@@ -184,7 +161,7 @@ async fn step(
     )
     .bind(&task.endpoint_id)
     .bind(&task.start)
-    .bind(task.cursor.as_deref().unwrap_or(""))
+    .bind(task.after())
     .bind(&task.end)
     .bind(DeliveryStatus::Failed as i16)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -193,40 +170,20 @@ async fn step(
     .bind(TriggerType::Manual as i16)
     .fetch_all(&mut *conn)
     .await
-    .map_err(db_error)?;
-    let made_due = made.len() as u64;
-    let status = if made.len() < limit {
-        TaskStatus::Finished
-    } else {
-        TaskStatus::Running
-    };
-    let last = made.iter().max().map(String::as_str);
-    finish(conn, task, last, made_due, status, now).await?;
-    Ok(Some(TaskBatch {
-        task_id: task.id.clone(),
-        made_due,
-        status,
-    }))
+    .map_err(db_error)
 }
 
-/// Records a batch: the new cursor (when the batch reached further), the count and status.
-async fn finish(
-    conn: &mut PgConnection,
-    task: &Progress,
-    last: Option<&str>,
-    made_due: u64,
-    status: TaskStatus,
-    now: i64,
-) -> StoreResult<()> {
+/// Records a batch on its task: the new cursor, the count and the status.
+async fn finish(conn: &mut PgConnection, conclusion: &Conclusion, now: i64) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE background_tasks SET batch_after = $2, cursor = COALESCE($3, cursor),
-         done = done + $4, status = $5, updated_at = $6 WHERE id = $1",
+        "UPDATE background_tasks SET batch_after = $2, cursor = $3, done = done + $4,
+         status = $5, updated_at = $6 WHERE id = $1",
     )
-    .bind(&task.id)
-    .bind(&task.cursor)
-    .bind(last)
-    .bind(i64::try_from(made_due).unwrap_or(i64::MAX))
-    .bind(status.as_str())
+    .bind(&conclusion.batch.task_id)
+    .bind(&conclusion.batch_after)
+    .bind(&conclusion.cursor)
+    .bind(i64::try_from(conclusion.batch.made_due).unwrap_or(i64::MAX))
+    .bind(conclusion.batch.status.as_str())
     .bind(now)
     .execute(&mut *conn)
     .await

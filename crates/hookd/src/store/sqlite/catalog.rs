@@ -8,6 +8,8 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
 use crate::domain::time::now_millis;
 use crate::store::cipher::SecretCipher;
+use crate::store::records;
+use crate::store::status::HELD;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
     StoreResult, TokenKind,
@@ -75,7 +77,7 @@ pub fn delete_app(conn: &Connection, app_id: &str) -> StoreResult<bool> {
 }
 
 pub fn insert_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     conn.prepare_cached(
         "INSERT INTO endpoints (id, app_id, uid, url, description, disabled, event_types,
          channels, throttle_rate, metadata, headers, secret, retiring_secrets, created_at,
@@ -157,7 +159,7 @@ pub fn list_endpoints(
 /// Saves an endpoint. Disabling it cancels its pending deliveries; re-enabling it stops its
 /// failure clock, so it gets the whole period again.
 pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
-    let (secret, retiring) = rows::sealed_secrets(ep, cipher);
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     conn.prepare_cached(
         "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
@@ -193,11 +195,11 @@ pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) 
 /// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight
 /// can no longer record a retry (its fenced update requires the `sending` state).
 pub fn cancel_pending(conn: &Connection, endpoint_id: &str) -> StoreResult<()> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "UPDATE deliveries SET status = ?2, next_attempt_at = NULL, lease_owner = NULL,
          lease_token = NULL, updated_at = ?3
-         WHERE endpoint_id = ?1 AND (next_attempt_at IS NOT NULL OR status = 5)",
-    )
+         WHERE endpoint_id = ?1 AND (next_attempt_at IS NOT NULL OR status = {HELD})"
+    ))
     .and_then(|mut s| {
         s.execute(params![
             endpoint_id,
@@ -239,13 +241,7 @@ pub fn endpoint_stats(
         .map_err(db_error)?;
     let mut stats = EndpointStats::default();
     for (status, count) in counts {
-        match DeliveryStatus::from_code(status) {
-            DeliveryStatus::Success => stats.success += count,
-            DeliveryStatus::Pending | DeliveryStatus::Held => stats.pending += count,
-            DeliveryStatus::Sending => stats.sending += count,
-            DeliveryStatus::Failed => stats.fail += count,
-            DeliveryStatus::Canceled => stats.canceled += count,
-        }
+        stats.add(status, count)?;
     }
     Ok(stats)
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, Taken};
 
 /// The most jobs that share one commit.
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -102,27 +102,21 @@ pub fn db_error(err: rusqlite::Error) -> StoreError {
         if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             || code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
         {
-            return StoreError::Conflict(conflict_subject(message));
+            return Taken::find(UNIQUE_COLUMNS, |column| message.contains(column)).conflict();
         }
     }
     StoreError::Database(err.to_string())
 }
 
-fn conflict_subject(message: &str) -> &'static str {
-    if message.contains("applications.") {
-        "an application with this uid"
-    } else if message.contains("endpoints.") {
-        "an endpoint with this uid"
-    } else if message.contains("event_types.") {
-        "an event type with this name"
-    } else if message.contains("messages.event_id") {
-        "a message with this eventId"
-    } else if message.contains("messages.") {
-        "a message with this id"
-    } else {
-        "a record with this key"
-    }
-}
+/// The tables (and columns) SQLite names in a unique violation's message, each with what it
+/// holds; the first that matches wins.
+const UNIQUE_COLUMNS: &[(&str, Taken)] = &[
+    ("applications.", Taken::AppUid),
+    ("endpoints.", Taken::EndpointUid),
+    ("event_types.", Taken::EventTypeName),
+    ("messages.event_id", Taken::EventId),
+    ("messages.", Taken::MessageId),
+];
 
 /// A write job: run inside the shared transaction, then told whether the commit held.
 trait WriteJob: Send {

@@ -1,11 +1,16 @@
 //! The embedded SQLite store: one file, WAL, `synchronous=FULL`, one group-committing writer.
 
 mod activity;
+mod attempts;
 mod catalog;
+mod claim;
 mod connection;
-mod deliveries;
+mod feed;
 mod idempotency;
 mod list;
+mod messages;
+mod prune;
+mod record;
 mod rows;
 mod tasks;
 
@@ -45,9 +50,7 @@ impl SqliteStore {
         let writer = Writer::start(path)?;
         let readers = Readers::open(path)?;
         if lock.is_some() {
-            writer
-                .run(|conn| deliveries::release_leases(conn, None))
-                .await?;
+            writer.run(|conn| claim::release_leases(conn, None)).await?;
         }
         Ok(Self {
             writer,
@@ -211,14 +214,14 @@ impl Store for SqliteStore {
         let message = message.clone();
         let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| deliveries::insert_message(c, &cipher, &message, lease.as_ref()))
+            .run(move |c| messages::insert_message(c, &cipher, &message, lease.as_ref()))
             .await
     }
 
     async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.readers
-            .run(move |c| deliveries::get_message(c, &app_id, &msg_id))
+            .run(move |c| messages::get_message(c, &app_id, &msg_id))
             .await
     }
 
@@ -230,7 +233,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Message>> {
         let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
         self.readers
-            .run(move |c| deliveries::list_messages(c, &app_id, &filter, &page))
+            .run(move |c| messages::list_messages(c, &app_id, &filter, &page))
             .await
     }
 
@@ -242,21 +245,21 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<(FeedPosition, Message)>> {
         let app_id = app_id.to_string();
         self.readers
-            .run(move |c| deliveries::read_feed(c, &app_id, after, limit))
+            .run(move |c| feed::read_feed(c, &app_id, after, limit))
             .await
     }
 
     async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.writer
-            .run(move |c| deliveries::expunge_payload(c, &app_id, &msg_id))
+            .run(move |c| messages::expunge_payload(c, &app_id, &msg_id))
             .await
     }
 
     async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
         let (message, endpoint_id) = (message.clone(), endpoint_id.to_string());
         self.writer
-            .run(move |c| deliveries::insert_message_to(c, &message, &endpoint_id))
+            .run(move |c| messages::insert_message_to(c, &message, &endpoint_id))
             .await
     }
 
@@ -268,7 +271,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<Attempt>> {
         let (app_id, filter, page) = (app_id.to_string(), filter.clone(), page.clone());
         self.readers
-            .run(move |c| deliveries::list_attempts(c, &app_id, &filter, &page))
+            .run(move |c| attempts::list_attempts(c, &app_id, &filter, &page))
             .await
     }
 
@@ -284,7 +287,7 @@ impl Store for SqliteStore {
             attempt_id.to_string(),
         );
         self.readers
-            .run(move |c| deliveries::get_attempt(c, &app_id, &msg_id, &attempt_id))
+            .run(move |c| attempts::get_attempt(c, &app_id, &msg_id, &attempt_id))
             .await
     }
 
@@ -297,7 +300,7 @@ impl Store for SqliteStore {
         let (app_id, msg_id, page) = (app_id.to_string(), msg_id.to_string(), page.clone());
         let cipher = Arc::clone(&self.cipher);
         self.readers
-            .run(move |c| deliveries::list_message_deliveries(c, &cipher, &app_id, &msg_id, &page))
+            .run(move |c| attempts::list_message_deliveries(c, &cipher, &app_id, &msg_id, &page))
             .await
     }
 
@@ -310,7 +313,7 @@ impl Store for SqliteStore {
         let (app_id, endpoint_id, page) =
             (app_id.to_string(), endpoint_id.to_string(), page.clone());
         self.readers
-            .run(move |c| deliveries::list_endpoint_deliveries(c, &app_id, &endpoint_id, &page))
+            .run(move |c| attempts::list_endpoint_deliveries(c, &app_id, &endpoint_id, &page))
             .await
     }
 
@@ -321,7 +324,7 @@ impl Store for SqliteStore {
             endpoint_id.to_string(),
         );
         self.writer
-            .run(move |c| deliveries::resend(c, &app_id, &msg_id, &endpoint_id))
+            .run(move |c| messages::resend(c, &app_id, &msg_id, &endpoint_id))
             .await
     }
 
@@ -329,43 +332,42 @@ impl Store for SqliteStore {
         let lease = lease.clone();
         let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| deliveries::claim_due(c, &cipher, &lease, limit))
+            .run(move |c| claim::claim_due(c, &cipher, &lease, limit))
             .await
     }
 
     async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
         let skip = skip_endpoints.to_vec();
-        self.readers
-            .run(move |c| deliveries::next_due(c, &skip))
-            .await
+        self.readers.run(move |c| claim::next_due(c, &skip)).await
     }
 
     async fn backlog(&self) -> StoreResult<Backlog> {
-        self.readers.run(deliveries::backlog).await
+        self.readers.run(claim::backlog).await
     }
 
     async fn record_attempts(
         &self,
         results: &[AttemptResult],
         health: &HealthPolicy,
+        now: i64,
     ) -> StoreResult<Recorded> {
         let (results, health) = (results.to_vec(), *health);
         self.writer
-            .run(move |c| deliveries::record_attempts(c, &results, &health))
+            .run(move |c| record::record_attempts(c, &results, &health, now))
             .await
     }
 
     async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
         let deliveries = deliveries.to_vec();
         self.writer
-            .run(move |c| deliveries::give_back_all(c, &deliveries, at))
+            .run(move |c| claim::give_back_all(c, &deliveries, at))
             .await
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<()> {
         let owner = owner.to_string();
         self.writer
-            .run(move |c| deliveries::release_leases(c, Some(&owner)))
+            .run(move |c| claim::release_leases(c, Some(&owner)))
             .await
     }
 
@@ -379,16 +381,16 @@ impl Store for SqliteStore {
         self.readers.run(move |c| tasks::get(c, &task_id)).await
     }
 
-    async fn run_task_batch(&self, limit: usize) -> StoreResult<Option<TaskBatch>> {
+    async fn run_task_batch(&self, limit: usize, now: i64) -> StoreResult<Option<TaskBatch>> {
         self.writer
-            .run(move |c| tasks::run_batch(c, limit, crate::domain::time::now_millis()))
+            .run(move |c| tasks::run_batch(c, limit, now))
             .await
     }
 
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64> {
         self.writer
             .run(move |c| {
-                let rows = deliveries::prune(c, before, limit)?;
+                let rows = prune::prune(c, before, limit)?;
                 let ended = tasks::prune(c, before, i64::try_from(limit).unwrap_or(i64::MAX))?;
                 Ok(rows + u64::try_from(ended).unwrap_or(0))
             })
@@ -399,7 +401,7 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.writer
             .run(move |c| {
-                let payloads = deliveries::expire_payloads(c, now, limit)?;
+                let payloads = prune::expire_payloads(c, now, limit)?;
                 let keys = idempotency::prune(c, now, limit)?;
                 Ok(u64::try_from(payloads + keys).unwrap_or(0))
             })

@@ -1,195 +1,87 @@
-//! Turning SQLite rows into store records.
+//! Reading SQLite rows: the column lists hookd selects, and [`Columns`] for a row, through
+//! which the shared mappers of [`crate::store::records`] build the records.
 
-use hookd_signing::Secret;
 use rusqlite::types::Type;
 use rusqlite::Row;
-use serde::de::DeserializeOwned;
 
-use crate::store::cipher::{endpoint_row, SecretCipher};
+use crate::store::cipher::SecretCipher;
+pub use crate::store::records::to_json;
+use crate::store::records::{self, Columns};
 use crate::store::{
-    ApiToken, Application, Attempt, DeliveryState, DeliveryStatus, Endpoint, EventType, Message,
-    RetiringSecret, TokenKind, TriggerType,
+    ApiToken, Application, Attempt, BackgroundTask, DeliveryState, Endpoint, EventType, Message,
 };
+
+/// The shared mappers, for a SQLite row. rusqlite wants a mapper that takes a row of any
+/// lifetime, which a generic function cannot be passed as; these are those mappers.
+macro_rules! mappers {
+    ($($name:ident -> $record:ty),* $(,)?) => {
+        $(
+            pub fn $name(row: &Row<'_>) -> rusqlite::Result<$record> {
+                records::$name(row)
+            }
+        )*
+    };
+}
+
+mappers! {
+    application -> Application,
+    event_type -> EventType,
+    message -> Message,
+    delivery_state -> DeliveryState,
+    attempt -> Attempt,
+    api_token -> ApiToken,
+    background_task -> BackgroundTask,
+}
+
+/// Reads an endpoint, opening its sealed secrets.
+pub fn endpoint(row: &Row<'_>, cipher: &SecretCipher) -> rusqlite::Result<Endpoint> {
+    records::endpoint(row, cipher)
+}
 
 fn conversion(err: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(err))
 }
 
-/// The sealed forms of an endpoint's current and retiring secrets, for writing.
-pub fn sealed_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
-    let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
-    let current = cipher.seal(&endpoint.secret.expose(), &aad);
-    let retiring: Vec<RetiringSecret> = endpoint
-        .retiring_secrets
-        .iter()
-        .map(|old| RetiringSecret {
-            secret: cipher.seal(&old.secret, &aad),
-            expires_at: old.expires_at,
-        })
-        .collect();
-    (current, to_json(&retiring))
-}
+impl Columns for Row<'_> {
+    type Error = rusqlite::Error;
 
-/// Reads a JSON text column.
-pub fn json<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::Result<T> {
-    let text: String = row.get(column)?;
-    serde_json::from_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
-}
+    fn text(&self, column: &str) -> rusqlite::Result<String> {
+        self.get(column)
+    }
 
-/// Reads a nullable JSON text column.
-pub fn json_opt<T: DeserializeOwned>(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<T>> {
-    let text: Option<String> = row.get(column)?;
-    text.map(|text| {
-        serde_json::from_str(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, Type::Text, Box::new(e)))
-    })
-    .transpose()
-}
+    fn opt_text(&self, column: &str) -> rusqlite::Result<Option<String>> {
+        self.get(column)
+    }
 
-/// Serializes a value for a JSON text column.
-pub fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Plain maps, vectors and JSON values always serialize.
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
+    fn int(&self, column: &str) -> rusqlite::Result<i64> {
+        self.get(column)
+    }
 
-pub fn application(row: &Row<'_>) -> rusqlite::Result<Application> {
-    Ok(Application {
-        id: row.get("id")?,
-        uid: row.get("uid")?,
-        name: row.get("name")?,
-        throttle_rate: row.get("throttle_rate")?,
-        metadata: json(row, "metadata")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    })
+    fn opt_int(&self, column: &str) -> rusqlite::Result<Option<i64>> {
+        self.get(column)
+    }
+
+    fn flag(&self, column: &str) -> rusqlite::Result<bool> {
+        self.get(column)
+    }
+
+    /// SQLite has no arrays: lists are stored as JSON text.
+    fn opt_list(&self, column: &str) -> rusqlite::Result<Option<Vec<String>>> {
+        self.opt_json(column)
+    }
+
+    fn invalid(
+        &self,
+        _column: &str,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> rusqlite::Error {
+        conversion(err)
+    }
 }
 
 pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description, e.disabled, \
     e.event_types, e.channels, e.throttle_rate, e.metadata, e.headers, e.secret, \
     e.retiring_secrets, e.created_at, e.updated_at";
 
-/// Reads an endpoint, opening its sealed secrets.
-pub fn endpoint(row: &Row<'_>, cipher: &SecretCipher) -> rusqlite::Result<Endpoint> {
-    let id: String = row.get("id")?;
-    let app_id: String = row.get("app_id")?;
-    let aad = endpoint_row(&app_id, &id);
-    let open = |sealed: &str| -> rusqlite::Result<String> {
-        cipher.open(sealed, &aad).map_err(conversion)
-    };
-    let secret = Secret::parse(&open(&row.get::<_, String>("secret")?)?).map_err(conversion)?;
-    let retiring: Vec<RetiringSecret> = json(row, "retiring_secrets")?;
-    let retiring_secrets = retiring
-        .into_iter()
-        .map(|old| {
-            Ok(RetiringSecret {
-                secret: open(&old.secret)?,
-                expires_at: old.expires_at,
-            })
-        })
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Endpoint {
-        id,
-        app_id,
-        uid: row.get("uid")?,
-        url: row.get("url")?,
-        description: row.get("description")?,
-        disabled: row.get("disabled")?,
-        event_types: json_opt(row, "event_types")?,
-        channels: json_opt(row, "channels")?,
-        throttle_rate: row.get("throttle_rate")?,
-        metadata: json(row, "metadata")?,
-        headers: json(row, "headers")?,
-        secret,
-        retiring_secrets,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    })
-}
-
-pub fn event_type(row: &Row<'_>) -> rusqlite::Result<EventType> {
-    Ok(EventType {
-        name: row.get("name")?,
-        description: row.get("description")?,
-        archived: row.get("archived")?,
-        deprecated: row.get("deprecated")?,
-        schemas: json_opt(row, "schemas")?,
-        feature_flag: row.get("feature_flag")?,
-        validate_payloads: row.get("validate_payloads")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    })
-}
-
 pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
     m.payload, m.created_at, m.payload_expires_at, m.payload_expired, m.ordering_key";
-
-pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
-    let payload: String = row.get("payload")?;
-    Ok(Message {
-        id: row.get("id")?,
-        app_id: row.get("app_id")?,
-        event_type: row.get("event_type")?,
-        event_id: row.get("event_id")?,
-        channels: json_opt(row, "channels")?,
-        payload: payload.into(),
-        ordering_key: row.get("ordering_key")?,
-        created_at: row.get("created_at")?,
-        // Set on every message; NULL only in a row written before the column existed.
-        payload_expires_at: row
-            .get::<_, Option<i64>>("payload_expires_at")?
-            .unwrap_or(i64::MAX),
-        payload_expired: row.get("payload_expired")?,
-    })
-}
-
-pub fn delivery_state(row: &Row<'_>) -> rusqlite::Result<DeliveryState> {
-    let status = DeliveryStatus::from_code(row.get("d_status")?);
-    let next: Option<i64> = row.get("d_next_attempt_at")?;
-    Ok(DeliveryState {
-        status,
-        // While sending, the column holds the lease expiry, not a planned attempt.
-        next_attempt_at: next.filter(|_| status == DeliveryStatus::Pending),
-    })
-}
-
-pub fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
-    let trigger: i64 = row.get("trigger_type")?;
-    Ok(Attempt {
-        id: row.get("id")?,
-        msg_id: row.get("msg_id")?,
-        endpoint_id: row.get("endpoint_id")?,
-        url: row.get("url")?,
-        success: row.get("success")?,
-        response_status_code: row.get("response_status_code")?,
-        response: row.get("response")?,
-        response_duration_ms: row.get("response_duration_ms")?,
-        trigger_type: if trigger == 1 {
-            TriggerType::Manual
-        } else {
-            TriggerType::Scheduled
-        },
-        created_at: row.get("created_at")?,
-    })
-}
-
-pub fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
-    let kind: String = row.get("kind")?;
-    let kind = TokenKind::parse(&kind).ok_or_else(|| conversion(UnknownTokenKind(kind)))?;
-    Ok(ApiToken {
-        id: row.get("id")?,
-        hash: row.get("hash")?,
-        name: row.get("name")?,
-        app_id: row.get("app_id")?,
-        created_at: row.get("created_at")?,
-        revoked: row.get("revoked")?,
-        kind,
-        expires_at: row.get("expires_at")?,
-        capabilities: json_opt(row, "capabilities")?,
-    })
-}
-
-/// A token row whose `kind` this version of hookd does not know.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown token kind {0:?}")]
-struct UnknownTokenKind(String);

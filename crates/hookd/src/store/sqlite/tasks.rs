@@ -1,16 +1,11 @@
 //! Queries for background tasks: create, read, and run one batch.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connection::db_error;
-use crate::domain::ids::{lower_bound_at, IdPrefix};
-use crate::store::{
-    BackgroundTask, DeliveryStatus, StoreError, StoreResult, TaskBatch, TaskKind, TaskStatus,
-    TriggerType,
-};
-
-/// Running tasks looked at per batch, least recently advanced first.
-const CANDIDATES: i64 = 16;
+use super::rows;
+use crate::store::tasks::{self, Conclusion, Gate, Progress};
+use crate::store::{BackgroundTask, DeliveryStatus, StoreResult, TaskBatch, TriggerType};
 
 pub fn insert(conn: &Connection, task: &BackgroundTask) -> StoreResult<()> {
     conn.prepare_cached(
@@ -38,44 +33,8 @@ pub fn insert(conn: &Connection, task: &BackgroundTask) -> StoreResult<()> {
 
 pub fn get(conn: &Connection, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
     conn.prepare_cached("SELECT * FROM background_tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row([task_id], task).optional())
-        .map_err(db_error)?
-        .transpose()
-}
-
-fn task(row: &Row<'_>) -> rusqlite::Result<StoreResult<BackgroundTask>> {
-    let kind: String = row.get("kind")?;
-    let status: String = row.get("status")?;
-    let (Some(kind), Some(status)) = (TaskKind::parse(&kind), TaskStatus::parse(&status)) else {
-        return Ok(Err(StoreError::Database(format!(
-            "background task with unknown kind {kind:?} or status {status:?}"
-        ))));
-    };
-    Ok(Ok(BackgroundTask {
-        id: row.get("id")?,
-        app_id: row.get("app_id")?,
-        kind,
-        status,
-        endpoint_id: row.get("endpoint_id")?,
-        since: row.get("window_start")?,
-        until: row.get("window_end")?,
-        done: row.get("done")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    }))
-}
-
-/// Where a running task stands.
-struct Progress {
-    id: String,
-    app_id: String,
-    endpoint_id: String,
-    /// Message ids of the window: from `start` (included) to `end` (excluded).
-    start: String,
-    end: String,
-    /// The last message id made due, and the one before the batch that reached it.
-    cursor: Option<String>,
-    batch_after: Option<String>,
+        .and_then(|mut s| s.query_row([task_id], rows::background_task).optional())
+        .map_err(db_error)
 }
 
 /// Advances the first running task that can move by one batch.
@@ -87,16 +46,15 @@ pub fn run_batch(conn: &Connection, limit: usize, now: i64) -> StoreResult<Optio
         )
         .map_err(db_error)?;
     let running = statement
-        .query_map([CANDIDATES], |row| {
-            Ok(Progress {
-                id: row.get(0)?,
-                app_id: row.get(1)?,
-                endpoint_id: row.get(2)?,
-                start: lower_bound_at(IdPrefix::Message, row.get(3)?),
-                end: lower_bound_at(IdPrefix::Message, row.get(4)?),
-                cursor: row.get(5)?,
-                batch_after: row.get(6)?,
-            })
+        .query_map([tasks::CANDIDATES], |row| {
+            Ok(Progress::new(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                (row.get(3)?, row.get(4)?),
+                row.get(5)?,
+                row.get(6)?,
+            ))
         })
         .map_err(db_error)?
         .collect::<rusqlite::Result<Vec<_>>>()
@@ -122,42 +80,60 @@ fn step(
                 .optional()
         })
         .map_err(db_error)?;
-    if enabled != Some(true) {
-        finish(conn, task, None, 0, TaskStatus::Failed, now)?;
-        return Ok(Some(TaskBatch {
-            task_id: task.id.clone(),
-            made_due: 0,
-            status: TaskStatus::Failed,
-        }));
-    }
-    if let Some(cursor) = &task.cursor {
-        // The previous batch's range still has deliveries due or in flight: wait for the
-        // endpoint to work through them.
-        let busy: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM deliveries
-                 WHERE endpoint_id = ?1 AND msg_id >= ?2 AND msg_id > ?3 AND msg_id <= ?4
-                   AND (status = ?5 OR (status = ?6 AND next_attempt_at <= ?7)))",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        task.endpoint_id,
-                        task.start,
-                        task.batch_after.as_deref().unwrap_or(""),
-                        cursor,
-                        DeliveryStatus::Sending as i64,
-                        DeliveryStatus::Pending as i64,
-                        now
-                    ],
-                    |row| row.get(0),
-                )
-            })
-            .map_err(db_error)?;
-        if busy {
-            return Ok(None);
+    let busy = match (enabled, task.previous_batch()) {
+        (Some(true), Some(previous)) => previous_batch_busy(conn, task, previous, now)?,
+        _ => false,
+    };
+    let conclusion = match tasks::gate(enabled, busy) {
+        Gate::Fail => task.fail(),
+        Gate::Wait => return Ok(None),
+        Gate::Run => {
+            let made = make_due(conn, task, limit, now)?;
+            task.advance(&made, limit)
         }
-    }
+    };
+    finish(conn, &conclusion, now)?;
+    Ok(Some(conclusion.batch))
+}
+
+/// Whether the previous batch's range, `(after, cursor]`, still has deliveries due or in
+/// flight.
+fn previous_batch_busy(
+    conn: &Connection,
+    task: &Progress,
+    (after, cursor): (&str, &str),
+    now: i64,
+) -> StoreResult<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM deliveries
+         WHERE endpoint_id = ?1 AND msg_id >= ?2 AND msg_id > ?3 AND msg_id <= ?4
+           AND (status = ?5 OR (status = ?6 AND next_attempt_at <= ?7)))",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![
+                task.endpoint_id,
+                task.start,
+                after,
+                cursor,
+                DeliveryStatus::Sending.code(),
+                DeliveryStatus::Pending.code(),
+                now
+            ],
+            |row| row.get(0),
+        )
+    })
+    .map_err(db_error)
+}
+
+/// Makes up to `limit` of the task's failed deliveries after its cursor due now; answers their
+/// message ids.
+fn make_due(
+    conn: &Connection,
+    task: &Progress,
+    limit: usize,
+    now: i64,
+) -> StoreResult<Vec<String>> {
     let mut statement = conn
         .prepare_cached(
             "SELECT d.id, d.msg_id FROM deliveries d JOIN messages m ON m.id = d.msg_id
@@ -171,9 +147,9 @@ fn step(
             params![
                 task.endpoint_id,
                 task.start,
-                task.cursor.as_deref().unwrap_or(""),
+                task.after(),
                 task.end,
-                DeliveryStatus::Failed as i64,
+                DeliveryStatus::Failed.code(),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
             |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
@@ -187,51 +163,33 @@ fn step(
              trigger_type = ?4, updated_at = ?3 WHERE id = ?1",
         )
         .map_err(db_error)?;
-    for (delivery_id, _) in &failed {
+    let mut made = Vec::with_capacity(failed.len());
+    for (delivery_id, msg_id) in failed {
         due.execute(params![
             delivery_id,
-            DeliveryStatus::Pending as i64,
+            DeliveryStatus::Pending.code(),
             now,
             TriggerType::Manual as i64
         ])
         .map_err(db_error)?;
+        made.push(msg_id);
     }
-    let made_due = failed.len() as u64;
-    let status = if failed.len() < limit {
-        TaskStatus::Finished
-    } else {
-        TaskStatus::Running
-    };
-    let last = failed.last().map(|(_, msg_id)| msg_id.as_str());
-    finish(conn, task, last, made_due, status, now)?;
-    Ok(Some(TaskBatch {
-        task_id: task.id.clone(),
-        made_due,
-        status,
-    }))
+    Ok(made)
 }
 
-/// Records a batch: the new cursor (when the batch reached further), the count and status.
-fn finish(
-    conn: &Connection,
-    task: &Progress,
-    last: Option<&str>,
-    made_due: u64,
-    status: TaskStatus,
-    now: i64,
-) -> StoreResult<()> {
-    let cursor = last.or(task.cursor.as_deref());
+/// Records a batch on its task: the new cursor, the count and the status.
+fn finish(conn: &Connection, conclusion: &Conclusion, now: i64) -> StoreResult<()> {
     conn.prepare_cached(
         "UPDATE background_tasks SET batch_after = ?2, cursor = ?3, done = done + ?4,
          status = ?5, updated_at = ?6 WHERE id = ?1",
     )
     .and_then(|mut s| {
         s.execute(params![
-            task.id,
-            task.cursor,
-            cursor,
-            i64::try_from(made_due).unwrap_or(i64::MAX),
-            status.as_str(),
+            conclusion.batch.task_id,
+            conclusion.batch_after,
+            conclusion.cursor,
+            i64::try_from(conclusion.batch.made_due).unwrap_or(i64::MAX),
+            conclusion.batch.status.as_str(),
             now
         ])
     })

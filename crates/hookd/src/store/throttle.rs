@@ -4,35 +4,69 @@
 //! unix ms): the earliest moment the next delivery may start. Claiming runs [`plan`] over the
 //! due deliveries of that endpoint inside the claim transaction, so every node of a deployment
 //! shares the same schedule. No bursts: deliveries start at least `1000 / rate` ms apart.
+//!
+//! It lives in the store, not the delivery engine, because it is part of what a claim decides:
+//! both backends call it while claiming, and the engine never does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::store::ClaimedDelivery;
+use super::ClaimedDelivery;
 
-/// The positions in `claimed` of each throttled endpoint's deliveries (those with a rate), in
-/// claim order: what each backend runs [`plan`] over.
-pub(crate) fn throttled_groups<'a>(
-    claimed: &'a [ClaimedDelivery],
-    rates: &HashMap<String, u32>,
-) -> HashMap<&'a str, Vec<usize>> {
-    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, delivery) in claimed.iter().enumerate() {
-        if rates.contains_key(&delivery.endpoint_id) {
-            groups.entry(&delivery.endpoint_id).or_default().push(i);
-        }
-    }
-    groups
+/// One throttled endpoint's share of a claim: the positions of its deliveries in the claim,
+/// in claim order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleGroup<'a> {
+    pub endpoint_id: &'a str,
+    pub rate: u32,
+    pub indexes: Vec<usize>,
 }
 
-/// `claimed` without the deliveries marked in `deferred` (given back for later).
-pub(crate) fn without_deferred(
-    claimed: Vec<ClaimedDelivery>,
-    deferred: &[bool],
-) -> Vec<ClaimedDelivery> {
+impl ThrottleGroup<'_> {
+    /// Plans the group against the endpoint's stored theoretical arrival time `tat` at `now`:
+    /// answers the endpoint's new `tat` and, for each delivery to give back, its position in
+    /// the claim and when it is due again.
+    pub fn schedule(&self, tat: i64, now: i64) -> (i64, Vec<(usize, i64)>) {
+        let plan = plan(tat, self.rate, now, self.indexes.len());
+        let deferred = self.indexes[plan.send_now..]
+            .iter()
+            .copied()
+            .zip(plan.defer_to)
+            .collect();
+        (plan.tat, deferred)
+    }
+}
+
+/// The throttled endpoints (those with a rate) among the deliveries of a claim, sorted by
+/// endpoint id: the order in which backends lock endpoint rows, so that nodes claiming at once
+/// never wait on each other in a cycle.
+pub fn throttled_groups<'a>(
+    claimed: &'a [ClaimedDelivery],
+    rates: &HashMap<String, u32>,
+) -> Vec<ThrottleGroup<'a>> {
+    let mut groups: BTreeMap<&str, ThrottleGroup<'a>> = BTreeMap::new();
+    for (i, delivery) in claimed.iter().enumerate() {
+        let Some(&rate) = rates.get(&delivery.endpoint_id) else {
+            continue;
+        };
+        groups
+            .entry(&delivery.endpoint_id)
+            .or_insert_with(|| ThrottleGroup {
+                endpoint_id: &delivery.endpoint_id,
+                rate,
+                indexes: Vec::new(),
+            })
+            .indexes
+            .push(i);
+    }
+    groups.into_values().collect()
+}
+
+/// `claimed` without the deliveries at the positions in `deferred` (given back for later).
+pub fn without_deferred(claimed: Vec<ClaimedDelivery>, deferred: &[usize]) -> Vec<ClaimedDelivery> {
     claimed
         .into_iter()
-        .zip(deferred)
-        .filter_map(|(delivery, deferred)| (!deferred).then_some(delivery))
+        .enumerate()
+        .filter_map(|(i, delivery)| (!deferred.contains(&i)).then_some(delivery))
         .collect()
 }
 

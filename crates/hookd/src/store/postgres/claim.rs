@@ -1,0 +1,241 @@
+//! The delivery engine's side before an attempt: claiming due deliveries under a lease
+//! (what happens to them is [`crate::store::claim`]'s and [`crate::store::throttle`]'s call),
+//! giving leases back, and when work is next due.
+
+use std::collections::HashMap;
+
+use sqlx::postgres::PgPool;
+use sqlx::Row;
+
+use super::catalog;
+use super::connection::db_error;
+use super::rows::{self, MESSAGE_COLUMNS};
+use crate::domain::time::now_millis;
+use crate::store::cipher::SecretCipher;
+use crate::store::claim::{self, LeasedRow};
+use crate::store::status::{PENDING, SENDING};
+use crate::store::throttle;
+use crate::store::{
+    Backlog, ClaimedDelivery, DeliveryStatus, Endpoint, Lease, Message, StoreResult, TriggerType,
+};
+
+/// The oldest due deliveries, in one walk of the due index (`$6`, the endpoints to pass over,
+/// is empty).
+const OLDEST_DUE: &str = "SELECT id FROM deliveries WHERE next_attempt_at <= $4
+    AND NOT (endpoint_id = ANY($6::text[]))
+    ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED";
+
+/// The oldest due deliveries of the endpoints not passed over (`$6`): up to the limit from each
+/// endpoint's own due order, then the oldest of those. Walking the global due order instead
+/// would read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
+/// unlocked when the statement's transaction ends.)
+const OLDEST_DUE_OF_OTHERS: &str = "SELECT d.id FROM endpoints e
+    CROSS JOIN LATERAL (
+        SELECT id, next_attempt_at FROM deliveries
+        WHERE endpoint_id = e.id AND next_attempt_at <= $4
+        ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) d
+    WHERE NOT (e.id = ANY($6::text[]))
+    ORDER BY d.next_attempt_at LIMIT $5";
+
+/// Leases due deliveries: pending ones whose time has come and sending ones whose lease
+/// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
+pub async fn claim_due(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    lease: &Lease,
+    limit: usize,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let due_rows = if lease.skip_endpoints.is_empty() {
+        OLDEST_DUE
+    } else {
+        OLDEST_DUE_OF_OTHERS
+    };
+    let due = sqlx::query(&format!(
+        "WITH due AS ({due_rows}), claimed AS (
+            UPDATE deliveries d SET status = {SENDING}, lease_owner = $1, lease_token = $2,
+                   next_attempt_at = $3, updated_at = $4
+            FROM due WHERE d.id = due.id
+            RETURNING d.id AS delivery_id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type,
+                      d.seq
+         )
+         SELECT c.delivery_id, c.endpoint_id, c.attempts, c.trigger_type, {MESSAGE_COLUMNS}
+         FROM claimed c JOIN messages m ON m.id = c.msg_id
+         JOIN message_payloads p ON p.msg_id = c.msg_id
+         ORDER BY c.seq"
+    ))
+    .bind(&lease.owner)
+    .bind(&lease.token)
+    .bind(lease.until)
+    .bind(lease.now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(&lease.skip_endpoints)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    // The claim answers each delivery with its message; deliveries of one batch often share
+    // messages and endpoints, so each is kept and loaded once.
+    let mut leased = Vec::with_capacity(due.len());
+    let mut messages: HashMap<String, Message> = HashMap::new();
+    for row in &due {
+        let message = rows::message(row).map_err(db_error)?;
+        leased.push(LeasedRow {
+            delivery_id: row.try_get("delivery_id").map_err(db_error)?,
+            msg_id: message.id.clone(),
+            endpoint_id: row.try_get("endpoint_id").map_err(db_error)?,
+            attempts: u32::try_from(row.try_get::<i32, _>("attempts").map_err(db_error)?)
+                .unwrap_or(0),
+            trigger: TriggerType::from_code(i64::from(
+                row.try_get::<i16, _>("trigger_type").map_err(db_error)?,
+            )),
+        });
+        messages.entry(message.id.clone()).or_insert(message);
+    }
+    let endpoint_ids: Vec<String> = claim::distinct(leased.iter().map(|d| d.endpoint_id.as_str()))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let endpoints: HashMap<String, Endpoint> =
+        catalog::endpoints_by_id(pool, cipher, &endpoint_ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id.clone(), e))
+            .collect();
+    let sorted = claim::sort(leased, lease, &endpoints, &messages);
+    let to_cancel = sorted.cancel;
+    if !to_cancel.is_empty() {
+        sqlx::query(
+            "UPDATE deliveries SET status = $3, next_attempt_at = NULL, lease_owner = NULL,
+             lease_token = NULL, updated_at = $4 WHERE id = ANY($1) AND lease_token = $2",
+        )
+        .bind(&to_cancel)
+        .bind(&lease.token)
+        .bind(DeliveryStatus::Canceled as i16)
+        .bind(lease.now)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
+    }
+    apply_throttles(pool, sorted.kept, &sorted.rates, lease.now).await
+}
+
+/// Keeps, of each throttled endpoint's claimed deliveries, those its schedule allows now, and
+/// gives the others back, due at their planned times. The endpoint's row lock makes nodes take
+/// turns with its schedule.
+async fn apply_throttles(
+    pool: &PgPool,
+    claimed: Vec<ClaimedDelivery>,
+    rates: &HashMap<String, u32>,
+    now: i64,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    if rates.is_empty() {
+        return Ok(claimed);
+    }
+    let mut deferred = Vec::new();
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for group in throttle::throttled_groups(&claimed, rates) {
+        let tat: i64 =
+            sqlx::query_scalar("SELECT throttle_tat FROM endpoints WHERE id = $1 FOR UPDATE")
+                .bind(group.endpoint_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        let (tat, later) = group.schedule(tat, now);
+        sqlx::query("UPDATE endpoints SET throttle_tat = $2 WHERE id = $1")
+            .bind(group.endpoint_id)
+            .bind(tat)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for (i, at) in later {
+            sqlx::query(&format!(
+                "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $3, lease_owner = NULL,
+                 lease_token = NULL WHERE id = $1 AND lease_token = $2"
+            ))
+            .bind(&claimed[i].delivery_id)
+            .bind(&claimed[i].lease_token)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            deferred.push(i);
+        }
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(throttle::without_deferred(claimed, &deferred))
+}
+
+/// Returns claimed deliveries unattempted, due again at `at`, where their lease still holds.
+pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
+    let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery_id.as_str()).collect();
+    let tokens: Vec<&str> = deliveries.iter().map(|d| d.lease_token.as_str()).collect();
+    sqlx::query(&format!(
+        "UPDATE deliveries d SET status = {PENDING}, next_attempt_at = $3, lease_owner = NULL,
+         lease_token = NULL
+         FROM UNNEST($1::text[], $2::text[]) AS g(id, token)
+         WHERE d.id = g.id AND d.lease_token = g.token"
+    ))
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(at)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn next_due(pool: &PgPool, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+    // As in claiming, endpoints passed over are left out by asking each other endpoint.
+    sqlx::query_scalar(if skip_endpoints.is_empty() {
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
+         AND NOT (endpoint_id = ANY($1::text[]))"
+    } else {
+        "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
+            SELECT next_attempt_at FROM deliveries
+            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
+            ORDER BY next_attempt_at LIMIT 1) d
+         WHERE NOT (e.id = ANY($1::text[]))"
+    })
+    .bind(skip_endpoints)
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)
+}
+
+pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending, MIN(m.created_at) AS oldest,
+                (SELECT COUNT(*) FROM endpoints WHERE disabled) AS disabled
+         FROM deliveries d JOIN messages m ON m.id = d.msg_id
+         WHERE d.next_attempt_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    let count = |column: &str| -> StoreResult<u64> {
+        let value: i64 = row.try_get(column).map_err(db_error)?;
+        Ok(u64::try_from(value).unwrap_or(0))
+    };
+    Ok(Backlog {
+        pending: count("pending")?,
+        oldest_created_at: row.try_get("oldest").map_err(db_error)?,
+        endpoints_disabled: count("disabled")?,
+    })
+}
+
+/// Makes the deliveries leased by `owner` due again now.
+pub async fn release_leases(pool: &PgPool, owner: &str) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "UPDATE deliveries SET status = {PENDING}, next_attempt_at = $1, lease_owner = NULL,
+         lease_token = NULL WHERE status = {SENDING} AND lease_owner = $2"
+    ))
+    .bind(now_millis())
+    .bind(owner)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}

@@ -1,0 +1,575 @@
+//! The `Store` trait's promises, checked on the trait itself: no HTTP, no engine, no waiting
+//! for time to pass. Every test opens a store on a fresh database of the backend under test
+//! (`HOOKD_TEST_BACKEND`, as the rest of the suite) and drives it with explicit clocks: the
+//! `now` of each lease, recording and task batch is a number the test chooses, counted from
+//! `t0`, the wall clock when the test starts (message ids, which the store orders by, carry
+//! the wall clock too).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd::domain::ids::{new_id, IdPrefix};
+use hookd::domain::time::now_millis;
+use hookd::store::{
+    self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
+    DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
+    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType,
+};
+use hookd_signing::Secret;
+
+use crate::harness::TestDatabase;
+
+const SECOND: i64 = 1000;
+const HOUR: i64 = 3600 * SECOND;
+/// The health window of these tests: an endpoint failing for an hour is disabled.
+const HEALTH: HealthPolicy = HealthPolicy {
+    disable_after: Duration::from_secs(3600),
+};
+
+/// A store on a fresh database, and the time the test starts from.
+struct Fixture {
+    // Declared first so that it closes before the database is dropped.
+    store: SharedStore,
+    _database: TestDatabase,
+    t0: i64,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let database = TestDatabase::create().await;
+        let pool = PoolOptions {
+            max_connections: 4,
+            ..PoolOptions::default()
+        };
+        let store = store::open(
+            &database.url,
+            database.main_secret(),
+            &pool,
+            OpenMode::Serve,
+        )
+        .await
+        .expect("open the store");
+        Self {
+            store,
+            _database: database,
+            t0: now_millis(),
+        }
+    }
+
+    async fn app(&self) -> String {
+        let app = Application {
+            id: new_id(IdPrefix::App),
+            uid: None,
+            name: "Conformance".into(),
+            throttle_rate: None,
+            metadata: BTreeMap::new(),
+            created_at: self.t0,
+            updated_at: self.t0,
+        };
+        self.store.create_app(&app).await.expect("create app");
+        app.id
+    }
+
+    async fn endpoint(&self, app_id: &str, throttle_rate: Option<i64>) -> Endpoint {
+        let endpoint = Endpoint {
+            id: new_id(IdPrefix::Endpoint),
+            app_id: app_id.into(),
+            uid: None,
+            url: "http://127.0.0.1:9/".into(),
+            description: String::new(),
+            disabled: false,
+            event_types: None,
+            channels: None,
+            throttle_rate,
+            metadata: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            secret: Secret::generate(),
+            retiring_secrets: Vec::new(),
+            created_at: self.t0,
+            updated_at: self.t0,
+        };
+        self.store
+            .create_endpoint(&endpoint)
+            .await
+            .expect("create endpoint");
+        endpoint
+    }
+
+    /// Commits a message created at `t0 + at`, due then for every endpoint of `app_id`.
+    async fn message(&self, app_id: &str, ordering_key: Option<&str>, at: i64) -> String {
+        let message = Message {
+            id: new_id(IdPrefix::Message),
+            app_id: app_id.into(),
+            event_type: "invoice.paid".into(),
+            event_id: None,
+            channels: None,
+            payload: Arc::from(r#"{"n":1}"#),
+            ordering_key: ordering_key.map(str::to_string),
+            created_at: self.t0 + at,
+            payload_expires_at: self.t0 + 24 * HOUR,
+            payload_expired: false,
+        };
+        self.store
+            .create_message(&message, None)
+            .await
+            .expect("create message");
+        message.id
+    }
+
+    /// Claims what is due at `t0 + at` under the lease `token`, held for `hold` ms.
+    async fn claim(&self, token: &str, at: i64, hold: i64) -> Vec<ClaimedDelivery> {
+        let lease = Lease {
+            owner: "conformance".into(),
+            token: token.into(),
+            now: self.t0 + at,
+            until: self.t0 + at + hold,
+            skip_endpoints: Vec::new(),
+        };
+        self.store.claim_due(&lease, 50).await.expect("claim")
+    }
+
+    /// Records one result per delivery at `t0 + at`; answers which applied.
+    async fn record(
+        &self,
+        outcomes: &[(&ClaimedDelivery, NextStep)],
+        at: i64,
+        policy: &HealthPolicy,
+    ) -> store::Recorded {
+        let results: Vec<AttemptResult> = outcomes
+            .iter()
+            .map(|(delivery, next)| result(delivery, *next, self.t0 + at))
+            .collect();
+        self.store
+            .record_attempts(&results, policy, self.t0 + at)
+            .await
+            .expect("record")
+    }
+
+    /// The state of a message's delivery to its one endpoint.
+    async fn state(&self, app_id: &str, msg_id: &str) -> DeliveryStatus {
+        let deliveries = self
+            .store
+            .list_message_deliveries(app_id, msg_id, &page())
+            .await
+            .expect("list deliveries");
+        assert_eq!(deliveries.len(), 1, "one endpoint");
+        deliveries[0].1.status
+    }
+}
+
+fn page() -> PageRequest {
+    PageRequest {
+        limit: 50,
+        cursor: None,
+        backwards: false,
+        order: Order::Ascending,
+    }
+}
+
+/// The result of an attempt of `delivery` made at `at` that leads to `next`.
+fn result(delivery: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptResult {
+    let (success, code) = match next {
+        NextStep::Done => (true, 200),
+        NextStep::Gone => (false, 410),
+        NextStep::RetryAt(_) | NextStep::Exhausted => (false, 500),
+    };
+    AttemptResult {
+        delivery_id: delivery.delivery_id.clone(),
+        lease_token: delivery.lease_token.clone(),
+        attempt: Attempt {
+            id: new_id(IdPrefix::Attempt),
+            msg_id: delivery.msg_id.clone(),
+            endpoint_id: delivery.endpoint_id.clone(),
+            url: delivery.url.clone(),
+            success,
+            response_status_code: code,
+            response: String::new(),
+            response_duration_ms: 1,
+            trigger_type: delivery.trigger_type,
+            created_at: at,
+        },
+        app_id: delivery.app_id.clone(),
+        next,
+        attempt_number: delivery.attempts_made + 1,
+    }
+}
+
+fn msg_ids(claimed: &[ClaimedDelivery]) -> Vec<&str> {
+    claimed.iter().map(|d| d.msg_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_result_under_a_lost_lease_changes_nothing() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let msg = f.message(&app, None, 0).await;
+
+    let first = f.claim("lease-a", 1, 100).await;
+    assert_eq!(msg_ids(&first), [msg.as_str()]);
+    // Lease a expires unrecorded; lease b takes the delivery over.
+    let second = f.claim("lease-b", 200, 100).await;
+    assert_eq!(msg_ids(&second), [msg.as_str()]);
+
+    let late = f.record(&[(&first[0], NextStep::Done)], 210, &HEALTH).await;
+    assert_eq!(
+        late.applied,
+        [false],
+        "a result under a lost lease is refused"
+    );
+    assert_eq!(f.state(&app, &msg).await, DeliveryStatus::Sending);
+    let attempts = f
+        .store
+        .list_attempts(&app, &AttemptFilter::default(), &page())
+        .await
+        .expect("attempts");
+    assert!(attempts.is_empty(), "no attempt is logged for it");
+
+    let current = f
+        .record(&[(&second[0], NextStep::Done)], 220, &HEALTH)
+        .await;
+    assert_eq!(current.applied, [true]);
+    assert_eq!(f.state(&app, &msg).await, DeliveryStatus::Success);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_claimable_again() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let msg = f.message(&app, None, 0).await;
+
+    assert_eq!(f.claim("lease-a", 1, 100).await.len(), 1);
+    assert!(
+        f.claim("lease-b", 100, 100).await.is_empty(),
+        "a held lease is not claimable"
+    );
+    let again = f.claim("lease-c", 101, 100).await;
+    assert_eq!(msg_ids(&again), [msg.as_str()], "expired at its end");
+    assert_eq!(again[0].lease_token, "lease-c");
+    let recorded = f.record(&[(&again[0], NextStep::Done)], 150, &HEALTH).await;
+    assert_eq!(recorded.applied, [true]);
+}
+
+#[tokio::test]
+async fn a_disabled_endpoints_delivery_is_cancelled_when_claimed() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let mut endpoint = f.endpoint(&app, None).await;
+    let msg = f.message(&app, None, 0).await;
+    endpoint.disabled = true;
+    f.store
+        .update_endpoint(&endpoint)
+        .await
+        .expect("disable endpoint");
+    // Disabling cancelled the delivery; a resend makes it due again behind that.
+    assert!(f
+        .store
+        .resend(&app, &msg, &endpoint.id)
+        .await
+        .expect("resend"));
+
+    // The resend is due at the wall clock's now, which an hour from t0 has passed.
+    assert!(f.claim("lease-a", HOUR, 100).await.is_empty());
+    assert_eq!(f.state(&app, &msg).await, DeliveryStatus::Canceled);
+}
+
+#[tokio::test]
+async fn the_next_delivery_of_a_key_waits_until_the_one_before_it_finishes() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let first = f.message(&app, Some("order-1"), 0).await;
+    let second = f.message(&app, Some("order-1"), 1).await;
+    assert_eq!(f.state(&app, &second).await, DeliveryStatus::Held);
+
+    let claimed = f.claim("lease-a", 10, 100).await;
+    assert_eq!(msg_ids(&claimed), [first.as_str()]);
+    let retry = f
+        .record(
+            &[(&claimed[0], NextStep::RetryAt(f.t0 + 5000))],
+            20,
+            &HEALTH,
+        )
+        .await;
+    assert_eq!(retry.released, 0, "a retry keeps the key held");
+    assert!(f.claim("lease-b", 30, 100).await.is_empty());
+
+    let claimed = f.claim("lease-c", 5000, 100).await;
+    assert_eq!(msg_ids(&claimed), [first.as_str()]);
+    let done = f
+        .record(&[(&claimed[0], NextStep::Done)], 5010, &HEALTH)
+        .await;
+    assert_eq!(done.released, 1, "finishing releases the next of the key");
+    let claimed = f.claim("lease-d", 5020, 100).await;
+    assert_eq!(msg_ids(&claimed), [second.as_str()]);
+}
+
+#[tokio::test]
+async fn a_throttled_endpoint_starts_deliveries_one_interval_apart() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    // Five per second: one every 200 ms.
+    f.endpoint(&app, Some(5)).await;
+    let msgs = [
+        f.message(&app, None, 0).await,
+        f.message(&app, None, 0).await,
+        f.message(&app, None, 0).await,
+    ];
+
+    let now = f.claim("lease-a", 10, 1000).await;
+    assert_eq!(
+        msg_ids(&now),
+        [msgs[0].as_str()],
+        "one now, the others later"
+    );
+    assert!(f.claim("lease-b", 209, 1000).await.is_empty());
+    let next = f.claim("lease-c", 210, 1000).await;
+    assert_eq!(msg_ids(&next), [msgs[1].as_str()]);
+    assert!(f.claim("lease-d", 409, 1000).await.is_empty());
+    let last = f.claim("lease-e", 410, 1000).await;
+    assert_eq!(msg_ids(&last), [msgs[2].as_str()]);
+}
+
+#[tokio::test]
+async fn failing_for_the_whole_window_disables_an_endpoint_and_cancels_its_work() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    for at in 0..3 {
+        f.message(&app, None, at).await;
+    }
+    let claimed = f.claim("lease-a", 5, 10 * HOUR).await;
+    assert_eq!(claimed.len(), 3);
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+
+    let first = f.record(&[(&claimed[0], retry)], 10, &HEALTH).await;
+    assert!(
+        first.disabled.is_empty(),
+        "the first failure starts the clock"
+    );
+    let short = f
+        .record(&[(&claimed[1], retry)], 10 + HOUR - 1, &HEALTH)
+        .await;
+    assert!(
+        short.disabled.is_empty(),
+        "one millisecond short of the window"
+    );
+    let long = f.record(&[(&claimed[2], retry)], 10 + HOUR, &HEALTH).await;
+    assert_eq!(long.disabled.len(), 1, "failing for the whole window");
+    assert_eq!(long.disabled[0].endpoint_id, endpoint.id);
+    assert_eq!(long.disabled[0].fail_since, f.t0 + 10);
+
+    let stored = f
+        .store
+        .get_endpoint(&app, &endpoint.id)
+        .await
+        .expect("get endpoint")
+        .expect("endpoint");
+    assert!(stored.disabled);
+    let stats = f
+        .store
+        .endpoint_stats(&app, &endpoint.id)
+        .await
+        .expect("stats");
+    assert_eq!((stats.pending, stats.canceled), (0, 3));
+}
+
+#[tokio::test]
+async fn a_success_stops_the_failure_clock() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    for at in 0..3 {
+        f.message(&app, None, at).await;
+    }
+    let claimed = f.claim("lease-a", 5, 10 * HOUR).await;
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+
+    f.record(&[(&claimed[0], retry)], 10, &HEALTH).await;
+    f.record(&[(&claimed[1], NextStep::Done)], 20, &HEALTH)
+        .await;
+    let later = f.record(&[(&claimed[2], retry)], 10 + HOUR, &HEALTH).await;
+    assert!(
+        later.disabled.is_empty(),
+        "the clock restarted at the last failure"
+    );
+    let stored = f
+        .store
+        .get_endpoint(&app, &endpoint.id)
+        .await
+        .expect("get endpoint")
+        .expect("endpoint");
+    assert!(!stored.disabled);
+}
+
+#[tokio::test]
+async fn a_410_disables_at_once() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let gone = f.message(&app, None, 0).await;
+    let waiting = f.message(&app, None, 1).await;
+    let claimed = f.claim("lease-a", 5, HOUR).await;
+    let gone_delivery = claimed.iter().find(|d| d.msg_id == gone).expect("claimed");
+
+    let recorded = f
+        .record(&[(gone_delivery, NextStep::Gone)], 10, &HEALTH)
+        .await;
+    assert_eq!(recorded.disabled.len(), 1);
+    assert_eq!(recorded.disabled[0].endpoint_id, endpoint.id);
+    assert_eq!(recorded.disabled[0].fail_since, f.t0 + 10);
+    assert_eq!(f.state(&app, &gone).await, DeliveryStatus::Canceled);
+    // The other delivery was in flight: disabling fences it, so its result cannot apply.
+    let other = claimed
+        .iter()
+        .find(|d| d.msg_id == waiting)
+        .expect("claimed");
+    let late = f
+        .record(&[(other, NextStep::RetryAt(f.t0 + HOUR))], 20, &HEALTH)
+        .await;
+    assert_eq!(late.applied, [false]);
+    assert_eq!(f.state(&app, &waiting).await, DeliveryStatus::Canceled);
+}
+
+#[tokio::test]
+async fn a_recovery_task_runs_in_batches_each_after_the_previous_one_is_done() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    for at in 0..3 {
+        f.message(&app, None, at).await;
+    }
+    let claimed = f.claim("lease-a", 5, HOUR).await;
+    let exhausted: Vec<(&ClaimedDelivery, NextStep)> =
+        claimed.iter().map(|d| (d, NextStep::Exhausted)).collect();
+    f.record(&exhausted, 10, &HEALTH).await;
+
+    let task = BackgroundTask {
+        id: new_id(IdPrefix::Task),
+        app_id: app.clone(),
+        kind: TaskKind::EndpointRecover,
+        status: TaskStatus::Running,
+        endpoint_id: endpoint.id.clone(),
+        since: f.t0 - HOUR,
+        until: f.t0 + HOUR,
+        done: 0,
+        created_at: f.t0,
+        updated_at: f.t0,
+    };
+    f.store.create_task(&task).await.expect("create task");
+
+    let batch = f.store.run_task_batch(2, f.t0 + 100).await.expect("batch");
+    let batch = batch.expect("the task moves");
+    assert_eq!((batch.made_due, batch.status), (2, TaskStatus::Running));
+    let waiting = f.store.run_task_batch(2, f.t0 + 200).await.expect("batch");
+    assert_eq!(waiting, None, "the previous batch is still due");
+
+    let recovered = f.claim("lease-b", 300, HOUR).await;
+    assert_eq!(recovered.len(), 2);
+    assert!(recovered
+        .iter()
+        .all(|d| d.trigger_type == TriggerType::Manual && d.attempts_made == 0));
+    let waiting = f.store.run_task_batch(2, f.t0 + 400).await.expect("batch");
+    assert_eq!(waiting, None, "the previous batch is still in flight");
+
+    let done: Vec<(&ClaimedDelivery, NextStep)> =
+        recovered.iter().map(|d| (d, NextStep::Done)).collect();
+    f.record(&done, 500, &HEALTH).await;
+    let last = f.store.run_task_batch(2, f.t0 + 600).await.expect("batch");
+    let last = last.expect("the task moves");
+    assert_eq!((last.made_due, last.status), (1, TaskStatus::Finished));
+    let stored = f
+        .store
+        .get_task(&task.id)
+        .await
+        .expect("get task")
+        .expect("task");
+    assert_eq!((stored.done, stored.status), (3, TaskStatus::Finished));
+    assert_eq!(
+        f.store.run_task_batch(2, f.t0 + 700).await.expect("batch"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn pruning_removes_old_finished_messages_and_attempts_only() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let delivered = f.message(&app, None, 0).await;
+    let claimed = f.claim("lease-a", 5, HOUR).await;
+    f.record(&[(&claimed[0], NextStep::Done)], 10, &HEALTH)
+        .await;
+    let pending = f.message(&app, None, 20).await;
+
+    assert_eq!(
+        f.store.prune(f.t0 - HOUR, 100).await.expect("prune"),
+        0,
+        "nothing is older than an hour before the test"
+    );
+    // Ids carry the wall clock, so "before" must come after the messages were made.
+    let pruned = f
+        .store
+        .prune(now_millis() + HOUR, 100)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 2, "the attempt and the delivered message");
+    let get = |id: String| {
+        let (store, app) = (f.store.clone(), app.clone());
+        async move { store.get_message(&app, &id).await.expect("get message") }
+    };
+    assert!(get(delivered).await.is_none());
+    assert!(
+        get(pending).await.is_some(),
+        "a message with work left stays"
+    );
+    let attempts = f
+        .store
+        .list_attempts(&app, &AttemptFilter::default(), &page())
+        .await
+        .expect("attempts");
+    assert!(attempts.is_empty());
+}
+
+#[tokio::test]
+async fn the_feed_answers_an_applications_messages_in_commit_order() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let other = f.app().await;
+    let mut sent = Vec::new();
+    for at in 0..3 {
+        sent.push(f.message(&app, None, at).await);
+        f.message(&other, None, at).await;
+    }
+
+    // PostgreSQL answers only positions no running transaction can precede, and the tests of
+    // other databases share its transaction ids: wait until nothing holds the feed back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = f
+            .store
+            .read_feed(&app, FeedPosition::default(), 10)
+            .await
+            .expect("feed");
+        if page.len() == sent.len() || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ids: Vec<&str> = page.iter().map(|(_, m)| m.id.as_str()).collect();
+    assert_eq!(ids, sent, "commit order, this application only");
+    assert!(page.windows(2).all(|w| w[0].0 < w[1].0), "positions grow");
+
+    let after_second = f.store.read_feed(&app, page[1].0, 10).await.expect("feed");
+    let ids: Vec<&str> = after_second.iter().map(|(_, m)| m.id.as_str()).collect();
+    assert_eq!(ids, [sent[2].as_str()], "resumes after a position");
+    let first_two = f
+        .store
+        .read_feed(&app, FeedPosition::default(), 2)
+        .await
+        .expect("feed");
+    assert_eq!(first_two.len(), 2);
+    assert_eq!(first_two[1].0, page[1].0);
+}
