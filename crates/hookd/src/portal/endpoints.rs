@@ -20,7 +20,7 @@ use crate::api::{endpoints as api, recover, send_example, AppState};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::store::{Endpoint, EventType, Order, PageRequest};
 
-const HOUR_MS: i64 = 60 * 60 * 1000;
+use crate::store::activity::HOUR_MS;
 
 fn first_page(limit: usize) -> PageRequest {
     PageRequest {
@@ -122,7 +122,7 @@ pub async fn list(
     for endpoint in endpoints {
         let activity = state
             .store
-            .endpoint_activity(&session.app_id, &endpoint.id, since, HOUR_MS)
+            .endpoint_activity(&session.app_id, &endpoint.id, since)
             .await
             .or_page(&state)?;
         let mut counts = vec![(0u64, 0u64); 24];
@@ -628,7 +628,7 @@ async fn endpoint_page(
     };
     let failing_since = state
         .store
-        .endpoint_activity(&session.app_id, &endpoint.id, now_millis(), HOUR_MS)
+        .endpoint_activity(&session.app_id, &endpoint.id, now_millis())
         .await
         .or_page(state)?
         .failing_since

@@ -25,6 +25,7 @@
 //! `tests/it/store_conformance.rs` checks these promises through the trait alone, with explicit
 //! clocks and leases, on both backends.
 
+pub mod activity;
 pub mod cipher;
 pub mod claim;
 pub mod health;
@@ -118,14 +119,13 @@ pub trait Store: Send + Sync + 'static {
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool>;
     async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats>;
-    /// An endpoint's attempts made since `since` (unix ms), counted per `bucket_ms`, and its
-    /// failure clock. Reads only that endpoint's attempts of the window (by id range).
+    /// An endpoint's attempts per hour from the hour holding `since` (unix ms) on, as
+    /// [`activity`] keeps them, and its failure clock.
     async fn endpoint_activity(
         &self,
         app_id: &str,
         endpoint_id: &str,
         since: i64,
-        bucket_ms: i64,
     ) -> StoreResult<EndpointActivity>;
 
     // The event type catalog.

@@ -245,7 +245,7 @@ pub struct EndpointActivity {
 /// Attempts made in one time bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ActivityBucket {
-    /// The bucket's number counted from the window's start (0 for the first).
+    /// The bucket's hour counted from the window's first (0 for the first).
     pub index: i64,
     pub succeeded: u64,
     pub failed: u64,

@@ -345,6 +345,32 @@ async fn a_merchant_manages_an_endpoint_and_sees_its_deliveries() {
         .await;
     assert!(captured.html.contains("payment.captured") && !captured.html.contains(&msg_id));
 
+    // The list's 24-hour count is every attempt the endpoint had: the hourly counts are
+    // written with the attempts. Retries may still land, so the two are read until they agree.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, attempts) = server
+            .get(&format!(
+                "/api/v1/app/{app}/attempt/endpoint/{endpoint}?limit=250"
+            ))
+            .await;
+        let made = attempts["data"].as_array().map_or(0, Vec::len);
+        let list = portal.get("/portal/").await;
+        if made > 2
+            && list
+                .html
+                .contains(&format!(">{made} attempts in the last 24 h<"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the list never showed {made} attempts: {}",
+            list.html
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Disable, enable, delete.
     let disabled = portal
         .post(&format!("/portal/endpoints/{endpoint}/disable"), &[])

@@ -88,7 +88,9 @@ pub async fn list_endpoint_deliveries(
         .bind(" d.app_id = ", app_id.to_string())
         .bind(" AND d.endpoint_id = ", endpoint_id.to_string());
     query
-        .fetch(pool, page, "m.id", |row| {
+        // Paged by the delivery's own `msg_id` (equal to `m.id` through the join), so the
+        // endpoint's index gives the page in order instead of a sort of every delivery it has.
+        .fetch(pool, page, "d.msg_id", |row| {
             Ok((rows::message(row)?, rows::delivery_state(row)?))
         })
         .await

@@ -136,9 +136,8 @@ impl Store for PgStore {
         app_id: &str,
         endpoint_id: &str,
         since: i64,
-        bucket_ms: i64,
     ) -> StoreResult<EndpointActivity> {
-        activity::endpoint_activity(&self.pool, app_id, endpoint_id, since, bucket_ms).await
+        activity::endpoint_activity(&self.pool, app_id, endpoint_id, since).await
     }
 
     async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {

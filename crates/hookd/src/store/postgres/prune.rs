@@ -7,6 +7,7 @@ use super::connection::db_error;
 use super::messages::EXPUNGE;
 use crate::domain::ids::{lower_bound_at, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::store::activity::hour_of;
 use crate::store::{DeliveryStatus, StoreResult};
 
 /// Expunges up to `limit` payloads whose retention ended by `now`; messages another node is
@@ -68,5 +69,12 @@ pub async fn prune(pool: &PgPool, before: i64, limit: usize) -> StoreResult<u64>
     .fetch_one(pool)
     .await
     .map_err(db_error)?;
-    Ok(attempts + u64::try_from(messages).unwrap_or(0))
+    // Hourly counts wholly before the cut go with the attempts they counted.
+    let counts = sqlx::query("DELETE FROM endpoint_activity WHERE hour < $1")
+        .bind(hour_of(before))
+        .execute(pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(attempts + counts + u64::try_from(messages).unwrap_or(0))
 }

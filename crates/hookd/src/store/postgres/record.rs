@@ -8,9 +8,9 @@ use sqlx::postgres::PgPool;
 
 use super::catalog::cancel_pending;
 use super::connection::db_error;
-use crate::store::health;
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
+use crate::store::{activity, health};
 use crate::store::{Attempt, AttemptResult, DisabledEndpoint, HealthPolicy, Recorded, StoreResult};
 
 /// Applies results whose lease still holds and logs an attempt for each that did (one
@@ -116,7 +116,9 @@ pub async fn record_attempts(
         .iter()
         .zip(&applied)
         .filter_map(|(result, applied)| applied.then_some(result));
-    let disabled = judge_endpoints(&mut tx, applied_results, now, policy).await?;
+    let applied_results: Vec<&AttemptResult> = applied_results.collect();
+    count_hourly(&mut tx, applied_results.iter().copied()).await?;
+    let disabled = judge_endpoints(&mut tx, applied_results.into_iter(), now, policy).await?;
     // A finished delivery (delivered, exhausted or gone) lets the next one of its key go, in
     // this transaction: a crash after the commit must not leave the key held for ever.
     let finished: Vec<&str> = results
@@ -141,6 +143,39 @@ pub async fn record_attempts(
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
 /// the pending deliveries of) those the rules say to. Only endpoints whose clock may change are
 /// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
+/// Adds the applied results to their endpoints' hourly counts ([`activity`]), in one
+/// statement; rows are locked in (endpoint, hour) order, as [`activity::hourly_counts`] sorts.
+async fn count_hourly<'a>(
+    tx: &mut sqlx::PgConnection,
+    applied: impl Iterator<Item = &'a AttemptResult>,
+) -> StoreResult<()> {
+    let counts = activity::hourly_counts(applied);
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let endpoints: Vec<&str> = counts.iter().map(|c| c.endpoint_id).collect();
+    let apps: Vec<&str> = counts.iter().map(|c| c.app_id).collect();
+    let hours: Vec<i64> = counts.iter().map(|c| c.hour).collect();
+    let succeeded: Vec<i64> = counts.iter().map(|c| c.succeeded).collect();
+    let failed: Vec<i64> = counts.iter().map(|c| c.failed).collect();
+    sqlx::query(
+        "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+         ON CONFLICT (endpoint_id, hour) DO UPDATE
+         SET succeeded = endpoint_activity.succeeded + excluded.succeeded,
+             failed = endpoint_activity.failed + excluded.failed",
+    )
+    .bind(&endpoints)
+    .bind(&apps)
+    .bind(&hours)
+    .bind(&succeeded)
+    .bind(&failed)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 async fn judge_endpoints<'a>(
     tx: &mut sqlx::PgConnection,
     applied: impl Iterator<Item = &'a AttemptResult>,

@@ -1,9 +1,9 @@
-//! The portal's view of an endpoint's recent attempts.
+//! The portal's view of an endpoint's recent attempts: its hourly counts and failure clock.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connection::db_error;
-use crate::domain::ids::{lower_bound_at, IdPrefix};
+use crate::store::activity::hour_of;
 use crate::store::{ActivityBucket, EndpointActivity, StoreResult};
 
 pub fn endpoint_activity(
@@ -11,7 +11,6 @@ pub fn endpoint_activity(
     app_id: &str,
     endpoint_id: &str,
     since: i64,
-    bucket_ms: i64,
 ) -> StoreResult<EndpointActivity> {
     let failing_since: Option<Option<i64>> = conn
         .prepare_cached("SELECT first_failure_at FROM endpoints WHERE app_id = ?1 AND id = ?2")
@@ -23,35 +22,22 @@ pub fn endpoint_activity(
     let Some(failing_since) = failing_since else {
         return Ok(EndpointActivity::default());
     };
-    // Attempt ids grow with time, so the window is an id range of the endpoint's index.
-    let mut statement = conn
+    let first = hour_of(since);
+    let buckets = conn
         .prepare_cached(
-            "SELECT (created_at - ?4) / ?5 AS bucket, SUM(success), COUNT(*)
-             FROM attempts
-             WHERE endpoint_id = ?1 AND app_id = ?2 AND id >= ?3 AND created_at >= ?4
-             GROUP BY bucket ORDER BY bucket",
+            "SELECT hour - ?3, succeeded, failed FROM endpoint_activity
+             WHERE endpoint_id = ?1 AND app_id = ?2 AND hour >= ?3 ORDER BY hour",
         )
-        .map_err(db_error)?;
-    let buckets = statement
-        .query_map(
-            params![
-                endpoint_id,
-                app_id,
-                lower_bound_at(IdPrefix::Attempt, since),
-                since,
-                bucket_ms.max(1)
-            ],
-            |row| {
-                let succeeded: i64 = row.get(1)?;
-                let total: i64 = row.get(2)?;
+        .and_then(|mut s| {
+            s.query_map(params![endpoint_id, app_id, first], |row| {
                 Ok(ActivityBucket {
                     index: row.get(0)?,
-                    succeeded: u64::try_from(succeeded).unwrap_or(0),
-                    failed: u64::try_from(total - succeeded).unwrap_or(0),
+                    succeeded: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                    failed: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
                 })
-            },
-        )
-        .and_then(Iterator::collect)
+            })?
+            .collect()
+        })
         .map_err(db_error)?;
     Ok(EndpointActivity {
         failing_since,

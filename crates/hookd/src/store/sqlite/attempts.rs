@@ -81,7 +81,9 @@ pub fn list_endpoint_deliveries(
         ),
         vec![Value::Text(app_id.into()), Value::Text(endpoint_id.into())],
     )
-    .fetch(conn, page, "m.id", |row| {
+    // Paged by the delivery's own `msg_id` (equal to `m.id` through the join), so the
+    // endpoint's index gives the page in order instead of a sort of every delivery it has.
+    .fetch(conn, page, "d.msg_id", |row| {
         Ok((rows::message(row)?, rows::delivery_state(row)?))
     })
 }

@@ -145,11 +145,10 @@ impl Store for SqliteStore {
         app_id: &str,
         endpoint_id: &str,
         since: i64,
-        bucket_ms: i64,
     ) -> StoreResult<EndpointActivity> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.readers
-            .run(move |c| activity::endpoint_activity(c, &app_id, &endpoint_id, since, bucket_ms))
+            .run(move |c| activity::endpoint_activity(c, &app_id, &endpoint_id, since))
             .await
     }
 

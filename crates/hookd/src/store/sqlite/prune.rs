@@ -6,6 +6,7 @@ use rusqlite::{params, Connection};
 use super::connection::db_error;
 use super::messages::expunge_payload;
 use crate::domain::ids::{lower_bound_at, IdPrefix};
+use crate::store::activity::hour_of;
 use crate::store::StoreResult;
 
 /// Expunges up to `limit` payloads whose retention ended by `now`; answers how many.
@@ -50,5 +51,10 @@ pub fn prune(conn: &Connection, before: i64, limit: usize) -> StoreResult<u64> {
         )
         .and_then(|mut s| s.execute(params![lower_bound_at(IdPrefix::Message, before), limit]))
         .map_err(db_error)?;
-    Ok(u64::try_from(attempts + messages).unwrap_or(0))
+    // Hourly counts wholly before the cut go with the attempts they counted.
+    let counts = conn
+        .prepare_cached("DELETE FROM endpoint_activity WHERE hour < ?1")
+        .and_then(|mut s| s.execute(params![hour_of(before)]))
+        .map_err(db_error)?;
+    Ok(u64::try_from(attempts + messages + counts).unwrap_or(0))
 }

@@ -8,9 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::catalog;
 use super::connection::db_error;
-use crate::store::health;
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{HELD, PENDING, SENDING};
+use crate::store::{activity, health};
 use crate::store::{AttemptResult, DisabledEndpoint, HealthPolicy, Recorded, StoreResult};
 
 /// Applies results whose lease still holds, then moves the failure clocks of their endpoints
@@ -97,12 +97,41 @@ pub fn record_attempts(
         .iter()
         .zip(&applied)
         .filter_map(|(result, applied)| applied.then_some(result));
-    let disabled = judge_endpoints(conn, applied_results, now, policy)?;
+    let applied_results: Vec<&AttemptResult> = applied_results.collect();
+    count_hourly(conn, applied_results.iter().copied())?;
+    let disabled = judge_endpoints(conn, applied_results.into_iter(), now, policy)?;
     Ok(Recorded {
         applied,
         disabled,
         released,
     })
+}
+
+/// Adds the applied results to their endpoints' hourly counts ([`activity`]).
+fn count_hourly<'a>(
+    conn: &Connection,
+    applied: impl Iterator<Item = &'a AttemptResult>,
+) -> StoreResult<()> {
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (endpoint_id, hour) DO UPDATE
+             SET succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+        )
+        .map_err(db_error)?;
+    for count in activity::hourly_counts(applied) {
+        upsert
+            .execute(params![
+                count.endpoint_id,
+                count.app_id,
+                count.hour,
+                count.succeeded,
+                count.failed
+            ])
+            .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
