@@ -141,6 +141,25 @@ impl Hookd {
     }
 
     /// The first node's address: where setup calls go.
+    /// Updates the PostgreSQL planner's statistics of the run's database, as autovacuum does
+    /// after a burst of writes on a default server (some test servers, this machine's among
+    /// them, run with autovacuum off). Nothing to do on SQLite.
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let Some(database) = &self.database else {
+            return Ok(());
+        };
+        let mut connection = sqlx::PgConnection::connect(&database.url)
+            .await
+            .context("connecting to the run's database to analyze it")?;
+        sqlx::query("ANALYZE")
+            .execute(&mut connection)
+            .await
+            .context("analyzing the run's database")?;
+        let _ = connection.close().await;
+        Ok(())
+    }
+
     pub fn base_url(&self) -> &str {
         &self.nodes[0].base_url
     }
