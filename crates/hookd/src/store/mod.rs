@@ -253,7 +253,8 @@ pub trait Store: Send + Sync + 'static {
     // Retention.
     /// Deletes up to `limit` attempts made before `before` (unix ms), up to `limit` messages
     /// created before it whose deliveries have no work left, with their deliveries and
-    /// attempts, and up to `limit` background tasks that ended before it. Answers how many rows
+    /// attempts, and up to `limit` background tasks that ended before it, with the hourly
+    /// attempt counts of the hours before it. Answers how many attempts, messages and tasks
     /// went; callers repeat while it reaches `limit`.
     async fn prune(&self, before: i64, limit: usize) -> StoreResult<u64>;
     /// Deletes up to `limit` rows of each kind that outlived its own deadline at `now`:
