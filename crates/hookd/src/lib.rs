@@ -27,6 +27,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub(crate) mod dashboard;
 pub mod delivery;
 pub mod domain;
 pub mod operational;
