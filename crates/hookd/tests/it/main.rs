@@ -6,6 +6,7 @@ mod receiver;
 
 mod api_errors;
 mod controls;
+mod dashboard;
 mod delivery;
 mod devtools;
 mod durability;

@@ -231,7 +231,5 @@ pub async fn list_audit(
     if let Some(app_id) = &filter.app_id {
         query.bind(" AND app_id = ", app_id.clone());
     }
-    query
-        .fetch(pool, page, "id", map::audit_entry)
-        .await
+    query.fetch(pool, page, "id", map::audit_entry).await
 }
