@@ -30,4 +30,5 @@ mod secrets_at_rest;
 mod security;
 mod send_example;
 mod store_conformance;
+mod store_dashboard;
 mod tokens;
