@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod certify;
 pub mod config;
 pub(crate) mod dashboard;
 pub mod delivery;
