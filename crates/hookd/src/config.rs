@@ -111,13 +111,7 @@ pub struct PortalSettings {
     pub accent_color: String,
 }
 
-/// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
-/// signs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperationalWebhook {
-    pub url: EndpointUrl,
-    pub secret: Secret,
-}
+pub use crate::operational::OperationalWebhook;
 
 impl Settings {
     /// Settings for tests and embedding: a database URL and everything else at its default.

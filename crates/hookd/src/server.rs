@@ -102,7 +102,10 @@ pub(crate) async fn run_with_store(
             store.clone(),
             target,
             queue,
-            engine.as_ref().map(Engine::handle),
+            engine.as_ref().map(|engine| {
+                let dispatch = engine.handle();
+                Arc::new(move || dispatch.wake()) as operational::Wake
+            }),
         )
     });
     let state = AppState::new(AppContext {

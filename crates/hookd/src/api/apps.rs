@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::AppId;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::Uid;
 use crate::store::{Application, Order};
@@ -69,7 +69,7 @@ pub struct ApplicationOut {
 impl From<Application> for ApplicationOut {
     fn from(app: Application) -> Self {
         Self {
-            id: app.id,
+            id: app.id.into(),
             uid: app.uid,
             name: app.name,
             throttle_rate: app.throttle_rate,
@@ -143,7 +143,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |a| a.id.clone(),
+        |a| a.id.to_string(),
         ApplicationOut::from,
     )))
 }
@@ -187,7 +187,7 @@ fn new_app(input: ApplicationIn, uid_from_path: Option<String>) -> Result<Applic
     check_name(&input.name)?;
     let now = now_millis();
     Ok(Application {
-        id: new_id(IdPrefix::App),
+        id: AppId::generate(),
         uid: input.uid.map(String::from).or(uid_from_path),
         name: input.name,
         throttle_rate: check_rate(input.throttle_rate)?,

@@ -16,7 +16,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::EndpointId;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
 use crate::operational::Kind;
@@ -113,7 +113,7 @@ pub struct EndpointOut {
 impl From<Endpoint> for EndpointOut {
     fn from(ep: Endpoint) -> Self {
         Self {
-            id: ep.id,
+            id: ep.id.into(),
             url: ep.url,
             description: ep.description,
             uid: ep.uid,
@@ -261,7 +261,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |e| e.id.clone(),
+        |e| e.id.to_string(),
         EndpointOut::from,
     )))
 }
@@ -302,7 +302,7 @@ async fn new_endpoint(
     check_description(&input.description)?;
     let now = now_millis();
     Ok(Endpoint {
-        id: new_id(IdPrefix::Endpoint),
+        id: EndpointId::generate(),
         app_id: app.id.clone(),
         uid: input.uid.map(String::from).or(uid_from_path),
         url,

@@ -32,7 +32,6 @@ use tower_http::trace::TraceLayer;
 use std::sync::Arc;
 
 use crate::catalog::validators::PayloadValidators;
-pub use messages::DEFAULT_PAYLOAD_RETENTION_DAYS;
 
 use crate::delivery::DispatchHandle;
 use crate::operational::Emitter;

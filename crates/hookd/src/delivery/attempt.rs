@@ -9,8 +9,8 @@ use tracing::debug;
 use super::retry::{Outcome, RetryPolicy};
 use super::transport::Transports;
 use crate::config::SignatureHeaders;
-use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::AttemptId;
 use crate::outbound::{header_map, SendError};
 use crate::store::{Attempt, AttemptResult, ClaimedDelivery};
 use crate::telemetry::{self, AttemptOutcome};
@@ -122,7 +122,7 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
     );
     AttemptResult {
         attempt: Attempt {
-            id: new_id(IdPrefix::Attempt),
+            id: AttemptId::generate(),
             msg_id: delivery.msg_id,
             endpoint_id: delivery.endpoint_id,
             url: delivery.url,

@@ -5,6 +5,8 @@ pub mod names;
 pub mod time;
 pub mod url;
 
-pub use ids::{new_id, IdPrefix};
+pub use ids::{
+    new_id, AppId, AttemptId, DeliveryId, EndpointId, IdPrefix, MessageId, TaskId, TokenId,
+};
 pub use names::{Channel, EventTypeName, Uid};
 pub use url::EndpointUrl;

@@ -30,14 +30,28 @@ use tracing::{error, info, warn};
 
 pub use events::{Event, Kind};
 
-use crate::config::OperationalWebhook;
-use crate::delivery::DispatchHandle;
-use crate::domain::ids::{new_id, IdPrefix};
+use hookd_signing::Secret;
+
 use crate::domain::time::now_millis;
+use crate::domain::{AppId, EndpointId, EndpointUrl};
 use crate::store::{
     Application, AttemptResult, Endpoint, Message, Recorded, SharedStore, StoreError,
+    DEFAULT_PAYLOAD_RETENTION_MS,
 };
 use crate::telemetry;
+
+/// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
+/// signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationalWebhook {
+    pub url: EndpointUrl,
+    pub secret: Secret,
+}
+
+/// Tells this process's delivery worker that messages were committed for it to claim, before
+/// its next poll. The server passes one that wakes the dispatcher, so this module knows nothing
+/// of the delivery engine (which itself posts events here).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// The uid of the internal application that carries operational webhooks.
 pub(crate) const APP_UID: &str = "hookd-operational";
@@ -54,8 +68,8 @@ const BATCH: usize = 64;
 /// Where the events of this process go: the internal application and its endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
 }
 
 /// Creates or updates the internal application and its endpoint so that they match the
@@ -72,7 +86,7 @@ pub async fn ensure_target(
         None => {
             let now = now_millis();
             let endpoint = Endpoint {
-                id: new_id(IdPrefix::Endpoint),
+                id: EndpointId::generate(),
                 app_id: app.id.clone(),
                 uid: Some(ENDPOINT_UID.into()),
                 url: url.clone(),
@@ -139,7 +153,7 @@ async fn ensure_app(store: &SharedStore) -> anyhow::Result<Application> {
     }
     let now = now_millis();
     let app = Application {
-        id: new_id(IdPrefix::App),
+        id: AppId::generate(),
         uid: Some(APP_UID.into()),
         name: "hookd operational webhooks".into(),
         throttle_rate: None,
@@ -167,7 +181,7 @@ pub(crate) struct Emitter {
 struct EmitterInner {
     events: mpsc::Sender<Event>,
     /// The operational application, about which no event is emitted.
-    own_app_id: String,
+    own_app_id: AppId,
     /// Set while events are being dropped, so that a flood logs once.
     dropping: AtomicBool,
 }
@@ -199,7 +213,7 @@ impl Emitter {
         let Some(inner) = &self.inner else {
             return;
         };
-        if event.app_id() == inner.own_app_id {
+        if *event.app_id() == inner.own_app_id {
             return;
         }
         let kind = event.kind().name();
@@ -261,7 +275,7 @@ impl Publisher {
         store: SharedStore,
         target: Target,
         queue: mpsc::Receiver<Event>,
-        wake: Option<DispatchHandle>,
+        wake: Option<Wake>,
     ) -> Self {
         Self {
             task: tokio::spawn(publish(store, target, queue, wake)),
@@ -286,7 +300,7 @@ async fn publish(
     store: SharedStore,
     target: Target,
     mut queue: mpsc::Receiver<Event>,
-    wake: Option<DispatchHandle>,
+    wake: Option<Wake>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
@@ -294,19 +308,13 @@ async fn publish(
         let mut commits = JoinSet::new();
         for event in batch.drain(..) {
             let looked_up = names.of(&store, &event).await;
-            let message = Message {
-                id: new_id(IdPrefix::Message),
-                app_id: target.app_id.clone(),
-                event_type: event.kind().name().into(),
-                event_id: None,
-                channels: None,
-                payload: events::payload(&event, &looked_up).into(),
-                ordering_key: None,
-                created_at: now_millis(),
-                payload_expires_at: now_millis()
-                    + crate::api::DEFAULT_PAYLOAD_RETENTION_DAYS * 24 * 60 * 60 * 1000,
-                payload_expired: false,
-            };
+            let message = Message::new(
+                target.app_id.clone(),
+                event.kind().name().into(),
+                events::payload(&event, &looked_up).into(),
+                now_millis(),
+                DEFAULT_PAYLOAD_RETENTION_MS,
+            );
             let store = Arc::clone(&store);
             commits.spawn(async move {
                 let committed = store.create_message(&message, None).await;
@@ -324,7 +332,7 @@ async fn publish(
             }
         }
         if let Some(wake) = &wake {
-            wake.wake();
+            wake();
         }
     }
 }
@@ -334,8 +342,8 @@ async fn publish(
 /// event back.
 #[derive(Default)]
 struct NameCache {
-    app_uids: HashMap<String, Option<String>>,
-    endpoint_uids: HashMap<String, Option<String>>,
+    app_uids: HashMap<AppId, Option<String>>,
+    endpoint_uids: HashMap<EndpointId, Option<String>>,
 }
 
 impl NameCache {
@@ -362,7 +370,7 @@ impl NameCache {
         }
     }
 
-    async fn app_uid(&mut self, store: &SharedStore, app_id: &str) -> Option<String> {
+    async fn app_uid(&mut self, store: &SharedStore, app_id: &AppId) -> Option<String> {
         if let Some(uid) = self.app_uids.get(app_id) {
             return uid.clone();
         }
@@ -372,15 +380,15 @@ impl NameCache {
             .ok()
             .flatten()
             .and_then(|a| a.uid);
-        self.app_uids.insert(app_id.to_string(), uid.clone());
+        self.app_uids.insert(app_id.clone(), uid.clone());
         uid
     }
 
     async fn endpoint_uid(
         &mut self,
         store: &SharedStore,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
     ) -> Option<String> {
         if let Some(uid) = self.endpoint_uids.get(endpoint_id) {
             return uid.clone();
@@ -391,8 +399,7 @@ impl NameCache {
             .ok()
             .flatten()
             .and_then(|e| e.uid);
-        self.endpoint_uids
-            .insert(endpoint_id.to_string(), uid.clone());
+        self.endpoint_uids.insert(endpoint_id.clone(), uid.clone());
         uid
     }
 }

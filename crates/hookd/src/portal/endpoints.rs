@@ -17,6 +17,7 @@ use crate::api::auth::{PortalCapability, Principal};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{parse, Json, Path};
 use crate::api::{endpoints as api, recover, send_example, AppState};
+use crate::domain::ids::TaskId;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::store::{Endpoint, EventType, Order, PageRequest};
 
@@ -146,7 +147,7 @@ pub async fn list(
                 when(since + i64::try_from(i).unwrap_or(0) * HOUR_MS)[11..16].to_string()
             }),
             failing_since: activity.failing_since.map(when),
-            id: endpoint.id,
+            id: endpoint.id.into(),
             url: endpoint.url,
             description: endpoint.description,
             disabled: endpoint.disabled,
@@ -435,7 +436,7 @@ pub async fn create(
         api::create(
             State(state.clone()),
             principal(&session),
-            Path(session.app_id.clone()),
+            Path(session.app_id.to_string()),
             Json(input),
         )
         .await
@@ -495,7 +496,7 @@ pub async fn update(
     let endpoint = load(&state, &session, &endpoint_id).await?;
     let (form, csrf) = EndpointForm::from_body(&body);
     session.check_csrf(&csrf).or_page(&state)?;
-    let path = Path((session.app_id.clone(), endpoint.id.clone()));
+    let path = Path((session.app_id.to_string(), endpoint.id.to_string()));
     let saved = async {
         // Both parts are checked before either is saved, so a bad header line changes nothing.
         let patch = parse(form.to_json(false)?.to_string().as_bytes())?;
@@ -603,7 +604,7 @@ async fn endpoint_page(
             let (status, status_class) = status_label(delivery.status);
             DeliveryRow {
                 created: when(message.created_at),
-                msg_id: message.id,
+                msg_id: message.id.into(),
                 event_type: message.event_type,
                 status,
                 status_class,
@@ -614,12 +615,12 @@ async fn endpoint_page(
     let task = match query.task.as_deref() {
         Some(task_id) => state
             .store
-            .get_task(task_id)
+            .get_task(&TaskId::from(task_id))
             .await
             .or_page(state)?
             .filter(|task| task.app_id == session.app_id && task.endpoint_id == endpoint.id)
             .map(|task| TaskView {
-                id: task.id,
+                id: task.id.into(),
                 status: task.status.as_str(),
                 done: task.done,
                 running: task.status == crate::store::TaskStatus::Running,
@@ -707,7 +708,7 @@ pub async fn reveal_secret(
     let secret = api::read_secret(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
     )
     .await
     .or_page(&state)?;
@@ -743,7 +744,7 @@ pub async fn rotate_secret(
     let rotated = api::rotate_secret(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(parse(b"{}").or_page(&state)?),
     )
     .await
@@ -777,7 +778,7 @@ async fn set_disabled(
     api::patch(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(parse(json!({ "disabled": disabled }).to_string().as_bytes()).or_page(&state)?),
     )
     .await
@@ -838,7 +839,7 @@ pub async fn send_test(
     let (_, sent) = send_example::send_example(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(input),
     )
     .await
@@ -880,7 +881,7 @@ pub async fn recover(
     let (_, task) = recover::recover(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(input),
     )
     .await
@@ -941,7 +942,7 @@ pub async fn delete(
     api::remove(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id)),
+        Path((session.app_id.to_string(), endpoint.id.into())),
     )
     .await
     .or_page(&state)?;

@@ -14,6 +14,7 @@ use crate::api::auth::{PortalCapability, Principal};
 use crate::api::error::ApiError;
 use crate::api::extract::Path;
 use crate::api::AppState;
+use crate::domain::ids::AttemptId;
 use crate::domain::time::parse_rfc3339;
 use crate::store::{AttemptFilter, DeliveryStatus, Message, MessageFilter, Order, PageRequest};
 
@@ -153,7 +154,7 @@ pub async fn messages(
         let (status, status_class) = summary(deliveries.iter().map(|(_, d)| d.status));
         rows.push(MessageRow {
             created: when(m.created_at),
-            id: m.id,
+            id: m.id.into(),
             event_type: m.event_type,
             ordering_key: m.ordering_key,
             status,
@@ -277,7 +278,7 @@ pub async fn message(
         .map(|(endpoint, delivery)| {
             let (status, status_class) = status_label(delivery.status);
             MessageDelivery {
-                endpoint_id: endpoint.id,
+                endpoint_id: endpoint.id.into(),
                 url: endpoint.url,
                 status,
                 status_class,
@@ -297,7 +298,7 @@ pub async fn message(
         .into_iter()
         .map(|a| AttemptRow {
             created: when(a.created_at),
-            id: a.id,
+            id: a.id.into(),
             reason: (a.response_status_code == 0).then(|| a.response.chars().take(80).collect()),
             url: a.url,
             status_code: a.response_status_code,
@@ -346,7 +347,7 @@ pub async fn attempt(
     let message = load_message(&state, &session, &msg_id).await?;
     let attempt = state
         .store
-        .get_attempt(&session.app_id, &message.id, &attempt_id)
+        .get_attempt(&session.app_id, &message.id, &AttemptId::from(attempt_id))
         .await
         .or_page(&state)?
         .ok_or(PortalError::NotFound("attempt"))
@@ -371,7 +372,7 @@ pub async fn attempt(
     };
     let mut request_headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
-        (id_header.to_string(), message.id.clone()),
+        (id_header.to_string(), message.id.to_string()),
         (
             timestamp_header.to_string(),
             (attempt.created_at / 1000).to_string(),
@@ -420,7 +421,11 @@ pub async fn resend(
     api_attempts::resend(
         State(state.clone()),
         Principal::App(session.app_id.clone()),
-        Path((session.app_id.clone(), message.id.clone(), endpoint_id)),
+        Path((
+            session.app_id.to_string(),
+            message.id.to_string(),
+            endpoint_id,
+        )),
     )
     .await
     .map(drop)

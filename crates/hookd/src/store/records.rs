@@ -6,6 +6,8 @@
 use hookd_signing::Secret;
 use serde::de::DeserializeOwned;
 
+use crate::domain::{AppId, EndpointId};
+
 use super::cipher::{endpoint_row, CipherError, SecretCipher};
 use super::tasks::kind_and_status;
 use super::{
@@ -114,7 +116,7 @@ pub trait Columns {
 
 pub fn application<R: Columns>(row: &R) -> Result<Application, R::Error> {
     Ok(Application {
-        id: row.text("id")?,
+        id: row.text("id")?.into(),
         uid: row.opt_text("uid")?,
         name: row.text("name")?,
         throttle_rate: row.opt_int("throttle_rate")?,
@@ -126,8 +128,8 @@ pub fn application<R: Columns>(row: &R) -> Result<Application, R::Error> {
 
 /// Reads an endpoint, opening its sealed secrets.
 pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, R::Error> {
-    let id = row.text("id")?;
-    let app_id = row.text("app_id")?;
+    let id: EndpointId = row.text("id")?.into();
+    let app_id: AppId = row.text("app_id")?.into();
     let (secret, retiring_secrets) = open_secrets(
         cipher,
         &app_id,
@@ -171,8 +173,8 @@ pub fn event_type<R: Columns>(row: &R) -> Result<EventType, R::Error> {
 
 pub fn message<R: Columns>(row: &R) -> Result<Message, R::Error> {
     Ok(Message {
-        id: row.text("id")?,
-        app_id: row.text("app_id")?,
+        id: row.text("id")?.into(),
+        app_id: row.text("app_id")?.into(),
         event_type: row.text("event_type")?,
         event_id: row.opt_text("event_id")?,
         channels: row.opt_list("channels")?,
@@ -192,9 +194,9 @@ pub fn delivery_state<R: Columns>(row: &R) -> Result<DeliveryState, R::Error> {
 
 pub fn attempt<R: Columns>(row: &R) -> Result<Attempt, R::Error> {
     Ok(Attempt {
-        id: row.text("id")?,
-        msg_id: row.text("msg_id")?,
-        endpoint_id: row.text("endpoint_id")?,
+        id: row.text("id")?.into(),
+        msg_id: row.text("msg_id")?.into(),
+        endpoint_id: row.text("endpoint_id")?.into(),
         url: row.text("url")?,
         success: row.flag("success")?,
         response_status_code: row.int("response_status_code")?,
@@ -210,10 +212,10 @@ pub fn api_token<R: Columns>(row: &R) -> Result<ApiToken, R::Error> {
     let kind =
         TokenKind::parse(&kind).ok_or_else(|| row.invalid("kind", UnknownTokenKind(kind)))?;
     Ok(ApiToken {
-        id: row.text("id")?,
+        id: row.text("id")?.into(),
         hash: row.text("hash")?,
         name: row.text("name")?,
-        app_id: row.opt_text("app_id")?,
+        app_id: row.opt_text("app_id")?.map(Into::into),
         created_at: row.int("created_at")?,
         revoked: row.flag("revoked")?,
         kind,
@@ -231,11 +233,11 @@ pub fn background_task<R: Columns>(row: &R) -> Result<BackgroundTask, R::Error> 
     let (kind, status) = kind_and_status(&row.text("kind")?, &row.text("status")?)
         .map_err(|e| row.invalid("status", e))?;
     Ok(BackgroundTask {
-        id: row.text("id")?,
-        app_id: row.text("app_id")?,
+        id: row.text("id")?.into(),
+        app_id: row.text("app_id")?.into(),
         kind,
         status,
-        endpoint_id: row.text("endpoint_id")?,
+        endpoint_id: row.text("endpoint_id")?.into(),
         since: row.int("window_start")?,
         until: row.int("window_end")?,
         done: u64::try_from(row.int("done")?).unwrap_or(0),

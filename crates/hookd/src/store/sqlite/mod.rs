@@ -94,7 +94,7 @@ impl Store for SqliteStore {
         self.writer.run(move |c| catalog::update_app(c, &app)).await
     }
 
-    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+    async fn delete_app(&self, app_id: &AppId) -> StoreResult<bool> {
         let app_id = app_id.to_string();
         self.writer
             .run(move |c| catalog::delete_app(c, &app_id))
@@ -109,7 +109,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
+    async fn get_endpoint(&self, app_id: &AppId, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
         let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
         let cipher = Arc::clone(&self.cipher);
         self.readers
@@ -117,7 +117,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        app_id: &AppId,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Endpoint>> {
         let (app_id, page) = (app_id.to_string(), page.clone());
         let cipher = Arc::clone(&self.cipher);
         self.readers
@@ -133,7 +137,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.writer
             .run(move |c| catalog::delete_endpoint(c, &app_id, &endpoint_id))
@@ -142,8 +146,8 @@ impl Store for SqliteStore {
 
     async fn endpoint_activity(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         since: i64,
     ) -> StoreResult<EndpointActivity> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
@@ -152,7 +156,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
+    async fn endpoint_stats(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<EndpointStats> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.readers
             .run(move |c| catalog::endpoint_stats(c, &app_id, &endpoint_id))
@@ -217,7 +225,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
+    async fn get_message(&self, app_id: &AppId, msg_id: &str) -> StoreResult<Option<Message>> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.readers
             .run(move |c| messages::get_message(c, &app_id, &msg_id))
@@ -226,7 +234,7 @@ impl Store for SqliteStore {
 
     async fn list_messages(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>> {
@@ -238,7 +246,7 @@ impl Store for SqliteStore {
 
     async fn read_feed(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         after: FeedPosition,
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>> {
@@ -248,14 +256,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+    async fn expunge_payload(&self, app_id: &AppId, msg_id: &MessageId) -> StoreResult<bool> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.writer
             .run(move |c| messages::expunge_payload(c, &app_id, &msg_id))
             .await
     }
 
-    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
+    async fn create_message_to(
+        &self,
+        message: &Message,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<()> {
         let (message, endpoint_id) = (message.clone(), endpoint_id.to_string());
         self.writer
             .run(move |c| messages::insert_message_to(c, &message, &endpoint_id))
@@ -264,7 +276,7 @@ impl Store for SqliteStore {
 
     async fn list_attempts(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Attempt>> {
@@ -276,9 +288,9 @@ impl Store for SqliteStore {
 
     async fn get_attempt(
         &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &AttemptId,
     ) -> StoreResult<Option<Attempt>> {
         let (app_id, msg_id, attempt_id) = (
             app_id.to_string(),
@@ -292,8 +304,8 @@ impl Store for SqliteStore {
 
     async fn list_message_deliveries(
         &self,
-        app_id: &str,
-        msg_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
         let (app_id, msg_id, page) = (app_id.to_string(), msg_id.to_string(), page.clone());
@@ -305,8 +317,8 @@ impl Store for SqliteStore {
 
     async fn list_endpoint_deliveries(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Message, DeliveryState)>> {
         let (app_id, endpoint_id, page) =
@@ -316,7 +328,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn resend(
+        &self,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<bool> {
         let (app_id, msg_id, endpoint_id) = (
             app_id.to_string(),
             msg_id.to_string(),
@@ -335,7 +352,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
         let skip = skip_endpoints.to_vec();
         self.readers.run(move |c| claim::next_due(c, &skip)).await
     }
@@ -375,7 +392,7 @@ impl Store for SqliteStore {
         self.writer.run(move |c| tasks::insert(c, &task)).await
     }
 
-    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
+    async fn get_task(&self, task_id: &TaskId) -> StoreResult<Option<BackgroundTask>> {
         let task_id = task_id.to_string();
         self.readers.run(move |c| tasks::get(c, &task_id)).await
     }
