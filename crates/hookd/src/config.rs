@@ -19,23 +19,8 @@ use crate::domain::EndpointUrl;
 use crate::outbound::{DestinationGuard, Verdict};
 use crate::store::{is_postgres_url, PoolOptions};
 
-/// Which header names carry the signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureHeaders {
-    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
-    Webhook,
-    /// `svix-id`, `svix-timestamp`, `svix-signature`.
-    Svix,
-    /// Both sets.
-    Both,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::delivery::attempt::SignatureHeaders;
+pub use crate::telemetry::LogFormat;
 
 /// A built-in catalog loaded at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -128,7 +128,8 @@ pub(crate) async fn run_with_store(
     let sampler = BacklogSampler::start(state.store.clone());
     // A worker-only process answers health probes and nothing else.
     let router = if serves_api {
-        api::router(state)
+        let portal = crate::portal::routes(&state);
+        api::router(state, portal)
     } else {
         api::health_router(state)
     };

@@ -88,8 +88,10 @@ pub(crate) struct AppContext {
     pub signature_headers: crate::config::SignatureHeaders,
 }
 
-/// The whole API as one router.
-pub(crate) fn router(state: AppState) -> Router {
+/// The whole API as one router, with `pages` mounted beside it under the same middleware: the
+/// merchant portal's routes, which the server passes in, since the portal is built on the API
+/// and not the other way round.
+pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
     let body_limit = state.max_payload_bytes + ENVELOPE_BYTES;
     Router::new()
         .merge(apps::routes())
@@ -106,7 +108,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(auth::app_portal_access),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
-        .merge(crate::portal::routes(&state))
+        .merge(pages)
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
         .route("/metrics", get(metrics))
