@@ -8,7 +8,7 @@ mod apps;
 pub(crate) mod attempts;
 pub mod auth;
 pub(crate) mod endpoints;
-pub mod error;
+pub(crate) mod error;
 mod event_types;
 pub(crate) mod extract;
 pub(crate) mod feed;

@@ -3,7 +3,7 @@
 //! `hookd demo`; and the checking of payloads against an event type's schema
 //! ([`validators`] keeps the compiled schemas that ingest uses).
 
-pub mod validators;
+pub(crate) mod validators;
 
 use serde_json::{json, Value};
 
@@ -235,7 +235,7 @@ pub(crate) fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
 }
 
 /// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
-pub fn newest_schema(schemas: &Value) -> Option<&Value> {
+pub(crate) fn newest_schema(schemas: &Value) -> Option<&Value> {
     schemas
         .as_object()?
         .iter()

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of identifier hookd issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdPrefix {
+pub(crate) enum IdPrefix {
     App,
     Endpoint,
     Message,
@@ -53,7 +53,7 @@ impl IdPrefix {
 }
 
 /// A new id of the given kind.
-pub fn new_id(prefix: IdPrefix) -> String {
+pub(crate) fn new_id(prefix: IdPrefix) -> String {
     format!("{}{}", prefix.as_str(), ulid::Ulid::new())
 }
 

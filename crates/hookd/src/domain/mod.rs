@@ -5,8 +5,7 @@ pub mod names;
 pub mod time;
 pub mod url;
 
-pub use ids::{
-    new_id, AppId, AttemptId, DeliveryId, EndpointId, IdPrefix, MessageId, TaskId, TokenId,
-};
+pub(crate) use ids::{new_id, IdPrefix};
+pub use ids::{AppId, AttemptId, DeliveryId, EndpointId, MessageId, TaskId, TokenId};
 pub use names::{Channel, EventTypeName, Uid};
 pub use url::EndpointUrl;

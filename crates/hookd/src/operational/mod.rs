@@ -17,7 +17,7 @@
 //! what caused it and committing the event. Events about the operational application itself
 //! are never emitted, so a failing operator URL cannot feed itself.
 
-pub mod events;
+pub(crate) mod events;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
-pub use events::{Event, Kind};
+pub(crate) use events::{Event, Kind};
 
 use hookd_signing::Secret;
 
@@ -51,7 +51,7 @@ pub struct OperationalWebhook {
 /// Tells this process's delivery worker that messages were committed for it to claim, before
 /// its next poll. The server passes one that wakes the dispatcher, so this module knows nothing
 /// of the delivery engine (which itself posts events here).
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// The uid of the internal application that carries operational webhooks.
 pub(crate) const APP_UID: &str = "hookd-operational";

@@ -25,17 +25,17 @@
 //! `tests/it/store_conformance.rs` checks these promises through the trait alone, with explicit
 //! clocks and leases, on both backends.
 
-pub mod activity;
-pub mod cipher;
-pub mod claim;
-pub mod health;
+pub(crate) mod activity;
+pub(crate) mod cipher;
+pub(crate) mod claim;
+pub(crate) mod health;
 mod model;
-pub mod outcome;
-pub mod postgres;
-pub mod records;
-pub mod sqlite;
-pub mod tasks;
-pub mod throttle;
+pub(crate) mod outcome;
+pub(crate) mod postgres;
+pub(crate) mod records;
+pub(crate) mod sqlite;
+pub(crate) mod tasks;
+pub(crate) mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What a unique value that is already taken belongs to. Each backend tells it from its own
 /// names for the unique indexes; the words clients read in the 409 are chosen here, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Taken {
+pub(crate) enum Taken {
     AppUid,
     EndpointUid,
     EventTypeName,
@@ -356,7 +356,7 @@ impl Default for PoolOptions {
 }
 
 /// True for the URL schemes of the PostgreSQL store.
-pub fn is_postgres_url(database_url: &str) -> bool {
+pub(crate) fn is_postgres_url(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
@@ -406,7 +406,7 @@ fn key_file_beside(db_path: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// A database URL with any password removed, for messages.
-pub fn redact_url(database_url: &str) -> String {
+pub(crate) fn redact_url(database_url: &str) -> String {
     match url::Url::parse(database_url) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("***"));

@@ -146,7 +146,7 @@ impl Message {
 
 /// How long a message's payload is kept when its sender does not say (Svix's default,
 /// `payloadRetentionPeriod`: 90 days).
-pub const DEFAULT_PAYLOAD_RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
+pub(crate) const DEFAULT_PAYLOAD_RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
 
 /// A message's place in its application's feed, in commit order (which ids, generated before
 /// the commit, do not give). Positions compare as (`group`, `seq`): on PostgreSQL `group` is the
