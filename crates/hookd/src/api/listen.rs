@@ -20,6 +20,7 @@ use super::extract::{Json, Path, Query};
 use super::AppState;
 use crate::domain::ids::{new_id, AppId, EndpointId, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::EventTypeName;
 use crate::relay::{self, RelayReply};
 use crate::store::Endpoint;
 
@@ -71,7 +72,12 @@ async fn open(
         url: format!("{}://{session_id}", relay::SCHEME),
         description: "hookd listen session".into(),
         disabled: false,
-        event_types: input.event_types.filter(|t| !t.is_empty()),
+        // Not parsed, as before: a name that would not parse matches no message (every
+        // message's event type was parsed), so the session simply receives none of it.
+        event_types: input
+            .event_types
+            .filter(|t| !t.is_empty())
+            .map(|types| types.into_iter().map(EventTypeName::from_stored).collect()),
         channels: None,
         throttle_rate: None,
         metadata: Default::default(),

@@ -119,11 +119,11 @@ impl MessageOut {
             .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON"));
         Self {
             id: message.id.into(),
-            event_type: message.event_type,
-            event_id: message.event_id,
+            event_type: message.event_type.into(),
+            event_id: message.event_id.map(String::from),
             payload,
-            channels: message.channels,
-            ordering_key: message.ordering_key,
+            channels: message.channels.map(super::endpoints::strings),
+            ordering_key: message.ordering_key.map(String::from),
             timestamp: rfc3339(message.created_at),
             payload_expired: message.payload_expired,
         }
@@ -180,12 +180,12 @@ async fn create(
     check_payload(&state, input.event_type.as_str(), payload).await?;
     let retention = input.payload_retention_ms()?;
     let message = Message {
-        event_id: input.event_id.map(String::from),
+        event_id: input.event_id,
         channels: check_channels(input.channels)?,
-        ordering_key: input.ordering_key.map(String::from),
+        ordering_key: input.ordering_key,
         ..Message::new(
             app.id,
-            input.event_type.into(),
+            input.event_type,
             payload.into(),
             now_millis(),
             retention,

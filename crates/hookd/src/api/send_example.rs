@@ -100,7 +100,7 @@ pub(crate) async fn send_example(
             "the endpoint is disabled; enable it before sending to it",
         ));
     }
-    let event_type = String::from(input.event_type);
+    let event_type = input.event_type;
     let payload = example_payload(&state, &event_type, input.example_index)
         .await?
         .to_string();

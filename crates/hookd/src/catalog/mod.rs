@@ -8,6 +8,7 @@ pub(crate) mod validators;
 use serde_json::{json, Value};
 
 use crate::domain::time::now_millis;
+use crate::domain::EventTypeName;
 use crate::store::{EventType, SharedStore, StoreError, StoreResult};
 
 /// One entry of the catalog.
@@ -129,7 +130,7 @@ fn event_type(entry: &CatalogEntry) -> EventType {
     schema["examples"] = json!([example(entry)]);
     let now = now_millis();
     EventType {
-        name: entry.name.to_string(),
+        name: EventTypeName::from_stored(entry.name.to_string()),
         description: entry.description.to_string(),
         archived: false,
         deprecated: false,

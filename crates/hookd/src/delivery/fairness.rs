@@ -131,6 +131,7 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::EventTypeName;
     use crate::store::TriggerType;
 
     fn delivery(endpoint: &str, n: usize) -> ClaimedDelivery {
@@ -140,7 +141,7 @@ mod tests {
             msg_id: format!("msg_{n}").into(),
             app_id: "app_1".into(),
             endpoint_id: endpoint.into(),
-            event_type: "payment.created".into(),
+            event_type: EventTypeName::from_stored("payment.created".into()),
             url: "http://127.0.0.1:1/".into(),
             payload: "{}".into(),
             secrets: Vec::new(),

@@ -73,6 +73,11 @@ macro_rules! id_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// An id read back from the store.
+            pub(crate) fn from_stored(text: String) -> Self {
+                Self(text)
+            }
         }
 
         impl From<String> for $name {

@@ -33,7 +33,7 @@ pub(crate) use events::{Event, Kind};
 use hookd_signing::Secret;
 
 use crate::domain::time::now_millis;
-use crate::domain::{AppId, EndpointId, EndpointUrl};
+use crate::domain::{AppId, EndpointId, EndpointUrl, EventTypeName, Uid};
 use crate::store::{
     Application, AttemptResult, Endpoint, Message, Recorded, SharedStore, StoreError,
     DEFAULT_PAYLOAD_RETENTION_MS,
@@ -88,7 +88,7 @@ pub async fn ensure_target(
             let endpoint = Endpoint {
                 id: EndpointId::generate(),
                 app_id: app.id.clone(),
-                uid: Some(ENDPOINT_UID.into()),
+                uid: Some(Uid::from_stored(ENDPOINT_UID.into())),
                 url: url.clone(),
                 description: "hookd's operational webhooks (HOOKD_OPERATIONAL_WEBHOOK_URL)".into(),
                 disabled: false,
@@ -154,7 +154,7 @@ async fn ensure_app(store: &SharedStore) -> anyhow::Result<Application> {
     let now = now_millis();
     let app = Application {
         id: AppId::generate(),
-        uid: Some(APP_UID.into()),
+        uid: Some(Uid::from_stored(APP_UID.into())),
         name: "hookd operational webhooks".into(),
         throttle_rate: None,
         metadata: [(MARKER.0.to_string(), MARKER.1.to_string())].into(),
@@ -238,9 +238,9 @@ impl Emitter {
         self.emit(Event::Endpoint {
             kind,
             app_id: app.id.clone(),
-            app_uid: app.uid.clone(),
+            app_uid: app.uid.clone().map(String::from),
             endpoint_id: endpoint.id.clone(),
-            endpoint_uid: endpoint.uid.clone(),
+            endpoint_uid: endpoint.uid.clone().map(String::from),
         });
     }
 
@@ -310,7 +310,7 @@ async fn publish(
             let looked_up = names.of(&store, &event).await;
             let message = Message::new(
                 target.app_id.clone(),
-                event.kind().name().into(),
+                EventTypeName::from_stored(event.kind().name().into()),
                 events::payload(&event, &looked_up).into(),
                 now_millis(),
                 DEFAULT_PAYLOAD_RETENTION_MS,
@@ -326,7 +326,7 @@ async fn publish(
                 Ok((_, Ok(_))) => telemetry::operational_event("committed"),
                 Ok((event_type, Err(err))) => {
                     telemetry::operational_event("failed");
-                    error!(error = %err, event_type, "an operational webhook could not be stored");
+                    error!(error = %err, %event_type, "an operational webhook could not be stored");
                 }
                 Err(err) => error!(error = %err, "storing an operational webhook panicked"),
             }
@@ -365,7 +365,8 @@ impl NameCache {
                     .await
                     .ok()
                     .flatten()
-                    .and_then(|m| m.event_id),
+                    .and_then(|m| m.event_id)
+                    .map(String::from),
             },
         }
     }
@@ -379,7 +380,8 @@ impl NameCache {
             .await
             .ok()
             .flatten()
-            .and_then(|a| a.uid);
+            .and_then(|a| a.uid)
+            .map(String::from);
         self.app_uids.insert(app_id.clone(), uid.clone());
         uid
     }
@@ -398,7 +400,8 @@ impl NameCache {
             .await
             .ok()
             .flatten()
-            .and_then(|e| e.uid);
+            .and_then(|e| e.uid)
+            .map(String::from);
         self.endpoint_uids.insert(endpoint_id.clone(), uid.clone());
         uid
     }

@@ -189,7 +189,12 @@ impl EndpointForm {
         Self {
             url: endpoint.url.clone(),
             description: endpoint.description.clone(),
-            event_types: endpoint.event_types.clone().unwrap_or_default(),
+            event_types: endpoint
+                .event_types
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect(),
             channels: endpoint.channels.clone().unwrap_or_default().join(", "),
             throttle_rate: endpoint
                 .throttle_rate
@@ -309,10 +314,10 @@ async fn choices(state: &AppState, checked: &[String]) -> Result<Vec<EventTypeCh
     Ok(types
         .into_iter()
         .map(|t| EventTypeChoice {
-            checked: checked.contains(&t.name),
+            checked: checked.iter().any(|c| c == t.name.as_str()),
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
-            name: t.name,
+            name: t.name.into(),
             description: super::pages::code_spans(&t.description),
         })
         .collect())
@@ -605,7 +610,7 @@ async fn endpoint_page(
             DeliveryRow {
                 created: when(message.created_at),
                 msg_id: message.id.into(),
-                event_type: message.event_type,
+                event_type: message.event_type.into(),
                 status,
                 status_class,
                 next_attempt: delivery.next_attempt_at.map(when),
@@ -635,8 +640,12 @@ async fn endpoint_page(
         .failing_since
         .map(when);
     let test_types = match &endpoint.event_types {
-        Some(types) => types.clone(),
-        None => catalog(state).await?.into_iter().map(|t| t.name).collect(),
+        Some(types) => types.iter().map(ToString::to_string).collect(),
+        None => catalog(state)
+            .await?
+            .into_iter()
+            .map(|t| t.name.into())
+            .collect(),
     };
     let (id_header, timestamp_header, signature_header) = match state.signature_headers {
         crate::config::SignatureHeaders::Svix => ("svix-id", "svix-timestamp", "svix-signature"),

@@ -155,8 +155,8 @@ pub async fn messages(
         rows.push(MessageRow {
             created: when(m.created_at),
             id: m.id.into(),
-            event_type: m.event_type,
-            ordering_key: m.ordering_key,
+            event_type: m.event_type.into(),
+            ordering_key: m.ordering_key.map(String::from),
             status,
             status_class,
         });
@@ -164,7 +164,7 @@ pub async fn messages(
     let event_types = live_types(&state)
         .await?
         .into_iter()
-        .map(|t| t.name)
+        .map(|t| t.name.into())
         .collect();
     let filtered = filter.event_types.is_some()
         || filter.after.is_some()
@@ -461,7 +461,7 @@ pub async fn catalog(State(state): State<AppState>, session: PortalSession) -> P
         .map(|t| EventTypeView {
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
-            name: t.name,
+            name: t.name.into(),
             description: code_spans(&t.description),
             deprecated: t.deprecated,
         })

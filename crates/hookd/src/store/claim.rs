@@ -86,6 +86,7 @@ mod tests {
     use hookd_signing::Secret;
 
     use super::*;
+    use crate::domain::EventTypeName;
 
     fn endpoint(id: &str, disabled: bool, throttle_rate: Option<i64>) -> Endpoint {
         Endpoint {
@@ -111,7 +112,7 @@ mod tests {
         Message {
             id: id.into(),
             app_id: "app_1".into(),
-            event_type: "invoice.paid".into(),
+            event_type: EventTypeName::from_stored("invoice.paid".into()),
             event_id: None,
             channels: None,
             payload: Arc::from("{}"),

@@ -7,13 +7,16 @@ use hookd_signing::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::domain::{AppId, AttemptId, DeliveryId, EndpointId, MessageId, TaskId, TokenId};
+use crate::domain::{
+    AppId, AttemptId, Channel, DeliveryId, EndpointId, EventTypeName, MessageId, TaskId, TokenId,
+    Uid,
+};
 
 /// A tenant: one merchant of the platform.
 #[derive(Debug, Clone)]
 pub struct Application {
     pub id: AppId,
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
     pub name: String,
     pub throttle_rate: Option<i64>,
     pub metadata: BTreeMap<String, String>,
@@ -33,14 +36,16 @@ pub struct RetiringSecret {
 pub struct Endpoint {
     pub id: EndpointId,
     pub app_id: AppId,
-    pub uid: Option<String>,
+    pub uid: Option<Uid>,
+    /// Text, not an `EndpointUrl`: a `hookd listen` session's endpoint has a
+    /// `hookd-listen://` URL, and the engine parses every URL into its transport target.
     pub url: String,
     pub description: String,
     pub disabled: bool,
     /// `None` receives every event type.
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<EventTypeName>>,
     /// `None` receives messages on any channel, or none.
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<Vec<Channel>>,
     pub throttle_rate: Option<i64>,
     pub metadata: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
@@ -52,7 +57,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Whether a message of this event type on these channels is for this endpoint.
-    pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+    pub fn wants(&self, event_type: &str, channels: Option<&[Channel]>) -> bool {
         if self.disabled {
             return false;
         }
@@ -86,7 +91,7 @@ impl Endpoint {
 /// An entry of the event type catalog.
 #[derive(Debug, Clone)]
 pub struct EventType {
-    pub name: String,
+    pub name: EventTypeName,
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
@@ -104,13 +109,13 @@ pub struct EventType {
 pub struct Message {
     pub id: MessageId,
     pub app_id: AppId,
-    pub event_type: String,
-    pub event_id: Option<String>,
-    pub channels: Option<Vec<String>>,
+    pub event_type: EventTypeName,
+    pub event_id: Option<Uid>,
+    pub channels: Option<Vec<Channel>>,
     /// The payload exactly as ingested; it is the body of every delivery. `{}` once expired.
     pub payload: Arc<str>,
     /// Messages with the same key reach each endpoint in ingest order.
-    pub ordering_key: Option<String>,
+    pub ordering_key: Option<Uid>,
     pub created_at: i64,
     /// When the payload's retention ends (unix ms): `payloadRetentionPeriod` after ingest.
     pub payload_expires_at: i64,
@@ -124,7 +129,7 @@ impl Message {
     /// for `payload_retention_ms`. Every message hookd stores is made here.
     pub fn new(
         app_id: AppId,
-        event_type: String,
+        event_type: EventTypeName,
         payload: Arc<str>,
         created_at: i64,
         payload_retention_ms: i64,
@@ -336,7 +341,7 @@ pub struct ClaimedDelivery {
     pub msg_id: MessageId,
     pub app_id: AppId,
     pub endpoint_id: EndpointId,
-    pub event_type: String,
+    pub event_type: EventTypeName,
     pub url: String,
     pub payload: Arc<str>,
     pub secrets: Vec<Secret>,

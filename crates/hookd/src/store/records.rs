@@ -6,7 +6,7 @@
 use hookd_signing::Secret;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{AppId, EndpointId};
+use crate::domain::{AppId, Channel, EndpointId, EventTypeName, Uid};
 
 use super::cipher::{endpoint_row, CipherError, SecretCipher};
 use super::tasks::kind_and_status;
@@ -79,6 +79,11 @@ pub fn payload_expires_at(stored: Option<i64>) -> i64 {
     stored.unwrap_or(i64::MAX)
 }
 
+/// A stored list of names (event types, channels) as its type.
+fn stored_list<T>(list: Option<Vec<String>>, name: fn(String) -> T) -> Option<Vec<T>> {
+    list.map(|list| list.into_iter().map(name).collect())
+}
+
 /// Reads the columns of one row, whatever backend it comes from: the few kinds of value the
 /// records hold. Each backend implements it for its own row type, so the mapping from columns
 /// to records below is written once.
@@ -117,7 +122,7 @@ pub trait Columns {
 pub fn application<R: Columns>(row: &R) -> Result<Application, R::Error> {
     Ok(Application {
         id: row.text("id")?.into(),
-        uid: row.opt_text("uid")?,
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
         name: row.text("name")?,
         throttle_rate: row.opt_int("throttle_rate")?,
         metadata: row.json("metadata")?,
@@ -141,12 +146,12 @@ pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, 
     Ok(Endpoint {
         id,
         app_id,
-        uid: row.opt_text("uid")?,
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
         url: row.text("url")?,
         description: row.text("description")?,
         disabled: row.flag("disabled")?,
-        event_types: row.opt_list("event_types")?,
-        channels: row.opt_list("channels")?,
+        event_types: stored_list(row.opt_list("event_types")?, EventTypeName::from_stored),
+        channels: stored_list(row.opt_list("channels")?, Channel::from_stored),
         throttle_rate: row.opt_int("throttle_rate")?,
         metadata: row.json("metadata")?,
         headers: row.json("headers")?,
@@ -159,7 +164,7 @@ pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, 
 
 pub fn event_type<R: Columns>(row: &R) -> Result<EventType, R::Error> {
     Ok(EventType {
-        name: row.text("name")?,
+        name: EventTypeName::from_stored(row.text("name")?),
         description: row.text("description")?,
         archived: row.flag("archived")?,
         deprecated: row.flag("deprecated")?,
@@ -175,11 +180,11 @@ pub fn message<R: Columns>(row: &R) -> Result<Message, R::Error> {
     Ok(Message {
         id: row.text("id")?.into(),
         app_id: row.text("app_id")?.into(),
-        event_type: row.text("event_type")?,
-        event_id: row.opt_text("event_id")?,
-        channels: row.opt_list("channels")?,
+        event_type: EventTypeName::from_stored(row.text("event_type")?),
+        event_id: row.opt_text("event_id")?.map(Uid::from_stored),
+        channels: stored_list(row.opt_list("channels")?, Channel::from_stored),
         payload: row.text("payload")?.into(),
-        ordering_key: row.opt_text("ordering_key")?,
+        ordering_key: row.opt_text("ordering_key")?.map(Uid::from_stored),
         created_at: row.int("created_at")?,
         payload_expires_at: payload_expires_at(row.opt_int("payload_expires_at")?),
         payload_expired: row.flag("payload_expired")?,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookd::domain::time::now_millis;
-use hookd::domain::{AppId, AttemptId, EndpointId, MessageId, TaskId};
+use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, TaskId, Uid};
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
     DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
@@ -101,11 +101,11 @@ impl Fixture {
         let message = Message {
             id: MessageId::generate(),
             app_id: app_id.clone(),
-            event_type: "invoice.paid".into(),
+            event_type: EventTypeName::parse("invoice.paid").expect("an event type"),
             event_id: None,
             channels: None,
             payload: Arc::from(r#"{"n":1}"#),
-            ordering_key: ordering_key.map(str::to_string),
+            ordering_key: ordering_key.map(|key| Uid::parse(key).expect("an ordering key")),
             created_at: self.t0 + at,
             payload_expires_at: self.t0 + 24 * HOUR,
             payload_expired: false,

@@ -90,7 +90,7 @@ pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.c
 pub const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.success, \
     a.response_status_code, a.response, a.response_duration_ms, a.trigger_type, a.created_at";
 
-/// Ids are bound and read as `text` (and `text[]`), so a query binds `&endpoint.id` as it bound
+/// Ids and names are bound and read as `text` (and `text[]`), so a query binds `&endpoint.id` as it bound
 /// the `String` before, and a row's id column decodes straight into its type.
 macro_rules! pg_text_id {
     ($($id:ty),*) => {$(
@@ -127,7 +127,7 @@ macro_rules! pg_text_id {
             fn decode(
                 value: sqlx::postgres::PgValueRef<'r>,
             ) -> Result<Self, sqlx::error::BoxDynError> {
-                <String as sqlx::Decode<'r, sqlx::Postgres>>::decode(value).map(Self::from)
+                <String as sqlx::Decode<'r, sqlx::Postgres>>::decode(value).map(Self::from_stored)
             }
         }
     )*};
@@ -140,5 +140,8 @@ pg_text_id!(
     crate::domain::AttemptId,
     crate::domain::DeliveryId,
     crate::domain::TokenId,
-    crate::domain::TaskId
+    crate::domain::TaskId,
+    crate::domain::Uid,
+    crate::domain::EventTypeName,
+    crate::domain::Channel
 );
