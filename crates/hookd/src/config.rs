@@ -19,23 +19,8 @@ use crate::domain::EndpointUrl;
 use crate::outbound::{DestinationGuard, Verdict};
 use crate::store::{is_postgres_url, PoolOptions};
 
-/// Which header names carry the signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureHeaders {
-    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
-    Webhook,
-    /// `svix-id`, `svix-timestamp`, `svix-signature`.
-    Svix,
-    /// Both sets.
-    Both,
-}
-
-/// How logs are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::delivery::attempt::SignatureHeaders;
+pub use crate::telemetry::LogFormat;
 
 /// A built-in catalog loaded at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,13 +96,7 @@ pub struct PortalSettings {
     pub accent_color: String,
 }
 
-/// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
-/// signs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperationalWebhook {
-    pub url: EndpointUrl,
-    pub secret: Secret,
-}
+pub use crate::operational::OperationalWebhook;
 
 impl Settings {
     /// Settings for tests and embedding: a database URL and everything else at its default.

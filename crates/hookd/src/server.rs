@@ -112,7 +112,10 @@ pub(crate) async fn run_with_store(
             store.clone(),
             target,
             queue,
-            engine.as_ref().map(Engine::handle),
+            engine.as_ref().map(|engine| {
+                let dispatch = engine.handle();
+                Arc::new(move || dispatch.wake()) as operational::Wake
+            }),
         )
     });
     let dispatch = engine.as_ref().map(Engine::handle);
@@ -161,7 +164,8 @@ pub(crate) async fn run_with_store(
     let sampler = BacklogSampler::start(state.store.clone());
     // A worker-only process answers health probes and nothing else.
     let router = if serves_api {
-        api::router(state)
+        let pages = crate::portal::routes(&state).merge(crate::dashboard::routes(&state));
+        api::router(state, pages)
     } else {
         api::health_router(state)
     };

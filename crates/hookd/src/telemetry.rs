@@ -23,8 +23,15 @@ pub(crate) const COMMIT_DURATION: &str = "hookd_commit_duration_seconds";
 pub(crate) const HTTP_REQUESTS: &str = "hookd_http_requests_total";
 pub(crate) const OPERATIONAL_EVENTS: &str = "hookd_operational_events_total";
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Installs the process's log (and, with the `otel` feature, trace) subscriber.
-pub fn init_logging(format: crate::config::LogFormat) {
+pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -37,8 +44,8 @@ pub fn init_logging(format: crate::config::LogFormat) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let fmt = match format {
-        crate::config::LogFormat::Text => fmt.boxed(),
-        crate::config::LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
     };
     tracing_subscriber::registry()
         .with(otel::layer())

@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::AppId;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::Uid;
 use crate::store::{Application, Order};
@@ -69,8 +69,8 @@ pub struct ApplicationOut {
 impl From<Application> for ApplicationOut {
     fn from(app: Application) -> Self {
         Self {
-            id: app.id,
-            uid: app.uid,
+            id: app.id.into(),
+            uid: app.uid.map(String::from),
             name: app.name,
             throttle_rate: app.throttle_rate,
             rate_limit: app.throttle_rate,
@@ -143,7 +143,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |a| a.id.clone(),
+        |a| a.id.to_string(),
         ApplicationOut::from,
     )))
 }
@@ -183,12 +183,12 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(app.into())))
 }
 
-fn new_app(input: ApplicationIn, uid_from_path: Option<String>) -> Result<Application, ApiError> {
+fn new_app(input: ApplicationIn, uid_from_path: Option<Uid>) -> Result<Application, ApiError> {
     check_name(&input.name)?;
     let now = now_millis();
     Ok(Application {
-        id: new_id(IdPrefix::App),
-        uid: input.uid.map(String::from).or(uid_from_path),
+        id: AppId::generate(),
+        uid: input.uid.or(uid_from_path),
         name: input.name,
         throttle_rate: check_rate(input.throttle_rate)?,
         metadata: input.metadata.unwrap_or_default(),
@@ -241,13 +241,13 @@ async fn replace(
     let Some(mut app) = state.store.get_app(&app_id).await? else {
         let uid = Uid::parse(app_id.clone())
             .map_err(|e| ApiError::invalid(&["path", "app_id"], e.to_string()))?;
-        let app = new_app(input, Some(uid.into()))?;
+        let app = new_app(input, Some(uid))?;
         state.store.create_app(&app).await?;
         return Ok((StatusCode::CREATED, axum::Json(app.into())));
     };
     check_name(&input.name)?;
     app.name = input.name;
-    app.uid = input.uid.map(String::from);
+    app.uid = input.uid;
     app.throttle_rate = check_rate(input.throttle_rate)?;
     app.metadata = input.metadata.unwrap_or_default();
     app.updated_at = now_millis();
@@ -279,7 +279,7 @@ async fn patch(
         app.name = name;
     }
     if let Some(uid) = input.uid {
-        app.uid = uid.map(String::from);
+        app.uid = uid;
     }
     if let Some(rate) = input.throttle_rate {
         app.throttle_rate = check_rate(rate)?;

@@ -13,6 +13,7 @@ use super::extract::{Path, Query};
 use super::messages::{self, MessageOut};
 use super::pagination::{ListResponse, PageParams};
 use super::AppState;
+use crate::domain::ids::{AttemptId, EndpointId};
 use crate::domain::time::rfc3339;
 use crate::store::{Attempt, AttemptFilter, DeliveryState, DeliveryStatus, Order};
 use utoipa::ToSchema;
@@ -78,9 +79,9 @@ impl From<Attempt> for AttemptOut {
         };
         let (status, status_text) = status_code_and_text(state);
         Self {
-            id: a.id,
-            msg_id: a.msg_id,
-            endpoint_id: a.endpoint_id,
+            id: a.id.into(),
+            msg_id: a.msg_id.into(),
+            endpoint_id: a.endpoint_id.into(),
             url: a.url,
             response: a.response,
             response_status_code: a.response_status_code,
@@ -118,7 +119,7 @@ impl AttemptParams {
 }
 
 fn attempt_page(rows: Vec<Attempt>, page: &crate::store::PageRequest) -> ListResponse<AttemptOut> {
-    ListResponse::build(rows, page, |a| a.id.clone(), AttemptOut::from)
+    ListResponse::build(rows, page, |a| a.id.to_string(), AttemptOut::from)
 }
 
 #[utoipa::path(
@@ -168,7 +169,7 @@ async fn by_message(
     let page = params.page.parse(Order::Descending)?;
     let filter = AttemptFilter {
         msg_id: Some(message.id),
-        endpoint_id: params.endpoint_id.clone(),
+        endpoint_id: params.endpoint_id.clone().map(EndpointId::from),
         success: params.success_filter()?,
     };
     let rows = state.store.list_attempts(&app.id, &filter, &page).await?;
@@ -193,7 +194,7 @@ async fn read(
     let (app, message) = messages::load(&state, &principal, &app_id, &msg_id).await?;
     let attempt = state
         .store
-        .get_attempt(&app.id, &message.id, &attempt_id)
+        .get_attempt(&app.id, &message.id, &AttemptId::from(attempt_id))
         .await?
         .ok_or_else(|| ApiError::not_found("attempt"))?;
     Ok(axum::Json(attempt.into()))
@@ -274,7 +275,7 @@ async fn message_endpoints(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |(e, _)| e.id.clone(),
+        |(e, _)| e.id.to_string(),
         |(e, s)| MessageEndpointOut {
             endpoint: e.into(),
             state: s.into(),
@@ -308,7 +309,7 @@ async fn endpoint_messages(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |(m, _)| m.id.clone(),
+        |(m, _)| m.id.to_string(),
         |(m, s)| EndpointMessageOut {
             message: MessageOut::new(m, with_content),
             state: s.into(),

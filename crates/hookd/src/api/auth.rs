@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, ErrorResponses};
 use super::extract::Json;
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::{AppId, TokenId};
 use crate::domain::time::now_millis;
 use crate::store::{ApiToken, Application, SharedStore, StoreResult, TokenKind};
 
@@ -29,7 +29,7 @@ pub(crate) enum Principal {
     /// May do everything.
     Org,
     /// May reach one application only.
-    App(String),
+    App(AppId),
 }
 
 impl Principal {
@@ -64,11 +64,12 @@ pub async fn issue_token(
     name: &str,
 ) -> StoreResult<String> {
     let scope = if app_id.is_some() { "app" } else { "org" };
+    let app_id = app_id.map(AppId::from);
     issue(
         store,
         NewToken {
             prefix: scope,
-            app_id,
+            app_id: app_id.as_ref(),
             name,
             kind: TokenKind::Api,
             expires_at: None,
@@ -82,7 +83,7 @@ pub async fn issue_token(
 pub(crate) struct NewToken<'a> {
     /// The readable part after `hookd_`, saying what the token is.
     pub prefix: &'a str,
-    pub app_id: Option<&'a str>,
+    pub app_id: Option<&'a AppId>,
     pub name: &'a str,
     pub kind: TokenKind,
     pub expires_at: Option<i64>,
@@ -96,10 +97,10 @@ pub(crate) async fn issue(store: &SharedStore, new: NewToken<'_>) -> StoreResult
     let token = format!("hookd_{}_{}", new.prefix, BASE64URL.encode(random));
     store
         .create_token(&ApiToken {
-            id: new_id(IdPrefix::Token),
+            id: TokenId::generate(),
             hash: hash_token(&token),
             name: new.name.to_string(),
-            app_id: new.app_id.map(str::to_string),
+            app_id: new.app_id.cloned(),
             created_at: now_millis(),
             revoked: false,
             kind: new.kind,
@@ -332,7 +333,7 @@ pub(crate) async fn app_portal_access(
 /// Referer: it reaches only the portal page's own script.
 pub(crate) async fn portal_link(
     state: &AppState,
-    app_id: &str,
+    app_id: &AppId,
     expires_at: i64,
     capabilities: Vec<String>,
 ) -> StoreResult<String> {

@@ -16,7 +16,7 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::EndpointId;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
 use crate::operational::Kind;
@@ -113,15 +113,15 @@ pub struct EndpointOut {
 impl From<Endpoint> for EndpointOut {
     fn from(ep: Endpoint) -> Self {
         Self {
-            id: ep.id,
+            id: ep.id.into(),
             url: ep.url,
             description: ep.description,
-            uid: ep.uid,
+            uid: ep.uid.map(String::from),
             version: 1,
             disabled: ep.disabled,
-            filter_types: ep.event_types.clone(),
-            event_types: ep.event_types,
-            channels: ep.channels,
+            filter_types: ep.event_types.clone().map(strings),
+            event_types: ep.event_types.map(strings),
+            channels: ep.channels.map(strings),
             throttle_rate: ep.throttle_rate,
             rate_limit: ep.throttle_rate,
             metadata: ep.metadata,
@@ -185,7 +185,7 @@ fn check_description(description: &str) -> Result<(), ApiError> {
 async fn check_event_types(
     state: &AppState,
     types: Option<Vec<EventTypeName>>,
-) -> Result<Option<Vec<String>>, ApiError> {
+) -> Result<Option<Vec<EventTypeName>>, ApiError> {
     let Some(types) = types else {
         return Ok(None);
     };
@@ -195,7 +195,7 @@ async fn check_event_types(
             "must not be empty; leave it out to receive every event type",
         ));
     }
-    let names: Vec<String> = types.into_iter().map(String::from).collect();
+    let names: Vec<String> = types.iter().map(|t| t.to_string()).collect();
     let known = state.store.known_event_types(&names).await?;
     let unknown: Vec<FieldError> = names
         .iter()
@@ -210,17 +210,22 @@ async fn check_event_types(
     if !unknown.is_empty() {
         return Err(ApiError::invalid_fields(unknown));
     }
-    Ok(Some(names))
+    Ok(Some(types))
+}
+
+/// Names as the text the API answers with.
+pub(crate) fn strings<T: Into<String>>(names: Vec<T>) -> Vec<String> {
+    names.into_iter().map(Into::into).collect()
 }
 
 /// Channels, when given, hold between one and ten names.
-pub fn check_channels(channels: Option<Vec<Channel>>) -> Result<Option<Vec<String>>, ApiError> {
+pub fn check_channels(channels: Option<Vec<Channel>>) -> Result<Option<Vec<Channel>>, ApiError> {
     match channels {
         Some(list) if list.is_empty() || list.len() > MAX_CHANNELS => Err(ApiError::invalid(
             &["body", "channels"],
             format!("must hold between 1 and {MAX_CHANNELS} channels"),
         )),
-        other => Ok(other.map(|list| list.into_iter().map(String::from).collect())),
+        other => Ok(other),
     }
 }
 
@@ -261,7 +266,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |e| e.id.clone(),
+        |e| e.id.to_string(),
         EndpointOut::from,
     )))
 }
@@ -296,15 +301,15 @@ async fn new_endpoint(
     state: &AppState,
     app: &Application,
     input: EndpointIn,
-    uid_from_path: Option<String>,
+    uid_from_path: Option<Uid>,
 ) -> Result<Endpoint, ApiError> {
     let url = parse_url(state, &input.url)?;
     check_description(&input.description)?;
     let now = now_millis();
     Ok(Endpoint {
-        id: new_id(IdPrefix::Endpoint),
+        id: EndpointId::generate(),
         app_id: app.id.clone(),
-        uid: input.uid.map(String::from).or(uid_from_path),
+        uid: input.uid.or(uid_from_path),
         url,
         description: input.description,
         disabled: input.disabled,
@@ -365,7 +370,7 @@ async fn replace(
     let Some(mut endpoint) = state.store.get_endpoint(&app.id, &endpoint_id).await? else {
         let uid = Uid::parse(endpoint_id.clone())
             .map_err(|e| ApiError::invalid(&["path", "endpoint_id"], e.to_string()))?;
-        let endpoint = new_endpoint(&state, &app, input, Some(uid.into())).await?;
+        let endpoint = new_endpoint(&state, &app, input, Some(uid)).await?;
         state.store.create_endpoint(&endpoint).await?;
         state
             .operational
@@ -375,7 +380,7 @@ async fn replace(
     endpoint.url = parse_url(&state, &input.url)?;
     check_description(&input.description)?;
     endpoint.description = input.description;
-    endpoint.uid = input.uid.map(String::from);
+    endpoint.uid = input.uid;
     endpoint.disabled = input.disabled;
     endpoint.event_types = check_event_types(&state, input.event_types).await?;
     endpoint.channels = check_channels(input.channels)?;
@@ -415,7 +420,7 @@ pub(crate) async fn patch(
         endpoint.description = description;
     }
     if let Some(uid) = input.uid {
-        endpoint.uid = uid.map(String::from);
+        endpoint.uid = uid;
     }
     if let Some(disabled) = input.disabled {
         endpoint.disabled = disabled;

@@ -147,11 +147,6 @@ impl ApiError {
         self.status
     }
 
-    /// The stable code, as answered in `code`.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-
     /// The detail as one sentence, for a page; a validation error's fields are in
     /// [`field_errors`](Self::field_errors).
     pub fn message(&self) -> String {
@@ -255,6 +250,10 @@ pub struct ValidationErrorOut {
 
 /// The error answers any route may give.
 #[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    reason = "only describes the answers in the OpenAPI document; never built"
+)]
 pub enum ErrorResponses {
     /// The body is not valid JSON.
     #[response(status = 400)]

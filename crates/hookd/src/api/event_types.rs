@@ -97,7 +97,7 @@ pub struct EventTypeOut {
 impl From<EventType> for EventTypeOut {
     fn from(et: EventType) -> Self {
         Self {
-            name: et.name,
+            name: et.name.into(),
             description: et.description,
             archived: et.archived,
             deprecated: et.deprecated,
@@ -190,7 +190,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |e| e.name.clone(),
+        |e| e.name.to_string(),
         EventTypeOut::from,
     )))
 }
@@ -215,7 +215,7 @@ async fn create(
     check_schemas(&input.schemas)?;
     let now = now_millis();
     let event_type = EventType {
-        name: input.name.into(),
+        name: input.name,
         description: input.description,
         archived: input.archived,
         deprecated: input.deprecated,
@@ -283,7 +283,7 @@ pub(crate) async fn replace(
     let name = EventTypeName::parse(name)
         .map_err(|e| ApiError::invalid(&["path", "event_type_name"], e.to_string()))?;
     let event_type = EventType {
-        name: name.into(),
+        name,
         description: input.description,
         archived: input.archived,
         deprecated: input.deprecated,

@@ -30,6 +30,7 @@ use super::extract::{Path, Query};
 use super::messages::MessageOut;
 use super::pagination::parse_limit;
 use super::AppState;
+use crate::domain::ids::AppId;
 use crate::store::{FeedPosition, Message, StoreResult};
 
 /// The longest a request may wait for messages.
@@ -119,7 +120,7 @@ async fn read(
 /// `wait` while it is empty.
 async fn next_page(
     state: &AppState,
-    app_id: &str,
+    app_id: &AppId,
     after: FeedPosition,
     limit: usize,
     wait: Duration,

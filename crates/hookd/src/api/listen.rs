@@ -18,8 +18,9 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::{new_id, AppId, EndpointId, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::EventTypeName;
 use crate::relay::{self, RelayReply};
 use crate::store::Endpoint;
 
@@ -65,13 +66,18 @@ async fn open(
     let session_id = new_id(IdPrefix::Token).replacen("tok_", "lsn_", 1);
     let now = now_millis();
     let endpoint = Endpoint {
-        id: new_id(IdPrefix::Endpoint),
+        id: EndpointId::generate(),
         app_id: app.id.clone(),
         uid: None,
         url: format!("{}://{session_id}", relay::SCHEME),
         description: "hookd listen session".into(),
         disabled: false,
-        event_types: input.event_types.filter(|t| !t.is_empty()),
+        // Not parsed, as before: a name that would not parse matches no message (every
+        // message's event type was parsed), so the session simply receives none of it.
+        event_types: input
+            .event_types
+            .filter(|t| !t.is_empty())
+            .map(|types| types.into_iter().map(EventTypeName::from_stored).collect()),
         channels: None,
         throttle_rate: None,
         metadata: Default::default(),
@@ -87,7 +93,7 @@ async fn open(
         StatusCode::CREATED,
         axum::Json(OpenOut {
             session_id,
-            endpoint_id: endpoint.id,
+            endpoint_id: endpoint.id.into(),
         }),
     ))
 }
@@ -98,7 +104,7 @@ async fn session_app(
     principal: &Principal,
     app_key: &str,
     session_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<AppId, ApiError> {
     let app = apps::load(state, principal, app_key).await?;
     if !state.relay.owned_by(session_id, &app.id) {
         return Err(ApiError::not_found("listen session"));
@@ -147,7 +153,10 @@ async fn close(
 ) -> Result<StatusCode, ApiError> {
     let app_id = session_app(&state, &principal, &app_id, &session_id).await?;
     if let Some(endpoint_id) = state.relay.close(&session_id) {
-        state.store.delete_endpoint(&app_id, &endpoint_id).await?;
+        state
+            .store
+            .delete_endpoint(&app_id, &EndpointId::from(endpoint_id))
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,10 +15,9 @@ use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::AppState;
 use crate::catalog::validators::PayloadError;
-use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
 use crate::domain::{Channel, EventTypeName, Uid};
-use crate::store::{Message, MessageFilter, Order};
+use crate::store::{Message, MessageFilter, Order, DEFAULT_PAYLOAD_RETENTION_MS};
 use crate::telemetry;
 use utoipa::ToSchema;
 
@@ -32,8 +31,6 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// How long a payload is kept unless the message says otherwise, in days.
-pub const DEFAULT_PAYLOAD_RETENTION_DAYS: i64 = 90;
 const MAX_PAYLOAD_RETENTION_DAYS: i64 = 90;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const HOUR_MS: i64 = 60 * 60 * 1000;
@@ -86,7 +83,7 @@ impl MessageIn {
                 &["body", "payloadRetentionPeriod"],
                 format!("must be between 1 and {MAX_PAYLOAD_RETENTION_DAYS} days"),
             )),
-            (None, None) => Ok(DEFAULT_PAYLOAD_RETENTION_DAYS * DAY_MS),
+            (None, None) => Ok(DEFAULT_PAYLOAD_RETENTION_MS),
         }
     }
 }
@@ -121,12 +118,12 @@ impl MessageOut {
         let payload = RawValue::from_string(content.to_string())
             .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON"));
         Self {
-            id: message.id,
-            event_type: message.event_type,
-            event_id: message.event_id,
+            id: message.id.into(),
+            event_type: message.event_type.into(),
+            event_id: message.event_id.map(String::from),
             payload,
-            channels: message.channels,
-            ordering_key: message.ordering_key,
+            channels: message.channels.map(super::endpoints::strings),
+            ordering_key: message.ordering_key.map(String::from),
             timestamp: rfc3339(message.created_at),
             payload_expired: message.payload_expired,
         }
@@ -182,18 +179,17 @@ async fn create(
     }
     check_payload(&state, input.event_type.as_str(), payload).await?;
     let retention = input.payload_retention_ms()?;
-    let now = now_millis();
     let message = Message {
-        id: new_id(IdPrefix::Message),
-        app_id: app.id,
-        event_type: input.event_type.into(),
-        event_id: input.event_id.map(String::from),
+        event_id: input.event_id,
         channels: check_channels(input.channels)?,
-        payload: payload.into(),
-        ordering_key: input.ordering_key.map(String::from),
-        created_at: now,
-        payload_expires_at: now + retention,
-        payload_expired: false,
+        ordering_key: input.ordering_key,
+        ..Message::new(
+            app.id,
+            input.event_type,
+            payload.into(),
+            now_millis(),
+            retention,
+        )
     };
     let span = tracing::info_span!("ingest", app_id = %message.app_id, msg_id = %message.id);
     tracing::Instrument::instrument(ingest(&state, &message), span).await?;
@@ -304,7 +300,7 @@ async fn list(
     Ok(axum::Json(ListResponse::build(
         rows,
         &page,
-        |m| m.id.clone(),
+        |m| m.id.to_string(),
         |m| MessageOut::new(m, with_content),
     )))
 }

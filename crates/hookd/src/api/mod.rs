@@ -8,7 +8,7 @@ mod apps;
 pub(crate) mod attempts;
 pub mod auth;
 pub(crate) mod endpoints;
-pub mod error;
+pub(crate) mod error;
 pub(crate) mod event_types;
 pub(crate) mod extract;
 pub(crate) mod feed;
@@ -32,7 +32,6 @@ use tower_http::trace::TraceLayer;
 use std::sync::Arc;
 
 use crate::catalog::validators::PayloadValidators;
-pub use messages::DEFAULT_PAYLOAD_RETENTION_DAYS;
 
 use crate::delivery::DispatchHandle;
 use crate::operational::Emitter;
@@ -95,8 +94,10 @@ pub(crate) struct AppContext {
     pub node_id: String,
 }
 
-/// The whole API as one router.
-pub(crate) fn router(state: AppState) -> Router {
+/// The whole API as one router, with `pages` mounted beside it under the same middleware: the
+/// merchant portal's routes, which the server passes in, since the portal is built on the API
+/// and not the other way round.
+pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
     let body_limit = state.max_payload_bytes + ENVELOPE_BYTES;
     Router::new()
         .merge(apps::routes())
@@ -113,8 +114,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(auth::app_portal_access),
         )
         .route("/api/v1/auth/logout", post(auth::logout))
-        .merge(crate::portal::routes(&state))
-        .merge(crate::dashboard::routes(&state))
+        .merge(pages)
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
         .route("/metrics", get(metrics))

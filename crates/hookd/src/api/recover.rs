@@ -13,7 +13,7 @@ use super::endpoints;
 use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::TaskId;
 use crate::domain::time::{now_millis, parse_rfc3339, rfc3339};
 use crate::store::{BackgroundTask, TaskKind, TaskStatus};
 
@@ -77,13 +77,13 @@ pub struct BackgroundTaskOut {
 impl From<BackgroundTask> for BackgroundTaskOut {
     fn from(task: BackgroundTask) -> Self {
         Self {
-            id: task.id,
+            id: task.id.into(),
             status: task.status.as_str(),
             task: task.kind.as_str(),
             data: RecoverData {
                 messages_sent: task.done,
-                app_id: task.app_id,
-                endpoint_id: task.endpoint_id,
+                app_id: task.app_id.into(),
+                endpoint_id: task.endpoint_id.into(),
                 since: rfc3339(task.since),
                 until: rfc3339(task.until),
             },
@@ -135,7 +135,7 @@ pub(crate) async fn recover(
         ));
     }
     let task = BackgroundTask {
-        id: new_id(IdPrefix::Task),
+        id: TaskId::generate(),
         app_id: app.id,
         kind: TaskKind::EndpointRecover,
         status: TaskStatus::Running,
@@ -150,7 +150,7 @@ pub(crate) async fn recover(
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(RecoverOut {
-            id: task.id,
+            id: task.id.into(),
             status: task.status.as_str(),
             task: task.kind.as_str(),
             updated_at: rfc3339(task.updated_at),
@@ -175,7 +175,7 @@ async fn read(
 ) -> Result<axum::Json<BackgroundTaskOut>, ApiError> {
     let task = state
         .store
-        .get_task(&task_id)
+        .get_task(&TaskId::from(task_id))
         .await?
         .filter(|task| match &principal {
             Principal::Org => true,

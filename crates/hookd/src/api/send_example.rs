@@ -13,13 +13,12 @@ use super::auth::Principal;
 use super::endpoints;
 use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path};
-use super::messages::{MessageOut, DEFAULT_PAYLOAD_RETENTION_DAYS};
+use super::messages::MessageOut;
 use super::AppState;
 use crate::catalog;
-use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::domain::EventTypeName;
-use crate::store::Message;
+use crate::store::{Message, DEFAULT_PAYLOAD_RETENTION_MS};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route(
@@ -101,23 +100,17 @@ pub(crate) async fn send_example(
             "the endpoint is disabled; enable it before sending to it",
         ));
     }
-    let event_type = String::from(input.event_type);
+    let event_type = input.event_type;
     let payload = example_payload(&state, &event_type, input.example_index)
         .await?
         .to_string();
-    let now = now_millis();
-    let message = Message {
-        id: new_id(IdPrefix::Message),
-        app_id: app.id,
+    let message = Message::new(
+        app.id,
         event_type,
-        event_id: None,
-        channels: None,
-        payload: payload.into(),
-        ordering_key: None,
-        created_at: now,
-        payload_expires_at: now + DEFAULT_PAYLOAD_RETENTION_DAYS * 24 * 60 * 60 * 1000,
-        payload_expired: false,
-    };
+        payload.into(),
+        now_millis(),
+        DEFAULT_PAYLOAD_RETENTION_MS,
+    );
     state
         .store
         .create_message_to(&message, &endpoint.id)

@@ -3,11 +3,12 @@
 //! `hookd demo`; and the checking of payloads against an event type's schema
 //! ([`validators`] keeps the compiled schemas that ingest uses).
 
-pub mod validators;
+pub(crate) mod validators;
 
 use serde_json::{json, Value};
 
 use crate::domain::time::now_millis;
+use crate::domain::EventTypeName;
 use crate::store::{EventType, SharedStore, StoreError, StoreResult};
 
 /// One entry of the catalog.
@@ -129,7 +130,7 @@ fn event_type(entry: &CatalogEntry) -> EventType {
     schema["examples"] = json!([example(entry)]);
     let now = now_millis();
     EventType {
-        name: entry.name.to_string(),
+        name: EventTypeName::from_stored(entry.name.to_string()),
         description: entry.description.to_string(),
         archived: false,
         deprecated: false,
@@ -235,7 +236,7 @@ pub(crate) fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
 }
 
 /// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
-pub fn newest_schema(schemas: &Value) -> Option<&Value> {
+pub(crate) fn newest_schema(schemas: &Value) -> Option<&Value> {
     schemas
         .as_object()?
         .iter()

@@ -20,7 +20,7 @@ use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::{parse, Json, Path as ApiPath};
 use crate::api::{attempts, endpoints, messages, recover, AppState};
-use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::ids::{AppId, AuditId, MessageId, TaskId};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::portal::pages::render;
 use crate::store::{AuditEntry, AuditFilter, Order, PageRequest};
@@ -37,11 +37,11 @@ pub async fn record(
     state
         .store
         .append_audit(&AuditEntry {
-            id: new_id(IdPrefix::Audit),
+            id: AuditId::generate(),
             at: now_millis(),
             actor: session.actor.clone(),
             action: action.to_string(),
-            app_id: app_id.map(str::to_string),
+            app_id: app_id.map(AppId::from),
             target: target.to_string(),
             detail: detail.to_string(),
         })
@@ -271,7 +271,11 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
         "resend_all" => {
             let deliveries = state
                 .store
-                .list_message_deliveries(&form.app_id, &form.msg_id, &first(100))
+                .list_message_deliveries(
+                    &AppId::from(form.app_id.as_str()),
+                    &MessageId::from(form.msg_id.as_str()),
+                    &first(100),
+                )
                 .await?;
             if deliveries.is_empty() {
                 return Err(ApiError::not_found("message"));
@@ -283,7 +287,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
                     ApiPath((
                         form.app_id.clone(),
                         form.msg_id.clone(),
-                        endpoint.id.clone(),
+                        endpoint.id.to_string(),
                     )),
                 )
                 .await
@@ -362,7 +366,11 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             outcome.task = Some(task.0.id.clone());
         }
         "token_revoke" => {
-            if !state.store.revoke_api_token(&form.value).await? {
+            if !state
+                .store
+                .revoke_api_token(&form.value.as_str().into())
+                .await?
+            {
                 return Err(ApiError::not_found("token"));
             }
             outcome.target = form.value.clone();
@@ -436,7 +444,7 @@ pub async fn audit(
     let filter = AuditFilter {
         actor: given(&query.actor),
         action: given(&query.action),
-        app_id: given(&query.app),
+        app_id: given(&query.app).map(AppId::from),
     };
     let limit = 50;
     let mut entries = state
@@ -452,7 +460,7 @@ pub async fn audit(
         .or_problem()?;
     let next = (entries.len() > limit).then(|| {
         entries.truncate(limit);
-        entries.last().map(|e| e.id.clone()).unwrap_or_default()
+        entries.last().map(|e| e.id.to_string()).unwrap_or_default()
     });
     Ok(render(
         &AuditPage {
@@ -492,7 +500,7 @@ pub async fn task(
 ) -> PageResult {
     let task = state
         .store
-        .get_task(&task_id)
+        .get_task(&TaskId::from(task_id))
         .await
         .or_problem()?
         .ok_or_else(|| not_found("task"))?;

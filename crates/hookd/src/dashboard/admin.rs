@@ -156,8 +156,8 @@ pub async fn event_type_form(
             .or_problem()?
             .ok_or_else(|| super::pages::not_found("event type"))?;
         let schemas = found.schemas.as_ref();
-        form.name = found.name.clone();
-        form.existing = found.name.clone();
+        form.name = found.name.to_string();
+        form.existing = found.name.to_string();
         form.description = found.description.clone();
         form.schema = schemas
             .and_then(catalog::newest_schema)
@@ -512,7 +512,7 @@ async fn system_page(
                 .map_or_else(|| "org".into(), |app| format!("application {app}")),
             created: when(t.created_at),
             expires: t.expires_at.map(when),
-            id: t.id,
+            id: t.id.to_string(),
             name: t.name,
         })
         .collect();

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::pages::{form_time, not_found, shown_body, when, Chrome, OrProblem, PageResult};
 use super::session::OperatorSession;
 use crate::api::AppState;
+use crate::domain::ids::{AppId, MessageId};
 use crate::domain::time::now_millis;
 use crate::portal::endpoints::{endpoint_rows, EndpointRow};
 use crate::portal::log::{message_details, summary, AttemptRow, MessageDelivery};
@@ -92,8 +93,8 @@ pub async fn apps(
 
 /// A recent message as lists show it.
 pub struct MessageRow {
-    pub id: String,
-    pub app_id: String,
+    pub id: MessageId,
+    pub app_id: AppId,
     pub event_type: String,
     pub ordering_key: Option<String>,
     pub event_id: Option<String>,
@@ -118,9 +119,9 @@ async fn message_rows(
             created: when(m.created_at),
             id: m.id,
             app_id: m.app_id,
-            event_type: m.event_type,
-            ordering_key: m.ordering_key,
-            event_id: m.event_id,
+            event_type: m.event_type.to_string(),
+            ordering_key: m.ordering_key.map(|k| k.to_string()),
+            event_id: m.event_id.map(|e| e.to_string()),
             status,
             status_class,
         });
@@ -322,7 +323,7 @@ pub async fn search(
         || (!query.until.trim().is_empty() && until.is_none()))
     .then_some("Times are UTC, written like 2026-12-06 14:00.");
     let search = MessageSearch {
-        app_id: (!query.app.trim().is_empty()).then(|| query.app.trim().to_string()),
+        app_id: (!query.app.trim().is_empty()).then(|| AppId::from(query.app.trim())),
         text: (!text.is_empty()).then(|| text.to_string()),
         filter: MessageFilter {
             event_types: (!query.event_type.is_empty()).then(|| vec![query.event_type.clone()]),
@@ -356,7 +357,7 @@ pub async fn search(
     let event_types = crate::portal::endpoints::catalog(&state)
         .await?
         .into_iter()
-        .map(|t| t.name)
+        .map(|t| t.name.to_string())
         .collect();
     let searched = exact
         || search.app_id.is_some()
@@ -478,8 +479,8 @@ pub async fn endpoints(
                     ("Enabled", "ok")
                 };
                 EndpointHit {
-                    app_id: e.app_id,
-                    id: e.id,
+                    app_id: e.app_id.to_string(),
+                    id: e.id.to_string(),
                     url: e.url,
                     state,
                     state_class,

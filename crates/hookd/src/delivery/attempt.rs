@@ -8,12 +8,22 @@ use tracing::debug;
 
 use super::retry::{Outcome, RetryPolicy};
 use super::transport::Transports;
-use crate::config::SignatureHeaders;
-use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::AttemptId;
 use crate::outbound::{header_map, SendError};
 use crate::store::{Attempt, AttemptResult, ClaimedDelivery};
 use crate::telemetry::{self, AttemptOutcome};
+
+/// Which header names carry the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureHeaders {
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` (Standard Webhooks).
+    Webhook,
+    /// `svix-id`, `svix-timestamp`, `svix-signature`.
+    Svix,
+    /// Both sets.
+    Both,
+}
 
 /// What every attempt needs besides the delivery itself.
 pub struct AttemptContext {
@@ -122,7 +132,7 @@ pub async fn attempt(ctx: Arc<AttemptContext>, delivery: ClaimedDelivery) -> Att
     );
     AttemptResult {
         attempt: Attempt {
-            id: new_id(IdPrefix::Attempt),
+            id: AttemptId::generate(),
             msg_id: delivery.msg_id,
             endpoint_id: delivery.endpoint_id,
             url: delivery.url,

@@ -15,6 +15,7 @@ use super::attempt::{attempt, AttemptContext};
 use super::fairness::{Admission, InFlight};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::EndpointId;
 use crate::operational::Emitter;
 use crate::store::{
     AttemptResult, ClaimedDelivery, HealthPolicy, Lease, NextStep, Recorded, SharedStore,
@@ -283,7 +284,7 @@ impl Dispatcher {
         }
     }
 
-    async fn next_due(&self, poll: Instant, busy: &[String]) -> Instant {
+    async fn next_due(&self, poll: Instant, busy: &[EndpointId]) -> Instant {
         match self.store.next_due(busy).await {
             Ok(Some(due_at)) => poll.min(instant_at(due_at)),
             Ok(None) => poll,

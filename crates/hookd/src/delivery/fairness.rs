@@ -15,12 +15,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use crate::domain::EndpointId;
 use crate::store::ClaimedDelivery;
 
 /// Attempts in flight and queued deliveries per endpoint on this worker.
 pub struct InFlight {
     per_endpoint: usize,
-    endpoints: Mutex<HashMap<String, EndpointLoad>>,
+    endpoints: Mutex<HashMap<EndpointId, EndpointLoad>>,
 }
 
 #[derive(Default)]
@@ -57,7 +58,7 @@ impl InFlight {
         }
     }
 
-    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<String, EndpointLoad>> {
+    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, EndpointLoad>> {
         // Counts stay meaningful even if a holder panicked.
         self.endpoints
             .lock()
@@ -69,7 +70,7 @@ impl InFlight {
     }
 
     /// The endpoints with no room left, running or queued.
-    pub fn busy(&self) -> Vec<String> {
+    pub fn busy(&self) -> Vec<EndpointId> {
         self.endpoints()
             .iter()
             .filter(|(_, load)| self.is_full(load))
@@ -130,16 +131,17 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::EventTypeName;
     use crate::store::TriggerType;
 
     fn delivery(endpoint: &str, n: usize) -> ClaimedDelivery {
         ClaimedDelivery {
-            delivery_id: format!("dlv_{n}"),
+            delivery_id: format!("dlv_{n}").into(),
             lease_token: "lease".into(),
-            msg_id: format!("msg_{n}"),
+            msg_id: format!("msg_{n}").into(),
             app_id: "app_1".into(),
             endpoint_id: endpoint.into(),
-            event_type: "payment.created".into(),
+            event_type: EventTypeName::from_stored("payment.created".into()),
             url: "http://127.0.0.1:1/".into(),
             payload: "{}".into(),
             secrets: Vec::new(),
@@ -168,7 +170,7 @@ mod tests {
             in_flight.admit(delivery("ep_a", 4)),
             Admission::Queued
         ));
-        assert_eq!(in_flight.busy(), vec!["ep_a".to_string()]);
+        assert_eq!(in_flight.busy(), vec![EndpointId::from("ep_a")]);
         assert!(matches!(
             in_flight.admit(delivery("ep_a", 5)),
             Admission::Full(_)

@@ -13,7 +13,7 @@
 pub(crate) mod attempt;
 pub(crate) mod engine;
 pub(crate) mod fairness;
-pub mod retry;
+pub(crate) mod retry;
 pub(crate) mod transport;
 
 pub(crate) use engine::{DispatchHandle, Engine};

@@ -5,6 +5,7 @@ pub mod names;
 pub mod time;
 pub mod url;
 
-pub use ids::{new_id, IdPrefix};
+pub(crate) use ids::{new_id, IdPrefix};
+pub use ids::{AppId, AttemptId, AuditId, DeliveryId, EndpointId, MessageId, TaskId, TokenId};
 pub use names::{Channel, EventTypeName, Uid};
 pub use url::EndpointUrl;

@@ -55,6 +55,47 @@ macro_rules! name_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// A name hookd already holds: read back from the store (which only ever holds
+            /// names parsed on their way in) or one of its own constants (the built-in
+            /// catalog, the operational application). Not checked again.
+            pub(crate) fn from_stored(text: String) -> Self {
+                Self(text)
+            }
+        }
+
+        /// Read access to the text (SQL parameters, comparisons, formatting); a `&str` never
+        /// passes for a name without [`parse`](Self::parse).
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
         }
 
         impl TryFrom<String> for $name {

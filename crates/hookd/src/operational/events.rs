@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::domain::time::rfc3339;
+use crate::domain::{AppId, AttemptId, EndpointId, MessageId};
 use crate::store::{AttemptResult, DisabledEndpoint, NextStep};
 
 /// The attempt whose failure sends `message.attempt.failing`, as with Svix: the fourth. With the
@@ -45,9 +46,9 @@ pub enum Event {
     /// An endpoint was created, updated or deleted through the API, which knows the uids.
     Endpoint {
         kind: Kind,
-        app_id: String,
+        app_id: AppId,
         app_uid: Option<String>,
-        endpoint_id: String,
+        endpoint_id: EndpointId,
         endpoint_uid: Option<String>,
     },
     /// Recording results disabled an endpoint.
@@ -55,9 +56,9 @@ pub enum Event {
     /// An attempt made a delivery failing, exhausted or recovered.
     Attempt {
         kind: Kind,
-        app_id: String,
-        endpoint_id: String,
-        msg_id: String,
+        app_id: AppId,
+        endpoint_id: EndpointId,
+        msg_id: MessageId,
         last_attempt: LastAttempt,
     },
 }
@@ -71,7 +72,7 @@ impl Event {
     }
 
     /// The application the event is about.
-    pub fn app_id(&self) -> &str {
+    pub fn app_id(&self) -> &AppId {
         match self {
             Event::Endpoint { app_id, .. } | Event::Attempt { app_id, .. } => app_id,
             Event::Disabled(disabled) => &disabled.app_id,
@@ -83,7 +84,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastAttempt {
-    pub id: String,
+    pub id: AttemptId,
     pub response_status_code: i64,
     pub timestamp: String,
 }

@@ -17,7 +17,7 @@
 //! what caused it and committing the event. Events about the operational application itself
 //! are never emitted, so a failing operator URL cannot feed itself.
 
-pub mod events;
+pub(crate) mod events;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,16 +28,30 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
-pub use events::{Event, Kind};
+pub(crate) use events::{Event, Kind};
 
-use crate::config::OperationalWebhook;
-use crate::delivery::DispatchHandle;
-use crate::domain::ids::{new_id, IdPrefix};
+use hookd_signing::Secret;
+
 use crate::domain::time::now_millis;
+use crate::domain::{AppId, EndpointId, EndpointUrl, EventTypeName, Uid};
 use crate::store::{
     Application, AttemptResult, Endpoint, Message, Recorded, SharedStore, StoreError,
+    DEFAULT_PAYLOAD_RETENTION_MS,
 };
 use crate::telemetry;
+
+/// The operator's URL for operational webhooks (`endpoint.disabled`, …) and the secret that
+/// signs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationalWebhook {
+    pub url: EndpointUrl,
+    pub secret: Secret,
+}
+
+/// Tells this process's delivery worker that messages were committed for it to claim, before
+/// its next poll. The server passes one that wakes the dispatcher, so this module knows nothing
+/// of the delivery engine (which itself posts events here).
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// The uid of the internal application that carries operational webhooks.
 pub(crate) const APP_UID: &str = "hookd-operational";
@@ -54,8 +68,8 @@ const BATCH: usize = 64;
 /// Where the events of this process go: the internal application and its endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
 }
 
 /// Creates or updates the internal application and its endpoint so that they match the
@@ -72,9 +86,9 @@ pub async fn ensure_target(
         None => {
             let now = now_millis();
             let endpoint = Endpoint {
-                id: new_id(IdPrefix::Endpoint),
+                id: EndpointId::generate(),
                 app_id: app.id.clone(),
-                uid: Some(ENDPOINT_UID.into()),
+                uid: Some(Uid::from_stored(ENDPOINT_UID.into())),
                 url: url.clone(),
                 description: "hookd's operational webhooks (HOOKD_OPERATIONAL_WEBHOOK_URL)".into(),
                 disabled: false,
@@ -139,8 +153,8 @@ async fn ensure_app(store: &SharedStore) -> anyhow::Result<Application> {
     }
     let now = now_millis();
     let app = Application {
-        id: new_id(IdPrefix::App),
-        uid: Some(APP_UID.into()),
+        id: AppId::generate(),
+        uid: Some(Uid::from_stored(APP_UID.into())),
         name: "hookd operational webhooks".into(),
         throttle_rate: None,
         metadata: [(MARKER.0.to_string(), MARKER.1.to_string())].into(),
@@ -167,7 +181,7 @@ pub(crate) struct Emitter {
 struct EmitterInner {
     events: mpsc::Sender<Event>,
     /// The operational application, about which no event is emitted.
-    own_app_id: String,
+    own_app_id: AppId,
     /// Set while events are being dropped, so that a flood logs once.
     dropping: AtomicBool,
 }
@@ -199,7 +213,7 @@ impl Emitter {
         let Some(inner) = &self.inner else {
             return;
         };
-        if event.app_id() == inner.own_app_id {
+        if *event.app_id() == inner.own_app_id {
             return;
         }
         let kind = event.kind().name();
@@ -224,9 +238,9 @@ impl Emitter {
         self.emit(Event::Endpoint {
             kind,
             app_id: app.id.clone(),
-            app_uid: app.uid.clone(),
+            app_uid: app.uid.clone().map(String::from),
             endpoint_id: endpoint.id.clone(),
-            endpoint_uid: endpoint.uid.clone(),
+            endpoint_uid: endpoint.uid.clone().map(String::from),
         });
     }
 
@@ -261,7 +275,7 @@ impl Publisher {
         store: SharedStore,
         target: Target,
         queue: mpsc::Receiver<Event>,
-        wake: Option<DispatchHandle>,
+        wake: Option<Wake>,
     ) -> Self {
         Self {
             task: tokio::spawn(publish(store, target, queue, wake)),
@@ -286,7 +300,7 @@ async fn publish(
     store: SharedStore,
     target: Target,
     mut queue: mpsc::Receiver<Event>,
-    wake: Option<DispatchHandle>,
+    wake: Option<Wake>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
@@ -294,19 +308,13 @@ async fn publish(
         let mut commits = JoinSet::new();
         for event in batch.drain(..) {
             let looked_up = names.of(&store, &event).await;
-            let message = Message {
-                id: new_id(IdPrefix::Message),
-                app_id: target.app_id.clone(),
-                event_type: event.kind().name().into(),
-                event_id: None,
-                channels: None,
-                payload: events::payload(&event, &looked_up).into(),
-                ordering_key: None,
-                created_at: now_millis(),
-                payload_expires_at: now_millis()
-                    + crate::api::DEFAULT_PAYLOAD_RETENTION_DAYS * 24 * 60 * 60 * 1000,
-                payload_expired: false,
-            };
+            let message = Message::new(
+                target.app_id.clone(),
+                EventTypeName::from_stored(event.kind().name().into()),
+                events::payload(&event, &looked_up).into(),
+                now_millis(),
+                DEFAULT_PAYLOAD_RETENTION_MS,
+            );
             let store = Arc::clone(&store);
             commits.spawn(async move {
                 let committed = store.create_message(&message, None).await;
@@ -318,13 +326,13 @@ async fn publish(
                 Ok((_, Ok(_))) => telemetry::operational_event("committed"),
                 Ok((event_type, Err(err))) => {
                     telemetry::operational_event("failed");
-                    error!(error = %err, event_type, "an operational webhook could not be stored");
+                    error!(error = %err, %event_type, "an operational webhook could not be stored");
                 }
                 Err(err) => error!(error = %err, "storing an operational webhook panicked"),
             }
         }
         if let Some(wake) = &wake {
-            wake.wake();
+            wake();
         }
     }
 }
@@ -334,8 +342,8 @@ async fn publish(
 /// event back.
 #[derive(Default)]
 struct NameCache {
-    app_uids: HashMap<String, Option<String>>,
-    endpoint_uids: HashMap<String, Option<String>>,
+    app_uids: HashMap<AppId, Option<String>>,
+    endpoint_uids: HashMap<EndpointId, Option<String>>,
 }
 
 impl NameCache {
@@ -357,12 +365,13 @@ impl NameCache {
                     .await
                     .ok()
                     .flatten()
-                    .and_then(|m| m.event_id),
+                    .and_then(|m| m.event_id)
+                    .map(String::from),
             },
         }
     }
 
-    async fn app_uid(&mut self, store: &SharedStore, app_id: &str) -> Option<String> {
+    async fn app_uid(&mut self, store: &SharedStore, app_id: &AppId) -> Option<String> {
         if let Some(uid) = self.app_uids.get(app_id) {
             return uid.clone();
         }
@@ -371,16 +380,17 @@ impl NameCache {
             .await
             .ok()
             .flatten()
-            .and_then(|a| a.uid);
-        self.app_uids.insert(app_id.to_string(), uid.clone());
+            .and_then(|a| a.uid)
+            .map(String::from);
+        self.app_uids.insert(app_id.clone(), uid.clone());
         uid
     }
 
     async fn endpoint_uid(
         &mut self,
         store: &SharedStore,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
     ) -> Option<String> {
         if let Some(uid) = self.endpoint_uids.get(endpoint_id) {
             return uid.clone();
@@ -390,9 +400,9 @@ impl NameCache {
             .await
             .ok()
             .flatten()
-            .and_then(|e| e.uid);
-        self.endpoint_uids
-            .insert(endpoint_id.to_string(), uid.clone());
+            .and_then(|e| e.uid)
+            .map(String::from);
+        self.endpoint_uids.insert(endpoint_id.clone(), uid.clone());
         uid
     }
 }

@@ -17,6 +17,7 @@ use crate::api::auth::{PortalCapability, Principal};
 use crate::api::error::{ApiError, FieldError};
 use crate::api::extract::{parse, Json, Path};
 use crate::api::{endpoints as api, recover, send_example, AppState};
+use crate::domain::ids::{AppId, TaskId};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::store::{Endpoint, EventType, Order, PageRequest};
 
@@ -89,7 +90,7 @@ pub struct EndpointsPage {
 /// operator dashboard's application page shows the same).
 pub(crate) async fn endpoint_rows(
     state: &AppState,
-    app_id: &str,
+    app_id: &AppId,
     endpoints: Vec<Endpoint>,
 ) -> Result<Vec<EndpointRow>, Response> {
     let since = (now_millis() / HOUR_MS - 23) * HOUR_MS;
@@ -121,7 +122,7 @@ pub(crate) async fn endpoint_rows(
                 when(since + i64::try_from(i).unwrap_or(0) * HOUR_MS)[11..16].to_string()
             }),
             failing_since: activity.failing_since.map(when),
-            id: endpoint.id,
+            id: endpoint.id.into(),
             url: endpoint.url,
             description: endpoint.description,
             disabled: endpoint.disabled,
@@ -199,7 +200,12 @@ impl EndpointForm {
         Self {
             url: endpoint.url.clone(),
             description: endpoint.description.clone(),
-            event_types: endpoint.event_types.clone().unwrap_or_default(),
+            event_types: endpoint
+                .event_types
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect(),
             channels: endpoint.channels.clone().unwrap_or_default().join(", "),
             throttle_rate: endpoint
                 .throttle_rate
@@ -319,10 +325,10 @@ async fn choices(state: &AppState, checked: &[String]) -> Result<Vec<EventTypeCh
     Ok(types
         .into_iter()
         .map(|t| EventTypeChoice {
-            checked: checked.contains(&t.name),
+            checked: checked.iter().any(|c| c == t.name.as_str()),
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
-            name: t.name,
+            name: t.name.into(),
             description: super::pages::code_spans(&t.description),
         })
         .collect())
@@ -446,7 +452,7 @@ pub async fn create(
         api::create(
             State(state.clone()),
             principal(&session),
-            Path(session.app_id.clone()),
+            Path(session.app_id.to_string()),
             Json(input),
         )
         .await
@@ -506,7 +512,7 @@ pub async fn update(
     let endpoint = load(&state, &session, &endpoint_id).await?;
     let (form, csrf) = EndpointForm::from_body(&body);
     session.check_csrf(&csrf).or_page(&state)?;
-    let path = Path((session.app_id.clone(), endpoint.id.clone()));
+    let path = Path((session.app_id.to_string(), endpoint.id.to_string()));
     let saved = async {
         // Both parts are checked before either is saved, so a bad header line changes nothing.
         let patch = parse(form.to_json(false)?.to_string().as_bytes())?;
@@ -614,8 +620,8 @@ async fn endpoint_page(
             let (status, status_class) = status_label(delivery.status);
             DeliveryRow {
                 created: when(message.created_at),
-                msg_id: message.id,
-                event_type: message.event_type,
+                msg_id: message.id.into(),
+                event_type: message.event_type.into(),
                 status,
                 status_class,
                 next_attempt: delivery.next_attempt_at.map(when),
@@ -625,12 +631,12 @@ async fn endpoint_page(
     let task = match query.task.as_deref() {
         Some(task_id) => state
             .store
-            .get_task(task_id)
+            .get_task(&TaskId::from(task_id))
             .await
             .or_page(state)?
             .filter(|task| task.app_id == session.app_id && task.endpoint_id == endpoint.id)
             .map(|task| TaskView {
-                id: task.id,
+                id: task.id.into(),
                 status: task.status.as_str(),
                 done: task.done,
                 running: task.status == crate::store::TaskStatus::Running,
@@ -645,8 +651,12 @@ async fn endpoint_page(
         .failing_since
         .map(when);
     let test_types = match &endpoint.event_types {
-        Some(types) => types.clone(),
-        None => catalog(state).await?.into_iter().map(|t| t.name).collect(),
+        Some(types) => types.iter().map(ToString::to_string).collect(),
+        None => catalog(state)
+            .await?
+            .into_iter()
+            .map(|t| t.name.into())
+            .collect(),
     };
     let (id_header, timestamp_header, signature_header) = match state.signature_headers {
         crate::config::SignatureHeaders::Svix => ("svix-id", "svix-timestamp", "svix-signature"),
@@ -718,7 +728,7 @@ pub async fn reveal_secret(
     let secret = api::read_secret(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
     )
     .await
     .or_page(&state)?;
@@ -754,7 +764,7 @@ pub async fn rotate_secret(
     let rotated = api::rotate_secret(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(parse(b"{}").or_page(&state)?),
     )
     .await
@@ -788,7 +798,7 @@ async fn set_disabled(
     api::patch(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(parse(json!({ "disabled": disabled }).to_string().as_bytes()).or_page(&state)?),
     )
     .await
@@ -849,7 +859,7 @@ pub async fn send_test(
     let (_, sent) = send_example::send_example(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(input),
     )
     .await
@@ -891,7 +901,7 @@ pub async fn recover(
     let (_, task) = recover::recover(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id.clone())),
+        Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(input),
     )
     .await
@@ -952,7 +962,7 @@ pub async fn delete(
     api::remove(
         State(state.clone()),
         principal(&session),
-        Path((session.app_id.clone(), endpoint.id)),
+        Path((session.app_id.to_string(), endpoint.id.into())),
     )
     .await
     .or_page(&state)?;

@@ -14,6 +14,7 @@ use crate::api::auth::{PortalCapability, Principal};
 use crate::api::error::ApiError;
 use crate::api::extract::Path;
 use crate::api::AppState;
+use crate::domain::ids::{AppId, AttemptId, MessageId};
 use crate::domain::time::parse_rfc3339;
 use crate::store::{AttemptFilter, DeliveryStatus, Message, MessageFilter, Order, PageRequest};
 
@@ -153,9 +154,9 @@ pub async fn messages(
         let (status, status_class) = summary(deliveries.iter().map(|(_, d)| d.status));
         rows.push(MessageRow {
             created: when(m.created_at),
-            id: m.id,
-            event_type: m.event_type,
-            ordering_key: m.ordering_key,
+            id: m.id.into(),
+            event_type: m.event_type.into(),
+            ordering_key: m.ordering_key.map(String::from),
             status,
             status_class,
         });
@@ -163,7 +164,7 @@ pub async fn messages(
     let event_types = live_types(&state)
         .await?
         .into_iter()
-        .map(|t| t.name)
+        .map(|t| t.name.into())
         .collect();
     let filtered = filter.event_types.is_some()
         || filter.after.is_some()
@@ -267,8 +268,8 @@ fn first(limit: usize) -> PageRequest {
 /// dashboard shows the same).
 pub(crate) async fn message_details(
     state: &AppState,
-    app_id: &str,
-    msg_id: &str,
+    app_id: &AppId,
+    msg_id: &MessageId,
 ) -> Result<(Vec<MessageDelivery>, Vec<AttemptRow>), axum::response::Response> {
     let deliveries: Vec<MessageDelivery> = state
         .store
@@ -279,7 +280,7 @@ pub(crate) async fn message_details(
         .map(|(endpoint, delivery)| {
             let (status, status_class) = status_label(delivery.status);
             MessageDelivery {
-                endpoint_id: endpoint.id,
+                endpoint_id: endpoint.id.into(),
                 url: endpoint.url,
                 status,
                 status_class,
@@ -288,7 +289,7 @@ pub(crate) async fn message_details(
         })
         .collect();
     let filter = AttemptFilter {
-        msg_id: Some(msg_id.to_string()),
+        msg_id: Some(msg_id.clone()),
         ..AttemptFilter::default()
     };
     let attempts: Vec<AttemptRow> = state
@@ -299,7 +300,7 @@ pub(crate) async fn message_details(
         .into_iter()
         .map(|a| AttemptRow {
             created: when(a.created_at),
-            id: a.id,
+            id: a.id.into(),
             reason: (a.response_status_code == 0).then(|| a.response.chars().take(80).collect()),
             url: a.url,
             status_code: a.response_status_code,
@@ -359,7 +360,7 @@ pub async fn attempt(
     let message = load_message(&state, &session, &msg_id).await?;
     let attempt = state
         .store
-        .get_attempt(&session.app_id, &message.id, &attempt_id)
+        .get_attempt(&session.app_id, &message.id, &AttemptId::from(attempt_id))
         .await
         .or_page(&state)?
         .ok_or(PortalError::NotFound("attempt"))
@@ -384,7 +385,7 @@ pub async fn attempt(
     };
     let mut request_headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
-        (id_header.to_string(), message.id.clone()),
+        (id_header.to_string(), message.id.to_string()),
         (
             timestamp_header.to_string(),
             (attempt.created_at / 1000).to_string(),
@@ -433,7 +434,11 @@ pub async fn resend(
     api_attempts::resend(
         State(state.clone()),
         Principal::App(session.app_id.clone()),
-        Path((session.app_id.clone(), message.id.clone(), endpoint_id)),
+        Path((
+            session.app_id.to_string(),
+            message.id.to_string(),
+            endpoint_id,
+        )),
     )
     .await
     .map(drop)
@@ -469,7 +474,7 @@ pub async fn catalog(State(state): State<AppState>, session: PortalSession) -> P
         .map(|t| EventTypeView {
             schema: newest_schema(&t).map(pretty),
             example: example_of(&t).map(pretty),
-            name: t.name,
+            name: t.name.into(),
             description: code_spans(&t.description),
             deprecated: t.deprecated,
         })

@@ -21,6 +21,7 @@ use super::pages::{Problem, Shell};
 use super::PortalError;
 use crate::api::auth::{bearer_token, hash_token, issue, NewToken, PortalCapability};
 use crate::api::AppState;
+use crate::domain::ids::AppId;
 use crate::domain::time::now_millis;
 use crate::store::TokenKind;
 
@@ -30,7 +31,7 @@ pub const COOKIE_NAME: &str = "hookd_portal";
 /// A merchant's live portal session.
 #[derive(Debug, Clone)]
 pub struct PortalSession {
-    pub app_id: String,
+    pub app_id: AppId,
     /// The application's name, shown at the top of every page.
     pub app_name: String,
     /// The session token as the browser sent it, from which the CSRF token derives.
@@ -191,7 +192,7 @@ pub async fn exchange(
         &state.store,
         NewToken {
             prefix: "portal",
-            app_id: link.app_id.as_deref(),
+            app_id: link.app_id.as_ref(),
             name: "portal session",
             kind: TokenKind::PortalSession,
             expires_at: link.expires_at,

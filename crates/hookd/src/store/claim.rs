@@ -6,13 +6,14 @@
 use std::collections::HashMap;
 
 use super::{ClaimedDelivery, Endpoint, Lease, Message, TriggerType};
+use crate::domain::{DeliveryId, EndpointId, MessageId};
 
 /// A delivery row a claim has just leased, before its endpoint and message are looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasedRow {
-    pub delivery_id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
+    pub delivery_id: DeliveryId,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
     /// Attempts already made.
     pub attempts: u32,
     pub trigger: TriggerType,
@@ -24,9 +25,9 @@ pub struct Sorted {
     /// Deliveries to hand to the worker (before throttling), in claim order.
     pub kept: Vec<ClaimedDelivery>,
     /// Deliveries to cancel under the lease: their endpoint is disabled.
-    pub cancel: Vec<String>,
+    pub cancel: Vec<DeliveryId>,
     /// The rate of each throttled endpoint among them (messages per second).
-    pub rates: HashMap<String, u32>,
+    pub rates: HashMap<EndpointId, u32>,
 }
 
 /// Sorts the rows a claim leased under `lease`, given the endpoints and messages that still
@@ -40,8 +41,8 @@ pub struct Sorted {
 pub fn sort(
     rows: Vec<LeasedRow>,
     lease: &Lease,
-    endpoints: &HashMap<String, Endpoint>,
-    messages: &HashMap<String, Message>,
+    endpoints: &HashMap<EndpointId, Endpoint>,
+    messages: &HashMap<MessageId, Message>,
 ) -> Sorted {
     let mut sorted = Sorted::default();
     for row in rows {
@@ -85,6 +86,7 @@ mod tests {
     use hookd_signing::Secret;
 
     use super::*;
+    use crate::domain::EventTypeName;
 
     fn endpoint(id: &str, disabled: bool, throttle_rate: Option<i64>) -> Endpoint {
         Endpoint {
@@ -110,7 +112,7 @@ mod tests {
         Message {
             id: id.into(),
             app_id: "app_1".into(),
-            event_type: "invoice.paid".into(),
+            event_type: EventTypeName::from_stored("invoice.paid".into()),
             event_id: None,
             channels: None,
             payload: Arc::from("{}"),
@@ -141,7 +143,7 @@ mod tests {
         }
     }
 
-    fn by_id<T>(items: Vec<T>, id: impl Fn(&T) -> String) -> HashMap<String, T> {
+    fn by_id<K: std::hash::Hash + Eq, T>(items: Vec<T>, id: impl Fn(&T) -> K) -> HashMap<K, T> {
         items.into_iter().map(|item| (id(&item), item)).collect()
     }
 
@@ -167,7 +169,10 @@ mod tests {
         let kept: Vec<&str> = sorted.kept.iter().map(|d| d.delivery_id.as_str()).collect();
         assert_eq!(kept, ["dlv_1", "dlv_5"]);
         assert_eq!(sorted.cancel, ["dlv_3"]);
-        assert_eq!(sorted.rates, HashMap::from([("ep_slow".to_string(), 5)]));
+        assert_eq!(
+            sorted.rates,
+            HashMap::from([(EndpointId::from("ep_slow"), 5)])
+        );
         let first = &sorted.kept[0];
         assert_eq!(first.lease_token, "token");
         assert_eq!(first.attempts_made, 2);

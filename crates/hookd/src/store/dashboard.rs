@@ -3,6 +3,7 @@
 
 use super::records::Columns;
 use super::MessageFilter;
+use crate::domain::ids::{AppId, AuditId, EndpointId};
 
 /// The length of one bucket of [`TrafficMinute`].
 pub const MINUTE_MS: i64 = 60 * 1000;
@@ -49,8 +50,8 @@ pub struct EndpointCounts {
 /// An endpoint's mean attempt duration over a span of hours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointLatency {
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
     pub url: String,
     pub attempts: u64,
     pub mean_ms: u64,
@@ -59,7 +60,7 @@ pub struct EndpointLatency {
 /// A search over the messages of every application (or of one).
 #[derive(Debug, Clone, Default)]
 pub struct MessageSearch {
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     /// Matches a message id, an `eventId` or an ordering key exactly ("where is pay_123?").
     pub text: Option<String>,
     pub filter: MessageFilter,
@@ -68,13 +69,13 @@ pub struct MessageSearch {
 /// One thing an operator did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    pub id: String,
+    pub id: AuditId,
     pub at: i64,
     /// Who: the name of the org token the operator signed in with.
     pub actor: String,
     /// What, as a short verb phrase (`endpoint.disable`).
     pub action: String,
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     /// The id of what it was done to.
     pub target: String,
     /// Anything else worth keeping (the rate limit set, the time recovered from).
@@ -86,7 +87,7 @@ pub struct AuditEntry {
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
 }
 
 /// Row mappers shared by the backends, as in [`super::records`].
@@ -120,11 +121,11 @@ pub mod rows {
 
     pub fn audit_entry<R: Columns>(row: &R) -> Result<AuditEntry, R::Error> {
         Ok(AuditEntry {
-            id: row.text("id")?,
+            id: row.text("id")?.into(),
             at: row.int("at")?,
             actor: row.text("actor")?,
             action: row.text("action")?,
-            app_id: row.opt_text("app_id")?,
+            app_id: row.opt_text("app_id")?.map(AppId::from),
             target: row.text("target")?,
             detail: row.text("detail")?,
         })
@@ -133,8 +134,8 @@ pub mod rows {
     /// Reads `app_id, endpoint_id, url, attempts, mean_ms`.
     pub fn endpoint_latency<R: Columns>(row: &R) -> Result<EndpointLatency, R::Error> {
         Ok(EndpointLatency {
-            app_id: row.text("app_id")?,
-            endpoint_id: row.text("endpoint_id")?,
+            app_id: row.text("app_id")?.into(),
+            endpoint_id: row.text("endpoint_id")?.into(),
             url: row.text("url")?,
             attempts: count(row, "attempts")?,
             mean_ms: count(row, "mean_ms")?,

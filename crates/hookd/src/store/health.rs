@@ -148,8 +148,8 @@ pub fn judge_batch<'a>(
         });
         if judgement.disable {
             judged.disabled.push(DisabledEndpoint {
-                app_id: verdict.app_id.to_string(),
-                endpoint_id: verdict.endpoint_id.to_string(),
+                app_id: verdict.app_id.into(),
+                endpoint_id: verdict.endpoint_id.into(),
                 fail_since: judgement.failing_since.unwrap_or(now),
             });
         }

@@ -25,23 +25,25 @@
 //! `tests/it/store_conformance.rs` checks these promises through the trait alone, with explicit
 //! clocks and leases, on both backends.
 
-pub mod activity;
-pub mod cipher;
-pub mod claim;
+pub(crate) mod activity;
+pub(crate) mod cipher;
+pub(crate) mod claim;
 pub mod dashboard;
-pub mod health;
+pub(crate) mod health;
 mod model;
-pub mod outcome;
-pub mod postgres;
-pub mod records;
-pub mod sqlite;
-pub mod tasks;
-pub mod throttle;
+pub(crate) mod outcome;
+pub(crate) mod postgres;
+pub(crate) mod records;
+pub(crate) mod sqlite;
+pub(crate) mod tasks;
+pub(crate) mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::domain::{AppId, AttemptId, EndpointId, MessageId, TaskId, TokenId};
 use tokio::sync::mpsc;
 
 pub use dashboard::{
@@ -69,7 +71,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What a unique value that is already taken belongs to. Each backend tells it from its own
 /// names for the unique indexes; the words clients read in the 409 are chosen here, once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Taken {
+pub(crate) enum Taken {
     AppUid,
     EndpointUid,
     EventTypeName,
@@ -113,23 +115,31 @@ pub trait Store: Send + Sync + 'static {
     async fn get_app(&self, id_or_uid: &str) -> StoreResult<Option<Application>>;
     async fn list_apps(&self, page: &PageRequest) -> StoreResult<Vec<Application>>;
     async fn update_app(&self, app: &Application) -> StoreResult<()>;
-    async fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
+    async fn delete_app(&self, app_id: &AppId) -> StoreResult<bool>;
 
     // Endpoints, always within one application.
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
-    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>>;
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>>;
+    async fn get_endpoint(&self, app_id: &AppId, id_or_uid: &str) -> StoreResult<Option<Endpoint>>;
+    async fn list_endpoints(
+        &self,
+        app_id: &AppId,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Endpoint>>;
     /// Saves every field of an endpoint. Disabling it cancels its pending deliveries;
     /// re-enabling it stops its failure clock.
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
-    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool>;
-    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats>;
+    async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool>;
+    async fn endpoint_stats(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<EndpointStats>;
     /// An endpoint's attempts per hour from the hour holding `since` (unix ms) on, as
     /// [`activity`] keeps them, and its failure clock.
     async fn endpoint_activity(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         since: i64,
     ) -> StoreResult<EndpointActivity>;
 
@@ -155,10 +165,15 @@ pub trait Store: Send + Sync + 'static {
         message: &Message,
         lease: Option<Lease>,
     ) -> StoreResult<Ingested>;
-    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>>;
+    /// Finds a message of an application by its id or its `eventId`.
+    async fn get_message(
+        &self,
+        app_id: &AppId,
+        id_or_event_id: &str,
+    ) -> StoreResult<Option<Message>>;
     async fn list_messages(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>>;
@@ -168,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
     /// that resumes from the last position it got never misses a message nor sees one twice.
     async fn read_feed(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         after: FeedPosition,
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>>;
@@ -176,48 +191,57 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a message's payload now, as if its retention had ended: it reads as `{}`, and
     /// its deliveries that still had work are cancelled. False when the application has no
     /// such message.
-    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool>;
+    async fn expunge_payload(&self, app_id: &AppId, msg_id: &MessageId) -> StoreResult<bool>;
     /// Commits a message and one delivery of it to one endpoint of its application (due now),
     /// whatever the endpoint subscribes to: an example sent on request.
-    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()>;
+    async fn create_message_to(
+        &self,
+        message: &Message,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<()>;
 
     // Deliveries and attempts.
     async fn list_attempts(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Attempt>>;
     async fn get_attempt(
         &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &AttemptId,
     ) -> StoreResult<Option<Attempt>>;
     /// The endpoints a message was fanned out to, with each delivery's state.
     async fn list_message_deliveries(
         &self,
-        app_id: &str,
-        msg_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>>;
     /// The messages fanned out to an endpoint, with each delivery's state.
     async fn list_endpoint_deliveries(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Message, DeliveryState)>>;
     /// Makes one message due again for one endpoint, now. False when the message or the
     /// endpoint does not exist in that application.
-    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool>;
+    async fn resend(
+        &self,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<bool>;
 
     // The delivery engine's side.
     /// Leases up to `lease.limit` due deliveries (expired leases included).
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
     /// When the next delivery becomes due, if any is waiting, passing over the endpoints in
     /// `skip_endpoints` (those the worker is busy with: their finished attempts wake it).
-    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>>;
+    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>>;
     /// Records attempt results; each applies only while its lease is held. In the same
     /// transaction, moves the failure clock of each endpoint with applied results and disables
     /// (cancelling its pending deliveries) those that failed for `health.disable_after` or
@@ -246,7 +270,7 @@ pub trait Store: Send + Sync + 'static {
 
     // Background tasks.
     async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()>;
-    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>>;
+    async fn get_task(&self, task_id: &TaskId) -> StoreResult<Option<BackgroundTask>>;
     /// Runs one batch of one running task that can move: makes up to `limit` of the failed
     /// deliveries it covers due now and records how far it got, in one transaction, so a task
     /// cut short by a crash resumes after its last batch. A task waits while deliveries of its
@@ -303,7 +327,7 @@ pub trait Store: Send + Sync + 'static {
     /// The live API tokens (not portal or dashboard sessions), newest first.
     async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
     /// Revokes the API token with this id; false when there is no such live token.
-    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool>;
+    async fn revoke_api_token(&self, token_id: &TokenId) -> StoreResult<bool>;
 
     // The operator dashboard: reads across applications, for org callers only.
     /// Applications whose id, uid or name contains `text` (every one when it is empty).
@@ -377,7 +401,7 @@ impl Default for PoolOptions {
 }
 
 /// True for the URL schemes of the PostgreSQL store.
-pub fn is_postgres_url(database_url: &str) -> bool {
+pub(crate) fn is_postgres_url(database_url: &str) -> bool {
     database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }
 
@@ -427,7 +451,7 @@ fn key_file_beside(db_path: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// A database URL with any password removed, for messages.
-pub fn redact_url(database_url: &str) -> String {
+pub(crate) fn redact_url(database_url: &str) -> String {
     match url::Url::parse(database_url) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("***"));

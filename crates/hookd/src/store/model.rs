@@ -7,12 +7,16 @@ use hookd_signing::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::domain::{
+    AppId, AttemptId, Channel, DeliveryId, EndpointId, EventTypeName, MessageId, TaskId, TokenId,
+    Uid,
+};
 
 /// A tenant: one merchant of the platform.
 #[derive(Debug, Clone)]
 pub struct Application {
-    pub id: String,
-    pub uid: Option<String>,
+    pub id: AppId,
+    pub uid: Option<Uid>,
     pub name: String,
     pub throttle_rate: Option<i64>,
     pub metadata: BTreeMap<String, String>,
@@ -30,16 +34,18 @@ pub struct RetiringSecret {
 /// A URL of an application that receives the event types it subscribed to.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub id: String,
-    pub app_id: String,
-    pub uid: Option<String>,
+    pub id: EndpointId,
+    pub app_id: AppId,
+    pub uid: Option<Uid>,
+    /// Text, not an `EndpointUrl`: a `hookd listen` session's endpoint has a
+    /// `hookd-listen://` URL, and the engine parses every URL into its transport target.
     pub url: String,
     pub description: String,
     pub disabled: bool,
     /// `None` receives every event type.
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<EventTypeName>>,
     /// `None` receives messages on any channel, or none.
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<Vec<Channel>>,
     pub throttle_rate: Option<i64>,
     pub metadata: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
@@ -51,7 +57,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Whether a message of this event type on these channels is for this endpoint.
-    pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+    pub fn wants(&self, event_type: &str, channels: Option<&[Channel]>) -> bool {
         if self.disabled {
             return false;
         }
@@ -85,7 +91,7 @@ impl Endpoint {
 /// An entry of the event type catalog.
 #[derive(Debug, Clone)]
 pub struct EventType {
-    pub name: String,
+    pub name: EventTypeName,
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
@@ -101,15 +107,15 @@ pub struct EventType {
 /// One event posted by the platform for one application.
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub id: String,
-    pub app_id: String,
-    pub event_type: String,
-    pub event_id: Option<String>,
-    pub channels: Option<Vec<String>>,
+    pub id: MessageId,
+    pub app_id: AppId,
+    pub event_type: EventTypeName,
+    pub event_id: Option<Uid>,
+    pub channels: Option<Vec<Channel>>,
     /// The payload exactly as ingested; it is the body of every delivery. `{}` once expired.
     pub payload: Arc<str>,
     /// Messages with the same key reach each endpoint in ingest order.
-    pub ordering_key: Option<String>,
+    pub ordering_key: Option<Uid>,
     pub created_at: i64,
     /// When the payload's retention ends (unix ms): `payloadRetentionPeriod` after ingest.
     pub payload_expires_at: i64,
@@ -117,6 +123,35 @@ pub struct Message {
     /// message's deliveries that still had work were cancelled with it.
     pub payload_expired: bool,
 }
+
+impl Message {
+    /// A new message of `app_id`, ingested now (`created_at`, unix ms), whose payload is kept
+    /// for `payload_retention_ms`. Every message hookd stores is made here.
+    pub fn new(
+        app_id: AppId,
+        event_type: EventTypeName,
+        payload: Arc<str>,
+        created_at: i64,
+        payload_retention_ms: i64,
+    ) -> Self {
+        Self {
+            id: MessageId::generate(),
+            app_id,
+            event_type,
+            event_id: None,
+            channels: None,
+            payload,
+            ordering_key: None,
+            created_at,
+            payload_expires_at: created_at.saturating_add(payload_retention_ms),
+            payload_expired: false,
+        }
+    }
+}
+
+/// How long a message's payload is kept when its sender does not say (Svix's default,
+/// `payloadRetentionPeriod`: 90 days).
+pub(crate) const DEFAULT_PAYLOAD_RETENTION_MS: i64 = 90 * 24 * 60 * 60 * 1000;
 
 /// A message's place in its application's feed, in commit order (which ids, generated before
 /// the commit, do not give). Positions compare as (`group`, `seq`): on PostgreSQL `group` is the
@@ -273,9 +308,9 @@ impl TriggerType {
 /// One recorded HTTP attempt.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    pub id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
+    pub id: AttemptId,
+    pub msg_id: MessageId,
+    pub endpoint_id: EndpointId,
     pub url: String,
     pub success: bool,
     /// 0 when no HTTP answer was received (timeout, refused, blocked).
@@ -295,18 +330,18 @@ pub struct Lease {
     pub until: i64,
     /// Endpoints the worker has no room for now: their deliveries are neither claimed nor
     /// leased at ingest, so one slow endpoint cannot take every slot.
-    pub skip_endpoints: Vec<String>,
+    pub skip_endpoints: Vec<EndpointId>,
 }
 
 /// Everything a worker needs to make one attempt without touching the database.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub lease_token: String,
-    pub msg_id: String,
-    pub app_id: String,
-    pub endpoint_id: String,
-    pub event_type: String,
+    pub msg_id: MessageId,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
+    pub event_type: EventTypeName,
     pub url: String,
     pub payload: Arc<str>,
     pub secrets: Vec<Secret>,
@@ -322,7 +357,7 @@ impl ClaimedDelivery {
     /// The delivery of `message` to `endpoint`, leased under `lease`, signed by the secrets
     /// valid at the lease's start.
     pub fn new(
-        delivery_id: String,
+        delivery_id: DeliveryId,
         lease: &Lease,
         message: &Message,
         endpoint: &Endpoint,
@@ -360,10 +395,10 @@ pub enum NextStep {
 /// The outcome of one attempt, to be recorded under its lease.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub lease_token: String,
     pub attempt: Attempt,
-    pub app_id: String,
+    pub app_id: AppId,
     pub next: NextStep,
     /// Which attempt of the delivery this was: 1 for the first (a resend starts again at 1).
     pub attempt_number: u32,
@@ -396,18 +431,11 @@ pub struct Ingested {
     pub unleased: usize,
 }
 
-impl Recorded {
-    /// How many results applied.
-    pub fn applied_count(&self) -> usize {
-        self.applied.iter().filter(|applied| **applied).count()
-    }
-}
-
 /// An endpoint disabled while recording results.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisabledEndpoint {
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
     /// When its failures began (unix ms).
     pub fail_since: i64,
 }
@@ -438,8 +466,8 @@ pub struct MessageFilter {
 /// Filters of the attempt lists.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
-    pub msg_id: Option<String>,
-    pub endpoint_id: Option<String>,
+    pub msg_id: Option<MessageId>,
+    pub endpoint_id: Option<EndpointId>,
     /// Only successes (`Some(true)`) or only failures (`Some(false)`).
     pub success: Option<bool>,
 }
@@ -463,11 +491,11 @@ pub struct PageRequest {
 /// An API token as stored: only its hash is kept.
 #[derive(Debug, Clone)]
 pub struct ApiToken {
-    pub id: String,
+    pub id: TokenId,
     pub hash: String,
     pub name: String,
     /// `None` for an org token, the application id for an application token.
-    pub app_id: Option<String>,
+    pub app_id: Option<AppId>,
     pub created_at: i64,
     pub revoked: bool,
     pub kind: TokenKind,
@@ -615,12 +643,12 @@ impl TaskStatus {
 /// A job recorded in the database and run by the workers in batches, so it survives restarts.
 #[derive(Debug, Clone)]
 pub struct BackgroundTask {
-    pub id: String,
-    pub app_id: String,
+    pub id: TaskId,
+    pub app_id: AppId,
     pub kind: TaskKind,
     pub status: TaskStatus,
     /// The endpoint whose failed deliveries are made due again.
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     /// The window of message creation times (unix ms) the task covers, `until` excluded.
     pub since: i64,
     pub until: i64,
@@ -633,7 +661,7 @@ pub struct BackgroundTask {
 /// What one batch of a background task did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskBatch {
-    pub task_id: String,
+    pub task_id: TaskId,
     /// Deliveries this batch made due.
     pub made_due: u64,
     /// The task's status after the batch.

@@ -6,6 +6,8 @@
 use hookd_signing::Secret;
 use serde::de::DeserializeOwned;
 
+use crate::domain::{AppId, Channel, EndpointId, EventTypeName, Uid};
+
 use super::cipher::{endpoint_row, CipherError, SecretCipher};
 use super::tasks::kind_and_status;
 use super::{
@@ -77,6 +79,11 @@ pub fn payload_expires_at(stored: Option<i64>) -> i64 {
     stored.unwrap_or(i64::MAX)
 }
 
+/// A stored list of names (event types, channels) as its type.
+fn stored_list<T>(list: Option<Vec<String>>, name: fn(String) -> T) -> Option<Vec<T>> {
+    list.map(|list| list.into_iter().map(name).collect())
+}
+
 /// Reads the columns of one row, whatever backend it comes from: the few kinds of value the
 /// records hold. Each backend implements it for its own row type, so the mapping from columns
 /// to records below is written once.
@@ -114,8 +121,8 @@ pub trait Columns {
 
 pub fn application<R: Columns>(row: &R) -> Result<Application, R::Error> {
     Ok(Application {
-        id: row.text("id")?,
-        uid: row.opt_text("uid")?,
+        id: row.text("id")?.into(),
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
         name: row.text("name")?,
         throttle_rate: row.opt_int("throttle_rate")?,
         metadata: row.json("metadata")?,
@@ -126,8 +133,8 @@ pub fn application<R: Columns>(row: &R) -> Result<Application, R::Error> {
 
 /// Reads an endpoint, opening its sealed secrets.
 pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, R::Error> {
-    let id = row.text("id")?;
-    let app_id = row.text("app_id")?;
+    let id: EndpointId = row.text("id")?.into();
+    let app_id: AppId = row.text("app_id")?.into();
     let (secret, retiring_secrets) = open_secrets(
         cipher,
         &app_id,
@@ -139,12 +146,12 @@ pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, 
     Ok(Endpoint {
         id,
         app_id,
-        uid: row.opt_text("uid")?,
+        uid: row.opt_text("uid")?.map(Uid::from_stored),
         url: row.text("url")?,
         description: row.text("description")?,
         disabled: row.flag("disabled")?,
-        event_types: row.opt_list("event_types")?,
-        channels: row.opt_list("channels")?,
+        event_types: stored_list(row.opt_list("event_types")?, EventTypeName::from_stored),
+        channels: stored_list(row.opt_list("channels")?, Channel::from_stored),
         throttle_rate: row.opt_int("throttle_rate")?,
         metadata: row.json("metadata")?,
         headers: row.json("headers")?,
@@ -157,7 +164,7 @@ pub fn endpoint<R: Columns>(row: &R, cipher: &SecretCipher) -> Result<Endpoint, 
 
 pub fn event_type<R: Columns>(row: &R) -> Result<EventType, R::Error> {
     Ok(EventType {
-        name: row.text("name")?,
+        name: EventTypeName::from_stored(row.text("name")?),
         description: row.text("description")?,
         archived: row.flag("archived")?,
         deprecated: row.flag("deprecated")?,
@@ -171,13 +178,13 @@ pub fn event_type<R: Columns>(row: &R) -> Result<EventType, R::Error> {
 
 pub fn message<R: Columns>(row: &R) -> Result<Message, R::Error> {
     Ok(Message {
-        id: row.text("id")?,
-        app_id: row.text("app_id")?,
-        event_type: row.text("event_type")?,
-        event_id: row.opt_text("event_id")?,
-        channels: row.opt_list("channels")?,
+        id: row.text("id")?.into(),
+        app_id: row.text("app_id")?.into(),
+        event_type: EventTypeName::from_stored(row.text("event_type")?),
+        event_id: row.opt_text("event_id")?.map(Uid::from_stored),
+        channels: stored_list(row.opt_list("channels")?, Channel::from_stored),
         payload: row.text("payload")?.into(),
-        ordering_key: row.opt_text("ordering_key")?,
+        ordering_key: row.opt_text("ordering_key")?.map(Uid::from_stored),
         created_at: row.int("created_at")?,
         payload_expires_at: payload_expires_at(row.opt_int("payload_expires_at")?),
         payload_expired: row.flag("payload_expired")?,
@@ -192,9 +199,9 @@ pub fn delivery_state<R: Columns>(row: &R) -> Result<DeliveryState, R::Error> {
 
 pub fn attempt<R: Columns>(row: &R) -> Result<Attempt, R::Error> {
     Ok(Attempt {
-        id: row.text("id")?,
-        msg_id: row.text("msg_id")?,
-        endpoint_id: row.text("endpoint_id")?,
+        id: row.text("id")?.into(),
+        msg_id: row.text("msg_id")?.into(),
+        endpoint_id: row.text("endpoint_id")?.into(),
         url: row.text("url")?,
         success: row.flag("success")?,
         response_status_code: row.int("response_status_code")?,
@@ -210,10 +217,10 @@ pub fn api_token<R: Columns>(row: &R) -> Result<ApiToken, R::Error> {
     let kind =
         TokenKind::parse(&kind).ok_or_else(|| row.invalid("kind", UnknownTokenKind(kind)))?;
     Ok(ApiToken {
-        id: row.text("id")?,
+        id: row.text("id")?.into(),
         hash: row.text("hash")?,
         name: row.text("name")?,
-        app_id: row.opt_text("app_id")?,
+        app_id: row.opt_text("app_id")?.map(Into::into),
         created_at: row.int("created_at")?,
         revoked: row.flag("revoked")?,
         kind,
@@ -231,11 +238,11 @@ pub fn background_task<R: Columns>(row: &R) -> Result<BackgroundTask, R::Error> 
     let (kind, status) = kind_and_status(&row.text("kind")?, &row.text("status")?)
         .map_err(|e| row.invalid("status", e))?;
     Ok(BackgroundTask {
-        id: row.text("id")?,
-        app_id: row.text("app_id")?,
+        id: row.text("id")?.into(),
+        app_id: row.text("app_id")?.into(),
         kind,
         status,
-        endpoint_id: row.text("endpoint_id")?,
+        endpoint_id: row.text("endpoint_id")?.into(),
         since: row.int("window_start")?,
         until: row.int("window_end")?,
         done: u64::try_from(row.int("done")?).unwrap_or(0),

@@ -11,6 +11,7 @@
 //!   finishes the task.
 
 use crate::domain::ids::{lower_bound_at, IdPrefix};
+use crate::domain::{AppId, EndpointId, TaskId};
 
 use super::{StoreError, StoreResult, TaskBatch, TaskKind, TaskStatus};
 
@@ -20,9 +21,9 @@ pub const CANDIDATES: i64 = 16;
 /// Where a running task stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
-    pub id: String,
-    pub app_id: String,
-    pub endpoint_id: String,
+    pub id: TaskId,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
     /// Message ids of the window: from `start` (included) to `end` (excluded).
     pub start: String,
     pub end: String,
@@ -35,9 +36,9 @@ impl Progress {
     /// A task's progress from its stored columns; the window is stored as creation times
     /// (unix ms), which bound message ids because ids sort by time.
     pub fn new(
-        id: String,
-        app_id: String,
-        endpoint_id: String,
+        id: TaskId,
+        app_id: AppId,
+        endpoint_id: EndpointId,
         window: (i64, i64),
         cursor: Option<String>,
         batch_after: Option<String>,

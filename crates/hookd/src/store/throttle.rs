@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::ClaimedDelivery;
+use crate::domain::EndpointId;
 
 /// One throttled endpoint's share of a claim: the positions of its deliveries in the claim,
 /// in claim order.
@@ -41,7 +42,7 @@ impl ThrottleGroup<'_> {
 /// never wait on each other in a cycle.
 pub fn throttled_groups<'a>(
     claimed: &'a [ClaimedDelivery],
-    rates: &HashMap<String, u32>,
+    rates: &HashMap<EndpointId, u32>,
 ) -> Vec<ThrottleGroup<'a>> {
     let mut groups: BTreeMap<&str, ThrottleGroup<'a>> = BTreeMap::new();
     for (i, delivery) in claimed.iter().enumerate() {

@@ -301,7 +301,7 @@ async fn a_tenant_application_with_the_operational_uid_is_never_taken_over() {
     .expect("open");
     let squatter = Application {
         id: "app_2yQ9mS1bYQ1x8u1Qf5gD6nK3aBc".into(),
-        uid: Some("hookd-operational".into()),
+        uid: Some(hookd::domain::Uid::parse("hookd-operational").expect("a uid")),
         name: "Squatter".into(),
         throttle_rate: None,
         metadata: Default::default(),

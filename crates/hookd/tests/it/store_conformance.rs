@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookd::domain::ids::{new_id, IdPrefix};
 use hookd::domain::time::now_millis;
+use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, TaskId, Uid};
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
     DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
@@ -57,9 +57,9 @@ impl Fixture {
         }
     }
 
-    async fn app(&self) -> String {
+    async fn app(&self) -> AppId {
         let app = Application {
-            id: new_id(IdPrefix::App),
+            id: AppId::generate(),
             uid: None,
             name: "Conformance".into(),
             throttle_rate: None,
@@ -71,10 +71,10 @@ impl Fixture {
         app.id
     }
 
-    async fn endpoint(&self, app_id: &str, throttle_rate: Option<i64>) -> Endpoint {
+    async fn endpoint(&self, app_id: &AppId, throttle_rate: Option<i64>) -> Endpoint {
         let endpoint = Endpoint {
-            id: new_id(IdPrefix::Endpoint),
-            app_id: app_id.into(),
+            id: EndpointId::generate(),
+            app_id: app_id.clone(),
             uid: None,
             url: "http://127.0.0.1:9/".into(),
             description: String::new(),
@@ -97,15 +97,15 @@ impl Fixture {
     }
 
     /// Commits a message created at `t0 + at`, due then for every endpoint of `app_id`.
-    async fn message(&self, app_id: &str, ordering_key: Option<&str>, at: i64) -> String {
+    async fn message(&self, app_id: &AppId, ordering_key: Option<&str>, at: i64) -> MessageId {
         let message = Message {
-            id: new_id(IdPrefix::Message),
-            app_id: app_id.into(),
-            event_type: "invoice.paid".into(),
+            id: MessageId::generate(),
+            app_id: app_id.clone(),
+            event_type: EventTypeName::parse("invoice.paid").expect("an event type"),
             event_id: None,
             channels: None,
             payload: Arc::from(r#"{"n":1}"#),
-            ordering_key: ordering_key.map(str::to_string),
+            ordering_key: ordering_key.map(|key| Uid::parse(key).expect("an ordering key")),
             created_at: self.t0 + at,
             payload_expires_at: self.t0 + 24 * HOUR,
             payload_expired: false,
@@ -147,7 +147,7 @@ impl Fixture {
     }
 
     /// The state of a message's delivery to its one endpoint.
-    async fn state(&self, app_id: &str, msg_id: &str) -> DeliveryStatus {
+    async fn state(&self, app_id: &AppId, msg_id: &MessageId) -> DeliveryStatus {
         let deliveries = self
             .store
             .list_message_deliveries(app_id, msg_id, &page())
@@ -178,7 +178,7 @@ fn result(delivery: &ClaimedDelivery, next: NextStep, at: i64) -> AttemptResult 
         delivery_id: delivery.delivery_id.clone(),
         lease_token: delivery.lease_token.clone(),
         attempt: Attempt {
-            id: new_id(IdPrefix::Attempt),
+            id: AttemptId::generate(),
             msg_id: delivery.msg_id.clone(),
             endpoint_id: delivery.endpoint_id.clone(),
             url: delivery.url.clone(),
@@ -447,7 +447,7 @@ async fn a_recovery_task_runs_in_batches_each_after_the_previous_one_is_done() {
     f.record(&exhausted, 10, &HEALTH).await;
 
     let task = BackgroundTask {
-        id: new_id(IdPrefix::Task),
+        id: TaskId::generate(),
         app_id: app.clone(),
         kind: TaskKind::EndpointRecover,
         status: TaskStatus::Running,
@@ -516,7 +516,7 @@ async fn pruning_removes_old_finished_messages_and_attempts_only() {
         .await
         .expect("prune");
     assert_eq!(pruned, 2, "the attempt and the delivered message");
-    let get = |id: String| {
+    let get = |id: MessageId| {
         let (store, app) = (f.store.clone(), app.clone());
         async move { store.get_message(&app, &id).await.expect("get message") }
     };

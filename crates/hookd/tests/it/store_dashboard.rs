@@ -2,8 +2,8 @@
 //! backends: per-minute traffic from several nodes, node reports, the audit log, API token
 //! listing and revocation, and their retention.
 
-use hookd::domain::ids::{new_id, IdPrefix};
 use hookd::domain::time::now_millis;
+use hookd::domain::{AuditId, TokenId};
 use hookd::store::{
     self, ApiToken, AuditEntry, AuditFilter, NodeReport, OpenMode, Order, PageRequest, PoolOptions,
     SharedStore, TokenKind, TrafficMinute,
@@ -104,7 +104,7 @@ async fn the_audit_log_pages_newest_first_and_filters() {
         .enumerate()
     {
         let entry = AuditEntry {
-            id: new_id(IdPrefix::Audit),
+            id: AuditId::generate(),
             at: 1_000 + i as i64,
             actor: actor.into(),
             action: action.into(),
@@ -127,7 +127,7 @@ async fn the_audit_log_pages_newest_first_and_filters() {
     let rest = store
         .list_audit(
             &AuditFilter::default(),
-            &newest_first(2, Some(all[1].id.clone())),
+            &newest_first(2, Some(all[1].id.to_string())),
         )
         .await
         .expect("page 2");
@@ -158,8 +158,8 @@ async fn only_live_api_tokens_are_listed_and_only_they_can_be_revoked_by_id() {
     let (store, _db) = open().await;
     let now = now_millis();
     let token = |kind: TokenKind, expires_at: Option<i64>| ApiToken {
-        id: new_id(IdPrefix::Token),
-        hash: new_id(IdPrefix::Token),
+        id: TokenId::generate(),
+        hash: TokenId::generate().to_string(),
         name: format!("{kind:?}"),
         app_id: None,
         created_at: now,
@@ -174,7 +174,7 @@ async fn only_live_api_tokens_are_listed_and_only_they_can_be_revoked_by_id() {
     for t in [&live, &expired, &session] {
         store.create_token(t).await.expect("create");
     }
-    let listed: Vec<String> = store
+    let listed: Vec<TokenId> = store
         .list_api_tokens()
         .await
         .expect("list")
@@ -214,7 +214,7 @@ async fn retention_takes_old_traffic_audit_entries_and_nodes() {
     for at in [cut - 1, now] {
         store
             .append_audit(&AuditEntry {
-                id: new_id(IdPrefix::Audit),
+                id: AuditId::generate(),
                 at,
                 actor: "ann".into(),
                 action: "disable".into(),

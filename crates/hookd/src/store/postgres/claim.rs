@@ -11,6 +11,7 @@ use super::catalog;
 use super::connection::db_error;
 use super::rows::{self, MESSAGE_COLUMNS};
 use crate::domain::time::now_millis;
+use crate::domain::{EndpointId, MessageId};
 use crate::store::cipher::SecretCipher;
 use crate::store::claim::{self, LeasedRow};
 use crate::store::status::{PENDING, SENDING};
@@ -79,7 +80,7 @@ pub async fn claim_due(
     // The claim answers each delivery with its message; deliveries of one batch often share
     // messages and endpoints, so each is kept and loaded once.
     let mut leased = Vec::with_capacity(due.len());
-    let mut messages: HashMap<String, Message> = HashMap::new();
+    let mut messages: HashMap<MessageId, Message> = HashMap::new();
     for row in &due {
         let message = rows::message(row).map_err(db_error)?;
         leased.push(LeasedRow {
@@ -98,7 +99,7 @@ pub async fn claim_due(
         .into_iter()
         .map(str::to_string)
         .collect();
-    let endpoints: HashMap<String, Endpoint> =
+    let endpoints: HashMap<EndpointId, Endpoint> =
         catalog::endpoints_by_id(pool, cipher, &endpoint_ids)
             .await?
             .into_iter()
@@ -128,7 +129,7 @@ pub async fn claim_due(
 async fn apply_throttles(
     pool: &PgPool,
     claimed: Vec<ClaimedDelivery>,
-    rates: &HashMap<String, u32>,
+    rates: &HashMap<EndpointId, u32>,
     now: i64,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     if rates.is_empty() {
@@ -187,7 +188,7 @@ pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -
     Ok(())
 }
 
-pub async fn next_due(pool: &PgPool, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+pub async fn next_due(pool: &PgPool, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
     // As in claiming, endpoints passed over are left out by asking each other endpoint.
     sqlx::query_scalar(if skip_endpoints.is_empty() {
         "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL

@@ -229,7 +229,7 @@ pub async fn list_audit(
         query.bind(" AND action = ", action.clone());
     }
     if let Some(app_id) = &filter.app_id {
-        query.bind(" AND app_id = ", app_id.clone());
+        query.bind(" AND app_id = ", app_id.to_string());
     }
     query.fetch(pool, page, "id", map::audit_entry).await
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::db_error;
 use super::rows::{self, to_json, ENDPOINT_COLUMNS};
+use crate::domain::DeliveryId;
 use crate::store::cipher::SecretCipher;
 use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::{ClaimedDelivery, Lease, Message, StoreError, StoreResult};
@@ -121,7 +122,7 @@ async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
     match insert_batch(pool, cipher, &batch).await {
         Ok(mut answers) => {
             for job in batch {
-                let answer = answers.remove(&job.message.id).unwrap_or_default();
+                let answer = answers.remove(job.message.id.as_str()).unwrap_or_default();
                 let _ = job.reply.send(Ok(answer));
             }
         }
@@ -129,7 +130,7 @@ async fn commit(pool: &PgPool, cipher: &SecretCipher, batch: Vec<Job>) {
             for job in batch {
                 let answer = insert_batch(pool, cipher, std::slice::from_ref(&job))
                     .await
-                    .map(|mut answers| answers.remove(&job.message.id).unwrap_or_default());
+                    .map(|mut answers| answers.remove(job.message.id.as_str()).unwrap_or_default());
                 let _ = job.reply.send(answer);
             }
         }
@@ -153,7 +154,7 @@ async fn insert_keyed(pool: &PgPool, cipher: &SecretCipher, job: &Job) -> StoreR
     .await?;
     let mut answers = insert_batch(&mut *tx, cipher, std::slice::from_ref(job)).await?;
     tx.commit().await.map_err(db_error)?;
-    Ok(answers.remove(&job.message.id).unwrap_or_default())
+    Ok(answers.remove(job.message.id.as_str()).unwrap_or_default())
 }
 
 /// Serialises everything that holds or releases deliveries of one ordering key.
@@ -199,7 +200,7 @@ where
     for job in batch {
         keys.push(job.message.ordering_key.as_deref());
         if let Some(lease) = &job.lease {
-            skip.extend(lease.skip_endpoints.iter().map(String::as_str));
+            skip.extend(lease.skip_endpoints.iter().map(|id| id.as_str()));
         }
         let m = &job.message;
         ids.push(m.id.as_str());
@@ -297,7 +298,7 @@ where
             continue;
         };
         let endpoint = rows::endpoint(row, cipher).map_err(db_error)?;
-        let delivery_id: String = row.try_get("delivery_id").map_err(db_error)?;
+        let delivery_id: DeliveryId = row.try_get("delivery_id").map_err(db_error)?;
         answer.0.push(ClaimedDelivery::new(
             delivery_id,
             lease,

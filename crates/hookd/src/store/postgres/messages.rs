@@ -97,7 +97,7 @@ pub async fn search_messages(
          WHERE TRUE"
     ));
     if let Some(app_id) = &search.app_id {
-        query.bind(" AND m.app_id = ", app_id.clone());
+        query.bind(" AND m.app_id = ", app_id.to_string());
     }
     if let Some(text) = &search.text {
         // Each branch has its own index, so the OR is a union of three lookups.

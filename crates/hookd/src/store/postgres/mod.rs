@@ -108,7 +108,7 @@ impl Store for PgStore {
         catalog::update_app(&self.pool, app).await
     }
 
-    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+    async fn delete_app(&self, app_id: &AppId) -> StoreResult<bool> {
         catalog::delete_app(&self.pool, app_id).await
     }
 
@@ -116,11 +116,15 @@ impl Store for PgStore {
         catalog::insert_endpoint(&self.pool, &self.cipher, endpoint).await
     }
 
-    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
+    async fn get_endpoint(&self, app_id: &AppId, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
         catalog::get_endpoint(&self.pool, &self.cipher, app_id, id_or_uid).await
     }
 
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        app_id: &AppId,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Endpoint>> {
         catalog::list_endpoints(&self.pool, &self.cipher, app_id, page).await
     }
 
@@ -128,20 +132,24 @@ impl Store for PgStore {
         catalog::update_endpoint(&self.pool, &self.cipher, endpoint).await
     }
 
-    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {
         catalog::delete_endpoint(&self.pool, app_id, endpoint_id).await
     }
 
     async fn endpoint_activity(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         since: i64,
     ) -> StoreResult<EndpointActivity> {
         activity::endpoint_activity(&self.pool, app_id, endpoint_id, since).await
     }
 
-    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
+    async fn endpoint_stats(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<EndpointStats> {
         catalog::endpoint_stats(&self.pool, app_id, endpoint_id).await
     }
 
@@ -187,13 +195,13 @@ impl Store for PgStore {
         Ok(Ingested { claimed, unleased })
     }
 
-    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
+    async fn get_message(&self, app_id: &AppId, msg_id: &str) -> StoreResult<Option<Message>> {
         messages::get_message(&self.pool, app_id, msg_id).await
     }
 
     async fn list_messages(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>> {
@@ -202,18 +210,22 @@ impl Store for PgStore {
 
     async fn read_feed(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         after: FeedPosition,
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>> {
         feed::read_feed(&self.pool, app_id, after, limit).await
     }
 
-    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+    async fn expunge_payload(&self, app_id: &AppId, msg_id: &MessageId) -> StoreResult<bool> {
         messages::expunge_payload(&self.pool, app_id, msg_id).await
     }
 
-    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
+    async fn create_message_to(
+        &self,
+        message: &Message,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<()> {
         messages::insert_message_to(&self.pool, message, endpoint_id).await?;
         // The API wakes its own worker; other nodes learn of it here.
         self.notifier.notify();
@@ -222,7 +234,7 @@ impl Store for PgStore {
 
     async fn list_attempts(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Attempt>> {
@@ -231,17 +243,17 @@ impl Store for PgStore {
 
     async fn get_attempt(
         &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &AttemptId,
     ) -> StoreResult<Option<Attempt>> {
         attempts::get_attempt(&self.pool, app_id, msg_id, attempt_id).await
     }
 
     async fn list_message_deliveries(
         &self,
-        app_id: &str,
-        msg_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
         attempts::list_message_deliveries(&self.pool, &self.cipher, app_id, msg_id, page).await
@@ -249,14 +261,19 @@ impl Store for PgStore {
 
     async fn list_endpoint_deliveries(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Message, DeliveryState)>> {
         attempts::list_endpoint_deliveries(&self.pool, app_id, endpoint_id, page).await
     }
 
-    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn resend(
+        &self,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<bool> {
         let found = messages::resend(&self.pool, app_id, msg_id, endpoint_id).await?;
         if found {
             self.notifier.notify();
@@ -268,7 +285,7 @@ impl Store for PgStore {
         claim::claim_due(&self.pool, &self.cipher, lease, limit).await
     }
 
-    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
         claim::next_due(&self.pool, skip_endpoints).await
     }
 
@@ -300,7 +317,7 @@ impl Store for PgStore {
         tasks::insert(&self.pool, task).await
     }
 
-    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
+    async fn get_task(&self, task_id: &TaskId) -> StoreResult<Option<BackgroundTask>> {
         tasks::get(&self.pool, task_id).await
     }
 
@@ -378,7 +395,7 @@ impl Store for PgStore {
         dashboard::list_api_tokens(&self.pool, crate::domain::time::now_millis()).await
     }
 
-    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool> {
+    async fn revoke_api_token(&self, token_id: &TokenId) -> StoreResult<bool> {
         dashboard::revoke_api_token(&self.pool, token_id).await
     }
 

@@ -110,7 +110,7 @@ pub async fn record_attempts(
     let applied: HashSet<String> = applied.into_iter().collect();
     let applied: Vec<bool> = results
         .iter()
-        .map(|r| applied.contains(&r.delivery_id))
+        .map(|r| applied.contains(r.delivery_id.as_str()))
         .collect();
     let applied_results = results
         .iter()

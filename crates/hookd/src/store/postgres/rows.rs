@@ -89,3 +89,60 @@ pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.c
 
 pub const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.url, a.success, \
     a.response_status_code, a.response, a.response_duration_ms, a.trigger_type, a.created_at";
+
+/// Ids and names are bound and read as `text` (and `text[]`), so a query binds `&endpoint.id` as it bound
+/// the `String` before, and a row's id column decodes straight into its type.
+macro_rules! pg_text_id {
+    ($($id:ty),*) => {$(
+        impl sqlx::Type<sqlx::Postgres> for $id {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $id {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+
+            fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $id {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'q, sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $id {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                <String as sqlx::Decode<'r, sqlx::Postgres>>::decode(value).map(Self::from_stored)
+            }
+        }
+    )*};
+}
+
+pg_text_id!(
+    crate::domain::AppId,
+    crate::domain::EndpointId,
+    crate::domain::MessageId,
+    crate::domain::AttemptId,
+    crate::domain::DeliveryId,
+    crate::domain::TokenId,
+    crate::domain::TaskId,
+    crate::domain::AuditId,
+    crate::domain::Uid,
+    crate::domain::EventTypeName,
+    crate::domain::Channel
+);

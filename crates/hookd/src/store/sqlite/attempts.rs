@@ -22,10 +22,10 @@ pub fn list_attempts(
         vec![Value::Text(app_id.into())],
     );
     if let Some(msg_id) = &filter.msg_id {
-        query.and("msg_id = ?", msg_id.clone());
+        query.and("msg_id = ?", String::from(msg_id.clone()));
     }
     if let Some(endpoint_id) = &filter.endpoint_id {
-        query.and("endpoint_id = ?", endpoint_id.clone());
+        query.and("endpoint_id = ?", String::from(endpoint_id.clone()));
     }
     if let Some(success) = filter.success {
         query.and("success = ?", success);

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::connection::db_error;
 use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::domain::time::now_millis;
+use crate::domain::EndpointId;
 use crate::store::cipher::SecretCipher;
 use crate::store::claim::{self, LeasedRow};
 use crate::store::status::{PENDING, SENDING};
@@ -49,7 +50,7 @@ fn claim_oldest_due_of_others() -> String {
 
 /// The endpoints to pass over, as one JSON array parameter: a single cached statement serves
 /// any number of them.
-fn skip_json(endpoints: &[String]) -> String {
+fn skip_json(endpoints: &[EndpointId]) -> String {
     serde_json::json!(endpoints).to_string()
 }
 
@@ -123,7 +124,7 @@ pub fn claim_due(
 fn apply_throttles(
     conn: &Connection,
     claimed: Vec<ClaimedDelivery>,
-    rates: &HashMap<String, u32>,
+    rates: &HashMap<EndpointId, u32>,
     now: i64,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let mut deferred = Vec::new();
@@ -205,7 +206,7 @@ fn message_by_id(conn: &Connection, msg_id: &str) -> StoreResult<Option<Message>
     .map_err(db_error)
 }
 
-pub fn next_due(conn: &Connection, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+pub fn next_due(conn: &Connection, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
     if skip_endpoints.is_empty() {
         return conn
             .prepare_cached(

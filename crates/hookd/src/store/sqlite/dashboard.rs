@@ -214,7 +214,7 @@ pub fn list_audit(
         query.and("action = ?", action.clone());
     }
     if let Some(app_id) = &filter.app_id {
-        query.and("app_id = ?", app_id.clone());
+        query.and("app_id = ?", app_id.to_string());
     }
     query.fetch(conn, page, "id", |row| map::audit_entry(row))
 }

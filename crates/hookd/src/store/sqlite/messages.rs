@@ -10,6 +10,7 @@ use super::list::ListQuery;
 use super::rows::{self, to_json, MESSAGE_COLUMNS};
 use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
+use crate::domain::DeliveryId;
 use crate::store::cipher::SecretCipher;
 use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::trigger::MANUAL;
@@ -32,7 +33,7 @@ pub fn insert_message(
         if !endpoint.wants(&message.event_type, message.channels.as_deref()) {
             continue;
         }
-        let delivery_id = new_id(IdPrefix::Delivery);
+        let delivery_id = DeliveryId::generate();
         let start = if held_back(conn, &endpoint.id, message.ordering_key.as_deref())? {
             Start::Held
         } else {
@@ -212,7 +213,7 @@ pub fn search_messages(
         vec![],
     );
     if let Some(app_id) = &search.app_id {
-        query.and("m.app_id = ?", app_id.clone());
+        query.and("m.app_id = ?", app_id.to_string());
     }
     if let Some(text) = &search.text {
         // Each branch has its own index, so the OR is a union of three lookups.

@@ -95,7 +95,7 @@ impl Store for SqliteStore {
         self.writer.run(move |c| catalog::update_app(c, &app)).await
     }
 
-    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+    async fn delete_app(&self, app_id: &AppId) -> StoreResult<bool> {
         let app_id = app_id.to_string();
         self.writer
             .run(move |c| catalog::delete_app(c, &app_id))
@@ -110,7 +110,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
+    async fn get_endpoint(&self, app_id: &AppId, id_or_uid: &str) -> StoreResult<Option<Endpoint>> {
         let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
         let cipher = Arc::clone(&self.cipher);
         self.readers
@@ -118,7 +118,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn list_endpoints(&self, app_id: &str, page: &PageRequest) -> StoreResult<Vec<Endpoint>> {
+    async fn list_endpoints(
+        &self,
+        app_id: &AppId,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Endpoint>> {
         let (app_id, page) = (app_id.to_string(), page.clone());
         let cipher = Arc::clone(&self.cipher);
         self.readers
@@ -134,7 +138,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_endpoint(&self, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.writer
             .run(move |c| catalog::delete_endpoint(c, &app_id, &endpoint_id))
@@ -143,8 +147,8 @@ impl Store for SqliteStore {
 
     async fn endpoint_activity(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         since: i64,
     ) -> StoreResult<EndpointActivity> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
@@ -153,7 +157,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn endpoint_stats(&self, app_id: &str, endpoint_id: &str) -> StoreResult<EndpointStats> {
+    async fn endpoint_stats(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<EndpointStats> {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.readers
             .run(move |c| catalog::endpoint_stats(c, &app_id, &endpoint_id))
@@ -218,7 +226,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn get_message(&self, app_id: &str, msg_id: &str) -> StoreResult<Option<Message>> {
+    async fn get_message(&self, app_id: &AppId, msg_id: &str) -> StoreResult<Option<Message>> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.readers
             .run(move |c| messages::get_message(c, &app_id, &msg_id))
@@ -227,7 +235,7 @@ impl Store for SqliteStore {
 
     async fn list_messages(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &MessageFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Message>> {
@@ -239,7 +247,7 @@ impl Store for SqliteStore {
 
     async fn read_feed(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         after: FeedPosition,
         limit: usize,
     ) -> StoreResult<Vec<(FeedPosition, Message)>> {
@@ -249,14 +257,18 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn expunge_payload(&self, app_id: &str, msg_id: &str) -> StoreResult<bool> {
+    async fn expunge_payload(&self, app_id: &AppId, msg_id: &MessageId) -> StoreResult<bool> {
         let (app_id, msg_id) = (app_id.to_string(), msg_id.to_string());
         self.writer
             .run(move |c| messages::expunge_payload(c, &app_id, &msg_id))
             .await
     }
 
-    async fn create_message_to(&self, message: &Message, endpoint_id: &str) -> StoreResult<()> {
+    async fn create_message_to(
+        &self,
+        message: &Message,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<()> {
         let (message, endpoint_id) = (message.clone(), endpoint_id.to_string());
         self.writer
             .run(move |c| messages::insert_message_to(c, &message, &endpoint_id))
@@ -265,7 +277,7 @@ impl Store for SqliteStore {
 
     async fn list_attempts(
         &self,
-        app_id: &str,
+        app_id: &AppId,
         filter: &AttemptFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<Attempt>> {
@@ -277,9 +289,9 @@ impl Store for SqliteStore {
 
     async fn get_attempt(
         &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        attempt_id: &AttemptId,
     ) -> StoreResult<Option<Attempt>> {
         let (app_id, msg_id, attempt_id) = (
             app_id.to_string(),
@@ -293,8 +305,8 @@ impl Store for SqliteStore {
 
     async fn list_message_deliveries(
         &self,
-        app_id: &str,
-        msg_id: &str,
+        app_id: &AppId,
+        msg_id: &MessageId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Endpoint, DeliveryState)>> {
         let (app_id, msg_id, page) = (app_id.to_string(), msg_id.to_string(), page.clone());
@@ -306,8 +318,8 @@ impl Store for SqliteStore {
 
     async fn list_endpoint_deliveries(
         &self,
-        app_id: &str,
-        endpoint_id: &str,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
         page: &PageRequest,
     ) -> StoreResult<Vec<(Message, DeliveryState)>> {
         let (app_id, endpoint_id, page) =
@@ -317,7 +329,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+    async fn resend(
+        &self,
+        app_id: &AppId,
+        msg_id: &MessageId,
+        endpoint_id: &EndpointId,
+    ) -> StoreResult<bool> {
         let (app_id, msg_id, endpoint_id) = (
             app_id.to_string(),
             msg_id.to_string(),
@@ -336,7 +353,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_due(&self, skip_endpoints: &[String]) -> StoreResult<Option<i64>> {
+    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
         let skip = skip_endpoints.to_vec();
         self.readers.run(move |c| claim::next_due(c, &skip)).await
     }
@@ -376,7 +393,7 @@ impl Store for SqliteStore {
         self.writer.run(move |c| tasks::insert(c, &task)).await
     }
 
-    async fn get_task(&self, task_id: &str) -> StoreResult<Option<BackgroundTask>> {
+    async fn get_task(&self, task_id: &TaskId) -> StoreResult<Option<BackgroundTask>> {
         let task_id = task_id.to_string();
         self.readers.run(move |c| tasks::get(c, &task_id)).await
     }
@@ -480,7 +497,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool> {
+    async fn revoke_api_token(&self, token_id: &TokenId) -> StoreResult<bool> {
         let token_id = token_id.to_string();
         self.writer
             .run(move |c| dashboard::revoke_api_token(c, &token_id))

@@ -85,3 +85,37 @@ pub const ENDPOINT_COLUMNS: &str = "e.id, e.app_id, e.uid, e.url, e.description,
 
 pub const MESSAGE_COLUMNS: &str = "m.id, m.app_id, m.event_type, m.event_id, m.channels, \
     m.payload, m.created_at, m.payload_expires_at, m.payload_expired, m.ordering_key";
+
+/// Ids and names are bound and read as their text, so a statement takes `&endpoint.id` as it took the
+/// `String` before, and a row's id column reads straight into its type.
+macro_rules! sql_text_id {
+    ($($id:ty),*) => {$(
+        impl rusqlite::ToSql for $id {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl rusqlite::types::FromSql for $id {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                String::column_result(value).map(Self::from_stored)
+            }
+        }
+    )*};
+}
+
+sql_text_id!(
+    crate::domain::AppId,
+    crate::domain::EndpointId,
+    crate::domain::MessageId,
+    crate::domain::AttemptId,
+    crate::domain::DeliveryId,
+    crate::domain::TokenId,
+    crate::domain::TaskId,
+    crate::domain::AuditId,
+    crate::domain::Uid,
+    crate::domain::EventTypeName,
+    crate::domain::Channel
+);

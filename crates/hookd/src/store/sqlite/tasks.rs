@@ -76,8 +76,10 @@ fn step(
     let enabled: Option<bool> = conn
         .prepare_cached("SELECT disabled = 0 FROM endpoints WHERE id = ?1 AND app_id = ?2")
         .and_then(|mut s| {
-            s.query_row([&task.endpoint_id, &task.app_id], |row| row.get(0))
-                .optional()
+            s.query_row([task.endpoint_id.as_str(), task.app_id.as_str()], |row| {
+                row.get(0)
+            })
+            .optional()
         })
         .map_err(db_error)?;
     let busy = match (enabled, task.previous_batch()) {
