@@ -4,6 +4,8 @@
 # The release build is the one to install: it compiles hookd-cli with the release profile,
 # writes the man pages and shell completions with the binary it packages (`hookd generate`, so
 # they always match its command line), and runs `cargo deb --no-build` (crates.io cargo-deb).
+# The binary is stripped; its line tables (profile.release debug) go to a separate
+# hookd-dbgsym_<version>_<arch>.ddeb for symbolized backtraces and profiles.
 #
 #   --from-debug   package target/debug/hookd as it is, without building (for .ci/run, whose
 #                  suites have just tested that binary; a release build costs minutes there).
@@ -29,7 +31,7 @@ if $from_debug; then
   profile=deb-from-debug
   mkdir -p "$target_dir/$profile"
   cp "$target_dir/debug/hookd" "$target_dir/$profile/hookd"
-  extra=(--strip --fast)
+  extra=(--strip --no-dbgsym --fast)
 else
   profile=release
   cargo build --release --locked -p hookd-cli

@@ -187,8 +187,16 @@ assert json.loads(delivery["body"])["paymentId"] == "pay_deb", delivery
 assert headers["webhook-signature"].startswith("v1,"), headers
 print("delivered", headers["webhook-id"], "signed", headers["webhook-signature"][:12] + "…")
 EOF
-curl -s "http://127.0.0.1:$port/metrics" | grep -q '^hookd_attempts_total{outcome="success"} 1$' ||
-  fail "/metrics does not count the attempt"
+# The receiver has its delivery before hookd has its answer and records the attempt.
+counted=false
+for _ in $(seq 1 50); do
+  if curl -s "http://127.0.0.1:$port/metrics" | grep -q '^hookd_attempts_total{outcome="success"} 1$'; then
+    counted=true
+    break
+  fi
+  sleep 0.1
+done
+$counted || fail "/metrics does not count the attempt within 5 s"
 
 step "SIGTERM: hookd drains and exits 0"
 kill -TERM "$hookd_pid"
