@@ -89,6 +89,24 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Check that a webhook endpoint accepts genuine deliveries and refuses forged, tampered
+    /// and stale ones (exits 1 unless every must-pass check passed)
+    Certify {
+        /// The endpoint's URL
+        url: String,
+        /// The endpoint's signing secret (whsec_…)
+        #[arg(long, env = "HOOKD_CERTIFY_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Which signature headers to send: webhook, svix or both
+        #[arg(long, default_value = "both", value_parser = ["webhook", "svix", "both"])]
+        headers: String,
+        /// How long the endpoint may take to answer, as deliveries allow
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Manage API tokens
     Token {
         #[command(subcommand)]
@@ -209,6 +227,30 @@ async fn main() -> anyhow::Result<()> {
                 hookd_devtools::trigger::trigger(&client, &event_type, target.app.as_deref())
                     .await?;
             println!("sent {event_type} as {msg_id}");
+            Ok(())
+        }
+        Command::Certify {
+            url,
+            secret,
+            json,
+            headers,
+            timeout,
+        } => {
+            use hookd::certify::HeaderSet;
+            let headers = match headers.as_str() {
+                "webhook" => HeaderSet::Webhook,
+                "svix" => HeaderSet::Svix,
+                _ => HeaderSet::Both,
+            };
+            let report = hookd::certify::run_command(&url, &secret, headers, timeout).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", hookd::certify::render(&report));
+            }
+            if !report.passed {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Demo { fast } => {

@@ -44,8 +44,9 @@ mod extract;
 pub mod inbox;
 
 pub use headers::Headers;
+pub use hookd_signing::asymmetric::{KeyError, PublicKey};
 pub use hookd_signing::{Secret, SecretError};
-pub use verify::{VerifiedWebhook, Verifier, VerifyError, DEFAULT_TOLERANCE};
+pub use verify::{VerifiedWebhook, Verifier, VerifyError, VerifyKey, DEFAULT_TOLERANCE};
 
 #[cfg(feature = "axum")]
 pub use extract::{Webhook, WebhookRejection};

@@ -2,11 +2,14 @@
 //!
 //! The order of checks is fixed and cheap first: the three headers are present, the timestamp is
 //! a number within the tolerance of now, then one HMAC of the body per secret, compared in
-//! constant time with every `v1,` signature of the header. Only then may the body be trusted.
+//! constant time with every `v1,` signature of the header, and, for Ed25519 public keys
+//! (`whpk_…`), each `v1a,` signature checked against each key. Only then may the body be
+//! trusted.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hookd_signing::asymmetric::{KeyError, PublicKey, PUBLIC_KEY_PREFIX};
 use hookd_signing::{Secret, SecretError, SECRET_PREFIX};
 
 use crate::Headers;
@@ -57,9 +60,13 @@ pub enum VerifyError {
     /// The timestamp is further in the future than the tolerance.
     #[error("the timestamp is too far in the future")]
     TooNew,
-    /// No `v1` signature of the header matches any of the secrets.
+    /// No signature of the header matches any of the keys.
     #[error("no signature matches")]
     NoMatchingSignature,
+    /// A public key given to [`Verifier::new`] is not `whpk_` followed by base64 of an Ed25519
+    /// public key.
+    #[error("malformed public key: {0}")]
+    MalformedPublicKey(#[from] KeyError),
     /// A secret given to [`Verifier::new`] is not `whsec_` followed by base64 of 24 to 64 bytes.
     #[error("malformed secret: {0}")]
     MalformedSecret(#[from] SecretError),
@@ -76,7 +83,7 @@ impl VerifyError {
         match self {
             Self::MissingHeader(_) | Self::InvalidHeader(_) | Self::BadTimestamp => 400,
             Self::TooOld | Self::TooNew | Self::NoMatchingSignature => 401,
-            Self::MalformedSecret(_) | Self::NoSecret => 500,
+            Self::MalformedSecret(_) | Self::MalformedPublicKey(_) | Self::NoSecret => 500,
         }
     }
 }
@@ -91,40 +98,61 @@ pub struct VerifiedWebhook {
     pub timestamp: i64,
 }
 
-/// Verifies Standard Webhooks requests against one or more secrets.
+/// A key a request may be signed for: a shared secret (`v1`) or an Ed25519 public key (`v1a`).
+#[derive(Debug, Clone)]
+pub enum VerifyKey {
+    Secret(Secret),
+    Public(PublicKey),
+}
+
+impl VerifyKey {
+    fn verifies(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        match self {
+            VerifyKey::Secret(secret) => secret.verify_header(id, timestamp, body, header),
+            VerifyKey::Public(key) => key.verify_header(id, timestamp, body, header),
+        }
+    }
+}
+
+/// Verifies Standard Webhooks requests against one or more keys.
 ///
-/// Several secrets serve a rotation: configure the new secret beside the old one, and requests
-/// signed with either are accepted. Cloning is cheap (the secrets are shared).
+/// Several keys serve a rotation: configure the new secret (or public key) beside the old one,
+/// and requests signed with either are accepted. Cloning is cheap (the keys are shared).
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    secrets: Arc<[Secret]>,
+    keys: Arc<[VerifyKey]>,
     tolerance: Duration,
 }
 
 impl Verifier {
-    /// A verifier for secrets in their `whsec_…` form. The bare base64 form that other Standard
-    /// Webhooks libraries accept is taken too, and surrounding whitespace (a pasted newline) is
-    /// ignored.
-    pub fn new<I, S>(secrets: I) -> Result<Self, VerifyError>
+    /// A verifier for secrets in their `whsec_…` form and Ed25519 public keys in their
+    /// `whpk_…` form. The bare base64 form of a secret that other Standard Webhooks libraries
+    /// accept is taken too, and surrounding whitespace (a pasted newline) is ignored.
+    pub fn new<I, S>(keys: I) -> Result<Self, VerifyError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let secrets = secrets
+        let keys = keys
             .into_iter()
-            .map(|text| parse_secret(text.as_ref()))
+            .map(|text| parse_key(text.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        Self::from_secrets(secrets)
+        Self::from_keys(keys)
     }
 
     /// A verifier for secrets already parsed.
     pub fn from_secrets(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, VerifyError> {
-        let secrets: Arc<[Secret]> = secrets.into_iter().collect();
-        if secrets.is_empty() {
+        Self::from_keys(secrets.into_iter().map(VerifyKey::Secret))
+    }
+
+    /// A verifier for keys already parsed.
+    pub fn from_keys(keys: impl IntoIterator<Item = VerifyKey>) -> Result<Self, VerifyError> {
+        let keys: Arc<[VerifyKey]> = keys.into_iter().collect();
+        if keys.is_empty() {
             return Err(VerifyError::NoSecret);
         }
         Ok(Self {
-            secrets,
+            keys,
             tolerance: DEFAULT_TOLERANCE,
         })
     }
@@ -208,9 +236,9 @@ impl Verifier {
             return Err(VerifyError::TooNew);
         }
         let authentic = self
-            .secrets
+            .keys
             .iter()
-            .any(|secret| secret.verify_header(id, timestamp, body, signature));
+            .any(|key| key.verifies(id, timestamp, body, signature));
         if !authentic {
             return Err(VerifyError::NoMatchingSignature);
         }
@@ -219,6 +247,14 @@ impl Verifier {
             timestamp,
         })
     }
+}
+
+fn parse_key(text: &str) -> Result<VerifyKey, VerifyError> {
+    let text = text.trim();
+    if text.starts_with(PUBLIC_KEY_PREFIX) {
+        return Ok(VerifyKey::Public(PublicKey::parse(text)?));
+    }
+    Ok(VerifyKey::Secret(parse_secret(text)?))
 }
 
 fn parse_secret(text: &str) -> Result<Secret, SecretError> {
@@ -303,5 +339,50 @@ mod tests {
         assert_eq!(VerifyError::BadTimestamp.status(), 400);
         assert_eq!(VerifyError::TooOld.status(), 401);
         assert_eq!(VerifyError::NoMatchingSignature.status(), 401);
+    }
+}
+
+#[cfg(test)]
+mod asymmetric_tests {
+    use hookd_signing::asymmetric::SigningKey;
+
+    use super::*;
+
+    #[test]
+    fn a_public_key_verifies_v1a_and_nothing_else() {
+        let key = SigningKey::generate();
+        let verifier = Verifier::new([key.public_key().expose()]).expect("verifier");
+        let now = 1_700_000_000;
+        let body = br#"{"event":"payment.captured"}"#;
+        let signed = |signature: String| {
+            vec![
+                ("webhook-id", "msg_1".to_string()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", signature),
+            ]
+        };
+        let good = signed(key.sign("msg_1", now, body));
+        assert!(verifier.verify_at(&good, body, now).is_ok());
+        // Another key's signature, a tampered body, a symmetric signature: all refused.
+        let other = signed(SigningKey::generate().sign("msg_1", now, body));
+        assert_eq!(
+            verifier.verify_at(&other, body, now),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            verifier.verify_at(&good, b"{}", now),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        let secret = Secret::generate();
+        let symmetric = signed(secret.sign("msg_1", now, body));
+        assert!(verifier.verify_at(&symmetric, body, now).is_err());
+        // Both kinds of key in one verifier, as during a switch from v1 to v1a.
+        let both = Verifier::new([secret.expose(), key.public_key().expose()]).expect("both");
+        assert!(both.verify_at(&symmetric, body, now).is_ok());
+        assert!(both.verify_at(&good, body, now).is_ok());
+        assert!(matches!(
+            Verifier::new(["whpk_AAAA"]),
+            Err(VerifyError::MalformedPublicKey(_))
+        ));
     }
 }

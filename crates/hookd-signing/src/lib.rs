@@ -1,8 +1,11 @@
 //! Standard Webhooks signing, shared by the hookd server and its receiver kit.
 //!
 //! A signature is `v1,` followed by the base64 of HMAC-SHA256 over `"{id}.{timestamp}.{body}"`,
-//! keyed with the bytes that follow `whsec_` in the secret. The functions here are pure so that
+//! keyed with the bytes that follow `whsec_` in the secret; [`asymmetric`] has the `v1a`
+//! (Ed25519) form. The functions here are pure so that
 //! they can be tested against known answers and used anywhere without a runtime.
+
+pub mod asymmetric;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;

@@ -26,7 +26,9 @@
 
 pub mod api;
 pub mod catalog;
+pub mod certify;
 pub mod config;
+pub(crate) mod dashboard;
 pub mod delivery;
 pub mod domain;
 pub mod operational;

@@ -16,12 +16,15 @@ use crate::delivery::attempt::AttemptContext;
 use crate::delivery::engine::EngineConfig;
 use crate::delivery::transport::Transports;
 use crate::delivery::Engine;
+use crate::domain::ids::{new_id, IdPrefix};
+use crate::domain::time::now_millis;
 use crate::operational::{self, Emitter, Publisher};
 use crate::outbound::{DestinationGuard, Outbound, OutboundConfig};
 use crate::relay::RelayHub;
 use crate::retention::Pruner;
-use crate::store::{self, HealthPolicy, SharedStore};
+use crate::store::{self, HealthPolicy, NodeReport, SharedStore};
 use crate::tasks::TaskRunner;
+use crate::telemetry::Traffic;
 
 /// The address portal links point at: `HOOKD_PUBLIC_URL`, else the listen address (a
 /// wildcard address is no place for a browser to go, so it becomes `localhost`).
@@ -72,6 +75,7 @@ pub(crate) async fn run_with_store(
         }
     }
     let relay = Arc::new(RelayHub::default());
+    let traffic = Arc::new(Traffic::default());
     // Every role emits operational events: the API about endpoints, workers about deliveries.
     let (operational, outbox) = match &settings.operational_webhook {
         Some(webhook) => {
@@ -86,7 +90,13 @@ pub(crate) async fn run_with_store(
     let (engine, pruner, runner) = match settings.role {
         Role::Api => (None, None, None),
         Role::Worker | Role::All => {
-            let engine = start_engine(&settings, &store, &relay, operational.clone())?;
+            let engine = start_engine(
+                &settings,
+                &store,
+                &relay,
+                operational.clone(),
+                Arc::clone(&traffic),
+            )?;
             let runner = TaskRunner::start(
                 store.clone(),
                 Some(engine.handle()),
@@ -105,10 +115,33 @@ pub(crate) async fn run_with_store(
             engine.as_ref().map(Engine::handle),
         )
     });
+    let dispatch = engine.as_ref().map(Engine::handle);
+    let node_id = dispatch.as_ref().map_or_else(
+        || new_id(IdPrefix::Token).replacen("tok_", "node_", 1),
+        |d| d.node_id().to_string(),
+    );
+    let reporter = NodeReporter::start(
+        store.clone(),
+        NodeReport {
+            id: node_id.clone(),
+            role: match settings.role {
+                Role::Api => "api",
+                Role::Worker => "worker",
+                Role::All => "all",
+            }
+            .to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: now_millis(),
+            heartbeat_at: now_millis(),
+            in_flight: 0,
+        },
+        dispatch.clone(),
+        Arc::clone(&traffic),
+    );
     let state = AppState::new(AppContext {
         validators: Arc::new(PayloadValidators::new(store.clone())),
         store,
-        dispatch: engine.as_ref().map(Engine::handle),
+        dispatch,
         admin_token_hash: settings.admin_token.as_deref().map(auth::hash_token),
         max_payload_bytes: settings.max_payload_bytes,
         guard: Arc::new(DestinationGuard::new(settings.allow_destinations.clone())),
@@ -119,6 +152,9 @@ pub(crate) async fn run_with_store(
         public_url: public_url(&settings, listener.local_addr()?),
         portal: settings.portal.clone(),
         signature_headers: settings.signature_headers,
+        traffic,
+        settings: Arc::new(settings.clone()),
+        node_id,
     });
     let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();
@@ -152,6 +188,7 @@ pub(crate) async fn run_with_store(
         publisher.finish(settings.shutdown_timeout).await;
     }
     sampler.stop().await;
+    reporter.stop().await;
     info!("hookd stopped");
     Ok(())
 }
@@ -199,11 +236,66 @@ impl BacklogSampler {
     }
 }
 
+/// Reports this node to the store every few seconds: its heartbeat and deliveries in flight,
+/// and the traffic it counted since the last report, for the operator dashboard. Counts that
+/// cannot be stored are kept for the next report; a node killed loses at most its last few
+/// seconds of counts (never a message or an attempt, which live in their own tables).
+struct NodeReporter {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeReporter {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+    fn start(
+        store: SharedStore,
+        mut node: NodeReport,
+        dispatch: Option<crate::delivery::DispatchHandle>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let last = stopped.is_cancelled();
+                node.heartbeat_at = now_millis();
+                node.in_flight = dispatch.as_ref().map_or(0, |d| d.in_flight() as u64);
+                if let Err(err) = store.report_node(&node).await {
+                    tracing::warn!(error = %err, "reporting this node failed");
+                }
+                let counted = traffic.take();
+                if !counted.is_empty() {
+                    if let Err(err) = store.add_traffic(&node.id, &counted).await {
+                        tracing::warn!(error = %err, "storing this node's traffic counts failed");
+                        traffic.restore(counted);
+                    }
+                }
+                if last {
+                    break;
+                }
+                tokio::select! {
+                    () = stopped.cancelled() => {}
+                    () = tokio::time::sleep(Self::EVERY) => {}
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops after one last report.
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
 fn start_engine(
     settings: &Settings,
     store: &SharedStore,
     relay: &Arc<RelayHub>,
     operational: Emitter,
+    traffic: Arc<Traffic>,
 ) -> anyhow::Result<Engine> {
     let outbound = Outbound::new(
         OutboundConfig {
@@ -226,6 +318,7 @@ fn start_engine(
         health: HealthPolicy {
             disable_after: settings.disable_after,
         },
+        traffic,
     };
     Ok(Engine::start(store.clone(), ctx, config, operational))
 }

@@ -239,6 +239,62 @@ pub(crate) fn http_request(method: &str, route: &str, status: u16) {
         .increment(1);
 }
 
+/// This node's traffic since it last reported it, for the operator dashboard's per-minute
+/// charts: counted here as it happens, added to the store's per-minute rows every few seconds
+/// by the server ([`Traffic::take`]). One per server, not a global, so that servers sharing a
+/// process (tests) count apart.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// (minute, messages in, delivered, failed) of the minutes not yet reported.
+    minutes: std::sync::Mutex<Vec<crate::store::TrafficMinute>>,
+}
+
+impl Traffic {
+    fn add(&self, change: impl FnOnce(&mut crate::store::TrafficMinute)) {
+        let minute = crate::store::dashboard::minute_of(crate::domain::time::now_millis());
+        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        match minutes.last_mut() {
+            Some(last) if last.minute == minute => change(last),
+            _ => {
+                let mut fresh = crate::store::TrafficMinute {
+                    minute,
+                    ..Default::default()
+                };
+                change(&mut fresh);
+                minutes.push(fresh);
+            }
+        }
+    }
+
+    /// A message committed.
+    pub fn message_in(&self) {
+        self.add(|m| m.messages_in += 1);
+    }
+
+    /// An attempt's result recorded.
+    pub fn attempt(&self, success: bool) {
+        self.add(|m| {
+            if success {
+                m.delivered += 1;
+            } else {
+                m.failed += 1;
+            }
+        });
+    }
+
+    /// What was counted since the last call; the counts start again from zero.
+    pub fn take(&self) -> Vec<crate::store::TrafficMinute> {
+        std::mem::take(&mut *self.minutes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts back counts that could not be stored, to be tried with the next report.
+    pub fn restore(&self, mut unsent: Vec<crate::store::TrafficMinute>) {
+        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        unsent.append(&mut minutes);
+        *minutes = unsent;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -323,25 +323,35 @@ pub(crate) async fn app_portal_access(
         },
     )
     .await?;
+    let url = portal_link(&state, &app.id, expires_at, body.capabilities()).await?;
+    Ok((StatusCode::OK, AxumJson(PortalAccessOut { url, token })))
+}
+
+/// Creates a one-time portal key for an application and answers the magic link that carries
+/// it. The key travels in the fragment, which browsers never send to a server or put in a
+/// Referer: it reaches only the portal page's own script.
+pub(crate) async fn portal_link(
+    state: &AppState,
+    app_id: &str,
+    expires_at: i64,
+    capabilities: Vec<String>,
+) -> StoreResult<String> {
     let key = issue(
         &state.store,
         NewToken {
             prefix: "link",
-            app_id: Some(&app.id),
+            app_id: Some(app_id),
             name: "portal link",
             kind: TokenKind::PortalLink,
             expires_at: Some(expires_at),
-            capabilities: Some(body.capabilities()),
+            capabilities: Some(capabilities),
         },
     )
     .await?;
-    // The key travels in the fragment, which browsers never send to a server or put in a
-    // Referer: it reaches only the portal page's own script.
-    let url = format!(
+    Ok(format!(
         "{}/portal/#key={key}",
         state.public_url.trim_end_matches('/')
-    );
-    Ok((StatusCode::OK, AxumJson(PortalAccessOut { url, token })))
+    ))
 }
 
 #[cfg(test)]

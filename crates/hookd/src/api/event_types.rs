@@ -265,7 +265,7 @@ async fn read(
     ),
     security(("bearer" = []))
 )]
-async fn replace(
+pub(crate) async fn replace(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,

@@ -212,6 +212,7 @@ async fn ingest(state: &AppState, message: &Message) -> Result<(), ApiError> {
     let ingested = state.store.create_message(message, lease).await?;
     telemetry::committed("ingest", started.elapsed());
     telemetry::message_ingested();
+    state.traffic.message_in();
     state.feed.committed(&message.app_id);
     if let Some(reservation) = reservation {
         reservation.hand_over(ingested.claimed);
@@ -362,7 +363,7 @@ async fn read(
     responses((status = 204, description = "Done"), ErrorResponses),
     security(("bearer" = []))
 )]
-async fn expunge_content(
+pub(crate) async fn expunge_content(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, msg_id)): Path<(String, String)>,

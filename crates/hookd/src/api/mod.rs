@@ -9,12 +9,12 @@ pub(crate) mod attempts;
 pub mod auth;
 pub(crate) mod endpoints;
 pub mod error;
-mod event_types;
+pub(crate) mod event_types;
 pub(crate) mod extract;
 pub(crate) mod feed;
 pub mod idempotency;
 mod listen;
-mod messages;
+pub(crate) mod messages;
 pub mod openapi;
 mod pagination;
 pub(crate) mod rate_limit;
@@ -87,6 +87,12 @@ pub(crate) struct AppContext {
     pub portal: crate::config::PortalSettings,
     /// Which signature headers deliveries carry, for the portal's code samples.
     pub signature_headers: crate::config::SignatureHeaders,
+    /// This node's traffic, counted for the operator dashboard.
+    pub traffic: Arc<crate::telemetry::Traffic>,
+    /// The settings in force, shown (secrets redacted) on the dashboard's system page.
+    pub settings: Arc<crate::config::Settings>,
+    /// This node's id in the `nodes` table.
+    pub node_id: String,
 }
 
 /// The whole API as one router.
@@ -108,6 +114,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/auth/logout", post(auth::logout))
         .merge(crate::portal::routes(&state))
+        .merge(crate::dashboard::routes(&state))
         .route("/api/v1/health", get(health))
         .route("/api/v1/health/ping", get(ping))
         .route("/metrics", get(metrics))

@@ -19,7 +19,7 @@ use crate::operational::Emitter;
 use crate::store::{
     AttemptResult, ClaimedDelivery, HealthPolicy, Lease, NextStep, Recorded, SharedStore,
 };
-use crate::telemetry;
+use crate::telemetry::{self, Traffic};
 
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: usize = 256;
@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub drain_timeout: Duration,
     /// When recorded failures disable an endpoint.
     pub health: HealthPolicy,
+    /// Where recorded attempts are counted for the operator dashboard.
+    pub traffic: Arc<Traffic>,
 }
 
 /// What the API holds to pass fresh deliveries to this process's worker.
@@ -50,6 +52,8 @@ pub struct DispatchHandle {
     handover: mpsc::Sender<Vec<ClaimedDelivery>>,
     wake: Arc<Notify>,
     in_flight: Arc<InFlight>,
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
 }
 
 /// A slot in the hand-over queue with the lease to write into the ingest transaction.
@@ -90,6 +94,17 @@ impl DispatchHandle {
     pub fn wake(&self) {
         self.wake.notify_one();
     }
+
+    /// The id this node leases deliveries under.
+    pub fn node_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// How many attempts this node has in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.slots.available_permits())
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -128,13 +143,15 @@ impl Engine {
             hints: hints_tx,
             health: config.health,
             operational,
+            traffic: Arc::clone(&config.traffic),
         };
+        let slots = Arc::new(Semaphore::new(config.max_in_flight));
         let dispatcher = Dispatcher {
             store: Arc::clone(&store),
             ctx: Arc::new(ctx),
             config: config.clone(),
             owner: owner.clone(),
-            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            slots: Arc::clone(&slots),
             handover: handover_rx,
             hints: hints_rx,
             wakeups,
@@ -156,6 +173,8 @@ impl Engine {
                 in_flight,
                 handover: handover_tx,
                 wake,
+                slots,
+                max_in_flight: config.max_in_flight,
             },
             stop,
             tasks,
@@ -407,6 +426,7 @@ struct Recorder {
     hints: mpsc::Sender<i64>,
     health: HealthPolicy,
     operational: Emitter,
+    traffic: Arc<Traffic>,
 }
 
 impl Recorder {
@@ -417,6 +437,11 @@ impl Recorder {
             if let Some(recorded) = self.record(&batch).await {
                 // After the commit, so an event never reports what did not happen.
                 self.operational.recorded(&batch, &recorded);
+                for (result, applied) in batch.iter().zip(&recorded.applied) {
+                    if *applied {
+                        self.traffic.attempt(result.attempt.success);
+                    }
+                }
                 released = recorded.released > 0;
             }
             // Held deliveries released by this batch are due now; retries when scheduled.

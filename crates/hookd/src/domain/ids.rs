@@ -14,6 +14,7 @@ pub enum IdPrefix {
     Delivery,
     Token,
     Task,
+    Audit,
 }
 
 impl IdPrefix {
@@ -26,6 +27,7 @@ impl IdPrefix {
             IdPrefix::Delivery => "dlv_",
             IdPrefix::Token => "tok_",
             IdPrefix::Task => "qtask_",
+            IdPrefix::Audit => "audit_",
         }
     }
 }

@@ -85,6 +85,51 @@ pub struct EndpointsPage {
     pub notice: Option<&'static str>,
 }
 
+/// Endpoints of an application with their last 24 hours, as the list shows them (the
+/// operator dashboard's application page shows the same).
+pub(crate) async fn endpoint_rows(
+    state: &AppState,
+    app_id: &str,
+    endpoints: Vec<Endpoint>,
+) -> Result<Vec<EndpointRow>, Response> {
+    let since = (now_millis() / HOUR_MS - 23) * HOUR_MS;
+    let mut rows = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let activity = state
+            .store
+            .endpoint_activity(app_id, &endpoint.id, since)
+            .await
+            .or_page(state)?;
+        let mut counts = vec![(0u64, 0u64); 24];
+        for bucket in &activity.buckets {
+            if let Some(slot) = usize::try_from(bucket.index)
+                .ok()
+                .and_then(|i| counts.get_mut(i))
+            {
+                *slot = (bucket.succeeded, bucket.failed);
+            }
+        }
+        let (ok, failed) = counts
+            .iter()
+            .fold((0, 0), |(a, b), (ok, fail)| (a + ok, b + fail));
+        let attempts = ok + failed;
+        rows.push(EndpointRow {
+            success_rate: (attempts > 0)
+                .then(|| format!("{:.0}%", ok as f64 * 100.0 / attempts as f64)),
+            attempts,
+            bars: bars(&counts, |i| {
+                when(since + i64::try_from(i).unwrap_or(0) * HOUR_MS)[11..16].to_string()
+            }),
+            failing_since: activity.failing_since.map(when),
+            id: endpoint.id,
+            url: endpoint.url,
+            description: endpoint.description,
+            disabled: endpoint.disabled,
+        });
+    }
+    Ok(rows)
+}
+
 #[derive(Deserialize, Default)]
 pub struct Notice {
     done: Option<String>,
@@ -117,41 +162,7 @@ pub async fn list(
         .list_endpoints(&session.app_id, &first_page(250))
         .await
         .or_page(&state)?;
-    let since = (now_millis() / HOUR_MS - 23) * HOUR_MS;
-    let mut rows = Vec::with_capacity(endpoints.len());
-    for endpoint in endpoints {
-        let activity = state
-            .store
-            .endpoint_activity(&session.app_id, &endpoint.id, since)
-            .await
-            .or_page(&state)?;
-        let mut counts = vec![(0u64, 0u64); 24];
-        for bucket in &activity.buckets {
-            if let Some(slot) = usize::try_from(bucket.index)
-                .ok()
-                .and_then(|i| counts.get_mut(i))
-            {
-                *slot = (bucket.succeeded, bucket.failed);
-            }
-        }
-        let (ok, failed) = counts
-            .iter()
-            .fold((0, 0), |(a, b), (ok, fail)| (a + ok, b + fail));
-        let attempts = ok + failed;
-        rows.push(EndpointRow {
-            success_rate: (attempts > 0)
-                .then(|| format!("{:.0}%", ok as f64 * 100.0 / attempts as f64)),
-            attempts,
-            bars: bars(&counts, |i| {
-                when(since + i64::try_from(i).unwrap_or(0) * HOUR_MS)[11..16].to_string()
-            }),
-            failing_since: activity.failing_since.map(when),
-            id: endpoint.id,
-            url: endpoint.url,
-            description: endpoint.description,
-            disabled: endpoint.disabled,
-        });
-    }
+    let rows = endpoint_rows(&state, &session.app_id, endpoints).await?;
     Ok(render(
         &EndpointsPage {
             chrome: Chrome::new(&state, &session, "endpoints"),

@@ -186,7 +186,9 @@ pub async fn messages(
 
 /// A message's deliveries in a word: failed if any failed, else retrying if any has work left,
 /// else delivered.
-fn summary(statuses: impl Iterator<Item = DeliveryStatus>) -> (&'static str, &'static str) {
+pub(crate) fn summary(
+    statuses: impl Iterator<Item = DeliveryStatus>,
+) -> (&'static str, &'static str) {
     let (mut any, mut failed, mut waiting) = (false, false, false);
     for status in statuses {
         any = true;
@@ -261,18 +263,18 @@ fn first(limit: usize) -> PageRequest {
     }
 }
 
-/// `GET /portal/messages/{id}`: the payload, where it went and every attempt.
-pub async fn message(
-    State(state): State<AppState>,
-    session: PortalSession,
-    axum::extract::Path(msg_id): axum::extract::Path<String>,
-) -> PageResult {
-    let message = load_message(&state, &session, &msg_id).await?;
-    let deliveries = state
+/// Where a message went and every attempt, as the message page shows them (the operator
+/// dashboard shows the same).
+pub(crate) async fn message_details(
+    state: &AppState,
+    app_id: &str,
+    msg_id: &str,
+) -> Result<(Vec<MessageDelivery>, Vec<AttemptRow>), axum::response::Response> {
+    let deliveries: Vec<MessageDelivery> = state
         .store
-        .list_message_deliveries(&session.app_id, &message.id, &first(100))
+        .list_message_deliveries(app_id, msg_id, &first(100))
         .await
-        .or_page(&state)?
+        .or_page(state)?
         .into_iter()
         .map(|(endpoint, delivery)| {
             let (status, status_class) = status_label(delivery.status);
@@ -286,14 +288,14 @@ pub async fn message(
         })
         .collect();
     let filter = AttemptFilter {
-        msg_id: Some(message.id.clone()),
+        msg_id: Some(msg_id.to_string()),
         ..AttemptFilter::default()
     };
-    let attempts = state
+    let attempts: Vec<AttemptRow> = state
         .store
-        .list_attempts(&session.app_id, &filter, &first(100))
+        .list_attempts(app_id, &filter, &first(100))
         .await
-        .or_page(&state)?
+        .or_page(state)?
         .into_iter()
         .map(|a| AttemptRow {
             created: when(a.created_at),
@@ -305,6 +307,17 @@ pub async fn message(
             duration_ms: a.response_duration_ms,
         })
         .collect();
+    Ok((deliveries, attempts))
+}
+
+/// `GET /portal/messages/{id}`: the payload, where it went and every attempt.
+pub async fn message(
+    State(state): State<AppState>,
+    session: PortalSession,
+    axum::extract::Path(msg_id): axum::extract::Path<String>,
+) -> PageResult {
+    let message = load_message(&state, &session, &msg_id).await?;
+    let (deliveries, attempts) = message_details(&state, &session.app_id, &message.id).await?;
     let (payload, payload_cut) = shown_body(&message.payload);
     Ok(render(
         &MessagePage {

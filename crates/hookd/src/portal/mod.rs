@@ -13,9 +13,9 @@
 #![expect(clippy::result_large_err, reason = "error pages are whole responses")]
 
 mod assets;
-mod endpoints;
-mod log;
-mod pages;
+pub(crate) mod endpoints;
+pub(crate) mod log;
+pub(crate) mod pages;
 pub mod session;
 
 use axum::extract::{Request, State};

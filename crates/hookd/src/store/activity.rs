@@ -22,6 +22,8 @@ pub struct HourCount<'a> {
     pub hour: i64,
     pub succeeded: i64,
     pub failed: i64,
+    /// The time the counted attempts took, summed.
+    pub duration_ms: i64,
 }
 
 /// The counts that the applied results of a batch add, one per endpoint and hour, sorted by
@@ -42,7 +44,9 @@ pub fn hourly_counts<'a>(
                 hour,
                 succeeded: 0,
                 failed: 0,
+                duration_ms: 0,
             });
+        count.duration_ms += attempt.response_duration_ms.max(0);
         if attempt.success {
             count.succeeded += 1;
         } else {

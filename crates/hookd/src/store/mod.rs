@@ -28,6 +28,7 @@
 pub mod activity;
 pub mod cipher;
 pub mod claim;
+pub mod dashboard;
 pub mod health;
 mod model;
 pub mod outcome;
@@ -43,6 +44,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+pub use dashboard::{
+    AuditEntry, AuditFilter, EndpointCounts, EndpointLatency, MessageSearch, NodeReport,
+    TrafficMinute,
+};
 pub use model::*;
 
 /// Errors the store reports to its callers.
@@ -295,6 +300,46 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<Option<ApiToken>>;
     async fn count_tokens(&self) -> StoreResult<u64>;
+    /// The live API tokens (not portal or dashboard sessions), newest first.
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes the API token with this id; false when there is no such live token.
+    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool>;
+
+    // The operator dashboard: reads across applications, for org callers only.
+    /// Applications whose id, uid or name contains `text` (every one when it is empty).
+    async fn search_apps(&self, text: &str, page: &PageRequest) -> StoreResult<Vec<Application>>;
+    /// Endpoints of any application whose URL contains `text`, newest first.
+    async fn search_endpoints(&self, text: &str, limit: usize) -> StoreResult<Vec<Endpoint>>;
+    /// Messages of any application (or of `search.app_id`) that match, paged by id.
+    async fn search_messages(
+        &self,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>>;
+    async fn endpoint_counts(&self) -> StoreResult<EndpointCounts>;
+    /// The endpoints whose attempts took longest on average from `since_hour` (hours since the
+    /// epoch) on, slowest first.
+    async fn slowest_endpoints(
+        &self,
+        since_hour: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointLatency>>;
+    /// Adds a node's counts to its rows of the per-minute traffic.
+    async fn add_traffic(&self, node_id: &str, minutes: &[TrafficMinute]) -> StoreResult<()>;
+    /// Traffic per minute from `since_minute` on, summed over the nodes, in minute order;
+    /// minutes without traffic are absent.
+    async fn traffic_since(&self, since_minute: i64) -> StoreResult<Vec<TrafficMinute>>;
+    /// Writes a node's report over its previous one.
+    async fn report_node(&self, node: &NodeReport) -> StoreResult<()>;
+    /// Nodes that reported at or after `since`, by id.
+    async fn list_nodes(&self, since: i64) -> StoreResult<Vec<NodeReport>>;
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The audit log, newest first, paged by id.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// The store chosen by a database URL.

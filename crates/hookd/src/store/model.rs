@@ -493,6 +493,8 @@ pub enum TokenKind {
     PortalLink,
     /// A merchant's session in the portal, scoped to one application and its capabilities.
     PortalSession,
+    /// An operator's session in the dashboard, begun with an org token; its name says who.
+    OperatorSession,
 }
 
 impl TokenKind {
@@ -501,6 +503,7 @@ impl TokenKind {
             TokenKind::Api => "api",
             TokenKind::PortalLink => "portal_link",
             TokenKind::PortalSession => "portal_session",
+            TokenKind::OperatorSession => "operator_session",
         }
     }
 
@@ -509,6 +512,7 @@ impl TokenKind {
             "api" => Some(TokenKind::Api),
             "portal_link" => Some(TokenKind::PortalLink),
             "portal_session" => Some(TokenKind::PortalSession),
+            "operator_session" => Some(TokenKind::OperatorSession),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ mod receiver;
 
 mod api_errors;
 mod controls;
+mod dashboard;
 mod delivery;
 mod devtools;
 mod durability;
@@ -29,4 +30,5 @@ mod secrets_at_rest;
 mod security;
 mod send_example;
 mod store_conformance;
+mod store_dashboard;
 mod tokens;

@@ -10,7 +10,9 @@ use crate::domain::ids::{new_id, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::status::{PENDING, SENDING};
 use crate::store::trigger::MANUAL;
-use crate::store::{DeliveryStatus, Message, MessageFilter, PageRequest, StoreResult};
+use crate::store::{
+    DeliveryStatus, Message, MessageFilter, MessageSearch, PageRequest, StoreResult,
+};
 
 /// Inserts a message and one delivery of it, due now, to one endpoint of its application, in
 /// one statement.
@@ -80,6 +82,36 @@ pub async fn list_messages(
          WHERE"
     ));
     query.bind(" m.app_id = ", app_id.to_string());
+    add_filter(&mut query, filter);
+    query.fetch(pool, page, "m.id", rows::message).await
+}
+
+/// Messages of every application, or of one, for the operator dashboard.
+pub async fn search_messages(
+    pool: &PgPool,
+    search: &MessageSearch,
+    page: &PageRequest,
+) -> StoreResult<Vec<Message>> {
+    let mut query = ListQuery::new(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m JOIN message_payloads p ON p.msg_id = m.id
+         WHERE TRUE"
+    ));
+    if let Some(app_id) = &search.app_id {
+        query.bind(" AND m.app_id = ", app_id.clone());
+    }
+    if let Some(text) = &search.text {
+        // Each branch has its own index, so the OR is a union of three lookups.
+        query
+            .bind(" AND (m.id = ", text.clone())
+            .bind(" OR m.event_id = ", text.clone())
+            .bind(" OR m.ordering_key = ", text.clone())
+            .push(")");
+    }
+    add_filter(&mut query, &search.filter);
+    query.fetch(pool, page, "m.id", rows::message).await
+}
+
+fn add_filter(query: &mut ListQuery<'_>, filter: &MessageFilter) {
     if let Some(types) = &filter.event_types {
         query
             .bind(" AND m.event_type = ANY(", types.clone())
@@ -108,7 +140,6 @@ pub async fn list_messages(
             )
             .push("))");
     }
-    query.fetch(pool, page, "m.id", rows::message).await
 }
 
 /// Removes a message's payload now (it reads as `{}` from then on) and cancels its deliveries

@@ -16,6 +16,7 @@ mod attempts;
 mod catalog;
 mod claim;
 mod connection;
+mod dashboard;
 mod feed;
 mod idempotency;
 mod ingest;
@@ -371,5 +372,69 @@ impl Store for PgStore {
 
     async fn count_tokens(&self) -> StoreResult<u64> {
         catalog::count_tokens(&self.pool).await
+    }
+
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        dashboard::list_api_tokens(&self.pool, crate::domain::time::now_millis()).await
+    }
+
+    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool> {
+        dashboard::revoke_api_token(&self.pool, token_id).await
+    }
+
+    async fn search_apps(&self, text: &str, page: &PageRequest) -> StoreResult<Vec<Application>> {
+        dashboard::search_apps(&self.pool, text, page).await
+    }
+
+    async fn search_endpoints(&self, text: &str, limit: usize) -> StoreResult<Vec<Endpoint>> {
+        dashboard::search_endpoints(&self.pool, &self.cipher, text, limit).await
+    }
+
+    async fn search_messages(
+        &self,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        messages::search_messages(&self.pool, search, page).await
+    }
+
+    async fn endpoint_counts(&self) -> StoreResult<EndpointCounts> {
+        dashboard::endpoint_counts(&self.pool).await
+    }
+
+    async fn slowest_endpoints(
+        &self,
+        since_hour: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointLatency>> {
+        dashboard::slowest_endpoints(&self.pool, since_hour, limit).await
+    }
+
+    async fn add_traffic(&self, node_id: &str, minutes: &[TrafficMinute]) -> StoreResult<()> {
+        dashboard::add_traffic(&self.pool, node_id, minutes).await
+    }
+
+    async fn traffic_since(&self, since_minute: i64) -> StoreResult<Vec<TrafficMinute>> {
+        dashboard::traffic_since(&self.pool, since_minute).await
+    }
+
+    async fn report_node(&self, node: &NodeReport) -> StoreResult<()> {
+        dashboard::report_node(&self.pool, node).await
+    }
+
+    async fn list_nodes(&self, since: i64) -> StoreResult<Vec<NodeReport>> {
+        dashboard::list_nodes(&self.pool, since).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        dashboard::append_audit(&self.pool, entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        dashboard::list_audit(&self.pool, filter, page).await
     }
 }

@@ -8,6 +8,7 @@ use super::messages::EXPUNGE;
 use crate::domain::ids::{lower_bound_at, IdPrefix};
 use crate::domain::time::now_millis;
 use crate::store::activity::hour_of;
+use crate::store::dashboard::minute_of;
 use crate::store::{DeliveryStatus, StoreResult};
 
 /// Expunges up to `limit` payloads whose retention ended by `now`; messages another node is
@@ -76,5 +77,21 @@ pub async fn prune(pool: &PgPool, before: i64, limit: usize) -> StoreResult<u64>
         .execute(pool)
         .await
         .map_err(db_error)?;
+    // So do the dashboard's per-minute traffic, its audit log and nodes long gone.
+    sqlx::query("DELETE FROM traffic_minutes WHERE minute < $1")
+        .bind(minute_of(before))
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
+    for table in [
+        "DELETE FROM audit_log WHERE at < $1",
+        "DELETE FROM nodes WHERE heartbeat_at < $1",
+    ] {
+        sqlx::query(table)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map_err(db_error)?;
+    }
     Ok(attempts + u64::try_from(messages).unwrap_or(0))
 }

@@ -158,18 +158,22 @@ async fn count_hourly<'a>(
     let hours: Vec<i64> = counts.iter().map(|c| c.hour).collect();
     let succeeded: Vec<i64> = counts.iter().map(|c| c.succeeded).collect();
     let failed: Vec<i64> = counts.iter().map(|c| c.failed).collect();
+    let durations: Vec<i64> = counts.iter().map(|c| c.duration_ms).collect();
     sqlx::query(
-        "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+        "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed, duration_ms)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                              $6::bigint[])
          ON CONFLICT (endpoint_id, hour) DO UPDATE
          SET succeeded = endpoint_activity.succeeded + excluded.succeeded,
-             failed = endpoint_activity.failed + excluded.failed",
+             failed = endpoint_activity.failed + excluded.failed,
+             duration_ms = endpoint_activity.duration_ms + excluded.duration_ms",
     )
     .bind(&endpoints)
     .bind(&apps)
     .bind(&hours)
     .bind(&succeeded)
     .bind(&failed)
+    .bind(&durations)
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;

@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_portal_sessions",
         include_str!("migrations/0007_portal_sessions.sql"),
     ),
+    (
+        "0008_operator_dashboard",
+        include_str!("migrations/0008_operator_dashboard.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -29,6 +29,14 @@ impl ListQuery {
         self
     }
 
+    /// Adds `AND <condition>` with its `?`s bound to `values` in order.
+    pub fn and_all(&mut self, condition: &str, values: Vec<Value>) -> &mut Self {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+        self.params.extend(values);
+        self
+    }
+
     /// Adds `AND <column> IN (…)`.
     pub fn and_in(&mut self, column: &str, values: &[String]) -> &mut Self {
         let marks = vec!["?"; values.len()].join(", ");

@@ -15,7 +15,7 @@ use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::trigger::MANUAL;
 use crate::store::{
     ClaimedDelivery, DeliveryStatus, Endpoint, Ingested, Lease, Message, MessageFilter,
-    PageRequest, StoreResult,
+    MessageSearch, PageRequest, StoreResult,
 };
 
 /// Inserts a message and one delivery per endpoint that wants it.
@@ -197,6 +197,35 @@ pub fn list_messages(
         &format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.app_id = ?"),
         vec![Value::Text(app_id.into())],
     );
+    add_filter(&mut query, filter);
+    query.fetch(conn, page, "m.id", rows::message)
+}
+
+/// Messages of every application, or of one, for the operator dashboard.
+pub fn search_messages(
+    conn: &Connection,
+    search: &MessageSearch,
+    page: &PageRequest,
+) -> StoreResult<Vec<Message>> {
+    let mut query = ListQuery::new(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE 1 = 1"),
+        vec![],
+    );
+    if let Some(app_id) = &search.app_id {
+        query.and("m.app_id = ?", app_id.clone());
+    }
+    if let Some(text) = &search.text {
+        // Each branch has its own index, so the OR is a union of three lookups.
+        query.and_all(
+            "(m.id = ? OR m.event_id = ? OR m.ordering_key = ?)",
+            vec![Value::Text(text.clone()); 3],
+        );
+    }
+    add_filter(&mut query, &search.filter);
+    query.fetch(conn, page, "m.id", rows::message)
+}
+
+fn add_filter(query: &mut ListQuery, filter: &MessageFilter) {
     if let Some(types) = &filter.event_types {
         query.and_in("m.event_type", types);
     }
@@ -223,7 +252,6 @@ pub fn list_messages(
             rows::to_json(&codes),
         );
     }
-    query.fetch(conn, page, "m.id", rows::message)
 }
 
 /// Removes a message's payload now (it reads as `{}` from then on) and cancels its deliveries

@@ -5,6 +5,7 @@ mod attempts;
 mod catalog;
 mod claim;
 mod connection;
+mod dashboard;
 mod feed;
 mod idempotency;
 mod list;
@@ -470,5 +471,103 @@ impl Store for SqliteStore {
 
     async fn count_tokens(&self) -> StoreResult<u64> {
         self.readers.run(catalog::count_tokens).await
+    }
+
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let now = crate::domain::time::now_millis();
+        self.readers
+            .run(move |c| dashboard::list_api_tokens(c, now))
+            .await
+    }
+
+    async fn revoke_api_token(&self, token_id: &str) -> StoreResult<bool> {
+        let token_id = token_id.to_string();
+        self.writer
+            .run(move |c| dashboard::revoke_api_token(c, &token_id))
+            .await
+    }
+
+    async fn search_apps(&self, text: &str, page: &PageRequest) -> StoreResult<Vec<Application>> {
+        let (text, page) = (text.to_string(), page.clone());
+        self.readers
+            .run(move |c| dashboard::search_apps(c, &text, &page))
+            .await
+    }
+
+    async fn search_endpoints(&self, text: &str, limit: usize) -> StoreResult<Vec<Endpoint>> {
+        let text = text.to_string();
+        let cipher = Arc::clone(&self.cipher);
+        self.readers
+            .run(move |c| dashboard::search_endpoints(c, &cipher, &text, limit))
+            .await
+    }
+
+    async fn search_messages(
+        &self,
+        search: &MessageSearch,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<Message>> {
+        let (search, page) = (search.clone(), page.clone());
+        self.readers
+            .run(move |c| messages::search_messages(c, &search, &page))
+            .await
+    }
+
+    async fn endpoint_counts(&self) -> StoreResult<EndpointCounts> {
+        self.readers.run(dashboard::endpoint_counts).await
+    }
+
+    async fn slowest_endpoints(
+        &self,
+        since_hour: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointLatency>> {
+        self.readers
+            .run(move |c| dashboard::slowest_endpoints(c, since_hour, limit))
+            .await
+    }
+
+    async fn add_traffic(&self, node_id: &str, minutes: &[TrafficMinute]) -> StoreResult<()> {
+        let (node_id, minutes) = (node_id.to_string(), minutes.to_vec());
+        self.writer
+            .run(move |c| dashboard::add_traffic(c, &node_id, &minutes))
+            .await
+    }
+
+    async fn traffic_since(&self, since_minute: i64) -> StoreResult<Vec<TrafficMinute>> {
+        self.readers
+            .run(move |c| dashboard::traffic_since(c, since_minute))
+            .await
+    }
+
+    async fn report_node(&self, node: &NodeReport) -> StoreResult<()> {
+        let node = node.clone();
+        self.writer
+            .run(move |c| dashboard::report_node(c, &node))
+            .await
+    }
+
+    async fn list_nodes(&self, since: i64) -> StoreResult<Vec<NodeReport>> {
+        self.readers
+            .run(move |c| dashboard::list_nodes(c, since))
+            .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let entry = entry.clone();
+        self.writer
+            .run(move |c| dashboard::append_audit(c, &entry))
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.readers
+            .run(move |c| dashboard::list_audit(c, &filter, &page))
+            .await
     }
 }

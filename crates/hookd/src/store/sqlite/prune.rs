@@ -7,6 +7,7 @@ use super::connection::db_error;
 use super::messages::expunge_payload;
 use crate::domain::ids::{lower_bound_at, IdPrefix};
 use crate::store::activity::hour_of;
+use crate::store::dashboard::minute_of;
 use crate::store::StoreResult;
 
 /// Expunges up to `limit` payloads whose retention ended by `now`; answers how many.
@@ -55,6 +56,16 @@ pub fn prune(conn: &Connection, before: i64, limit: usize) -> StoreResult<u64> {
     // rows per endpoint and hour, so they are neither limited nor counted in the answer.
     conn.prepare_cached("DELETE FROM endpoint_activity WHERE hour < ?1")
         .and_then(|mut s| s.execute(params![hour_of(before)]))
+        .map_err(db_error)?;
+    // So do the dashboard's per-minute traffic, its audit log and nodes long gone.
+    conn.prepare_cached("DELETE FROM traffic_minutes WHERE minute < ?1")
+        .and_then(|mut s| s.execute(params![minute_of(before)]))
+        .map_err(db_error)?;
+    conn.prepare_cached("DELETE FROM audit_log WHERE at < ?1")
+        .and_then(|mut s| s.execute(params![before]))
+        .map_err(db_error)?;
+    conn.prepare_cached("DELETE FROM nodes WHERE heartbeat_at < ?1")
+        .and_then(|mut s| s.execute(params![before]))
         .map_err(db_error)?;
     Ok(u64::try_from(attempts + messages).unwrap_or(0))
 }

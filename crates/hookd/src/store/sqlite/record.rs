@@ -114,10 +114,11 @@ fn count_hourly<'a>(
 ) -> StoreResult<()> {
     let mut upsert = conn
         .prepare_cached(
-            "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO endpoint_activity (endpoint_id, app_id, hour, succeeded, failed, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (endpoint_id, hour) DO UPDATE
-             SET succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+             SET succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed,
+                 duration_ms = duration_ms + excluded.duration_ms",
         )
         .map_err(db_error)?;
     for count in activity::hourly_counts(applied) {
@@ -127,7 +128,8 @@ fn count_hourly<'a>(
                 count.app_id,
                 count.hour,
                 count.succeeded,
-                count.failed
+                count.failed,
+                count.duration_ms
             ])
             .map_err(db_error)?;
     }
