@@ -1,20 +1,36 @@
 //! The `hookd` command: parses arguments and calls the libraries.
 //!
 //! The server's commands (`serve`, `migrate`, `token`, `openapi`) call the `hookd` library;
-//! the developer tools (`demo`, `trigger`, `listen`) call `hookd-devtools`. This binary lives in
-//! its own package because `hookd-devtools` depends on the `hookd` library, and Cargo does not
-//! let a package's binary depend on a crate that depends on that package's own library.
+//! the developer tools (`demo`, `trigger`, `listen`) call `hookd-devtools`; `check-config` and
+//! the hidden `generate` (man pages and shell completions, for packaging) are about the command
+//! line itself and live here. This binary lives in its own package because `hookd-devtools`
+//! depends on the `hookd` library, and Cargo does not let a package's binary depend on a crate
+//! that depends on that package's own library.
+
+mod check;
+mod generate;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hookd::config::{RawSettings, Settings};
+
+/// What `hookd --version` prints after the name: the version, the commit and the build date
+/// (both recorded by `build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOOKD_BUILD_COMMIT"),
+    ", built ",
+    env!("HOOKD_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "hookd",
-    version,
+    version = VERSION,
     about = "Webhook delivery with a Svix-compatible API"
 )]
 struct Cli {
@@ -34,6 +50,15 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit
     Migrate {
+        #[command(flatten)]
+        settings: RawSettings,
+    },
+    /// Check the configuration file and the HOOKD_* variables, then exit
+    ///
+    /// Reads the settings as `serve` would, without starting anything: exits 0 when they are
+    /// valid and 1 with the first problem otherwise. Warns about HOOKD_* variables that no
+    /// setting reads (a misspelt name is otherwise silently ignored).
+    CheckConfig {
         #[command(flatten)]
         settings: RawSettings,
     },
@@ -86,6 +111,27 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Write man pages or shell completions of this command line into a directory (used to
+    /// build the Debian package)
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// hookd.1 and a page per sub-command (hookd-serve.1, …)
+    Man {
+        /// The directory to write into (created if missing)
+        dir: PathBuf,
+    },
+    /// Completions for bash (hookd.bash), zsh (_hookd) and fish (hookd.fish)
+    Completions {
+        /// The directory to write into (created if missing)
+        dir: PathBuf,
     },
 }
 
@@ -214,6 +260,36 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::CheckConfig { settings: raw } => {
+            let source = match &cli.config {
+                Some(path) => format!("{} and the HOOKD_* variables", path.display()),
+                None => "the HOOKD_* variables (no configuration file)".to_string(),
+            };
+            let settings = settings(raw, cli.config.as_ref())
+                .with_context(|| format!("the configuration from {source} is not valid"))?;
+            for variable in check::unknown_variables(&Cli::command(), std::env::vars_os()) {
+                eprintln!("warning: {variable} is not a hookd setting and is ignored (a typo?)");
+            }
+            println!("{source}: valid");
+            println!("{}", check::summary(&settings));
+            Ok(())
+        }
+        Command::Generate {
+            what: GenerateCommand::Man { dir },
+        } => {
+            for path in generate::man_pages(Cli::command(), &dir)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Generate {
+            what: GenerateCommand::Completions { dir },
+        } => {
+            for path in generate::completions(Cli::command(), &dir)? {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", hookd::api::openapi::document_json());
             Ok(())
@@ -294,5 +370,93 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conffile the package installs as /etc/hookd/hookd.toml.
+    const PACKAGED_CONFIG: &str = include_str!("../../../packaging/hookd.toml");
+
+    /// The TOML keys `serve` reads: its flags that have a HOOKD_* variable, with `_`.
+    fn setting_keys() -> Vec<String> {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").expect("serve");
+        let keys: Vec<String> = serve
+            .get_arguments()
+            .filter(|arg| arg.get_env().is_some() && arg.get_id() != "config")
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(keys.len() > 30, "{keys:?}");
+        keys
+    }
+
+    #[test]
+    fn the_packaged_configuration_lists_every_setting() {
+        let missing: Vec<String> = setting_keys()
+            .into_iter()
+            .filter(|key| {
+                !PACKAGED_CONFIG.lines().any(|line| {
+                    let line = line.trim_start_matches("# ");
+                    line.starts_with(&format!("{key} = "))
+                })
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in packaging/hookd.toml: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_example_in_the_packaged_configuration_is_valid() {
+        // Uncomment every `# key = value` line: the examples together must be accepted.
+        let uncommented: String = PACKAGED_CONFIG
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if setting_keys()
+                        .iter()
+                        .any(|k| rest.starts_with(&format!("{k} = "))) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hookd.toml");
+        std::fs::write(&path, &uncommented).expect("write");
+        let settings = RawSettings::default()
+            .with_file(&path)
+            .and_then(|raw| Ok(raw.resolve()?))
+            .unwrap_or_else(|e| panic!("{e:#}\n{uncommented}"));
+        assert_eq!(settings.database_url, "sqlite:///var/lib/hookd/hookd.db");
+        assert!(settings.operational_webhook.is_some());
+    }
+
+    #[test]
+    fn the_man_page_names_every_sub_command() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pages = generate::man_pages(Cli::command(), dir.path()).expect("man pages");
+        let main = std::fs::read_to_string(dir.path().join("hookd.1")).expect("hookd.1");
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            // roff escapes every `-`.
+            let reference = format!("hookd\\-{}(1)", name.replace('-', "\\-"));
+            if sub.is_hide_set() {
+                assert!(!main.contains(&reference), "{name} is hidden");
+                continue;
+            }
+            assert!(main.contains(&reference), "{name} missing");
+            assert!(
+                pages.contains(&dir.path().join(format!("hookd-{name}.1"))),
+                "no page for {name}: {pages:?}"
+            );
+        }
+        assert!(pages.contains(&dir.path().join("hookd-token-create.1")));
     }
 }

@@ -30,6 +30,49 @@ pub enum LogFormat {
     Json,
 }
 
+/// What kind of series a metric is, as Prometheus sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    /// Exported as `<name>_bucket{le}`, `<name>_sum` and `<name>_count`.
+    Histogram,
+}
+
+/// One metric hookd exports.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    /// The labels hookd gives it (Prometheus adds `job` and `instance`).
+    pub labels: &'static [&'static str],
+}
+
+/// Every metric hookd exports, so that dashboards and alert rules can be checked against the
+/// names the code records (`crates/hookd-cli/tests/monitoring.rs`); a test below checks this
+/// list against what the recorder renders.
+pub const METRICS: &[Metric] = &[
+    metric(MESSAGES_INGESTED, MetricKind::Counter, &[]),
+    metric(ATTEMPTS, MetricKind::Counter, &["outcome"]),
+    metric(ATTEMPT_DURATION, MetricKind::Histogram, &[]),
+    metric(DELIVERY_LATENCY, MetricKind::Histogram, &[]),
+    metric(DELIVERIES_PENDING, MetricKind::Gauge, &[]),
+    metric(OLDEST_PENDING_AGE, MetricKind::Gauge, &[]),
+    metric(ENDPOINTS_DISABLED, MetricKind::Gauge, &[]),
+    metric(CLAIM_DURATION, MetricKind::Histogram, &[]),
+    metric(COMMIT_DURATION, MetricKind::Histogram, &["what"]),
+    metric(
+        HTTP_REQUESTS,
+        MetricKind::Counter,
+        &["method", "route", "status"],
+    ),
+    metric(OPERATIONAL_EVENTS, MetricKind::Counter, &["outcome"]),
+];
+
+const fn metric(name: &'static str, kind: MetricKind, labels: &'static [&'static str]) -> Metric {
+    Metric { name, kind, labels }
+}
+
 /// Installs the process's log (and, with the `otel` feature, trace) subscriber.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
@@ -256,5 +299,71 @@ impl Traffic {
         let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
         unsent.append(&mut minutes);
         *minutes = unsent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each metric once and reads the rendered exposition back: every series is in
+    /// `METRICS` with its kind and labels, and every entry of `METRICS` is rendered.
+    #[test]
+    fn the_list_of_metrics_is_what_the_recorder_exports() {
+        let handle = prometheus();
+        message_ingested();
+        attempt_finished(
+            AttemptOutcome::Success,
+            Duration::from_millis(3),
+            Some(Duration::from_millis(5)),
+        );
+        operational_event("committed");
+        claimed(Duration::from_millis(1));
+        committed("ingest", Duration::from_millis(1));
+        backlog(1, Duration::from_secs(1), 0);
+        http_request("GET", "/api/v1/health", 204);
+        let text = handle.render();
+
+        let mut seen = std::collections::BTreeSet::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let series = line.split(' ').next().unwrap_or_default();
+            let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+            let (metric, suffix) = METRICS
+                .iter()
+                .find_map(|m| Some((m, name.strip_prefix(m.name)?)))
+                .unwrap_or_else(|| panic!("{name} is exported but not in METRICS"));
+            let expected: &[&str] = match metric.kind {
+                MetricKind::Histogram => &["_bucket", "_sum", "_count"],
+                MetricKind::Counter | MetricKind::Gauge => &[""],
+            };
+            assert!(
+                expected.contains(&suffix),
+                "{name}: not a {:?}",
+                metric.kind
+            );
+            let mut names: Vec<&str> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|label| label.split('=').next())
+                .filter(|label| !label.is_empty())
+                // A histogram's bucket bound.
+                .filter(|label| !(*label == "le" && suffix == "_bucket"))
+                .collect();
+            names.sort_unstable();
+            let mut listed = metric.labels.to_vec();
+            listed.sort_unstable();
+            assert_eq!(names, listed, "the labels of {name}");
+            seen.insert(metric.name);
+        }
+        for metric in METRICS {
+            assert!(
+                seen.contains(metric.name),
+                "{} is never exported",
+                metric.name
+            );
+        }
     }
 }
