@@ -24,6 +24,8 @@ use crate::store::{EventType, NodeReport, Order, PageRequest};
 
 pub struct EventTypeRow {
     pub event_type: EventType,
+    /// The description as text and `code` spans (between backticks).
+    pub description: Vec<(bool, String)>,
     pub has_schema: bool,
     pub has_example: bool,
 }
@@ -65,6 +67,7 @@ pub async fn event_types(
         .map(|t| {
             let schemas = t.schemas.as_ref();
             EventTypeRow {
+                description: crate::portal::pages::code_spans(&t.description),
                 has_schema: schemas.and_then(catalog::newest_schema).is_some(),
                 has_example: schemas
                     .and_then(catalog::schema_examples)

@@ -99,8 +99,23 @@ pub struct MessageRow {
     pub ordering_key: Option<String>,
     pub event_id: Option<String>,
     pub created: String,
-    pub status: &'static str,
+    pub status: String,
     pub status_class: &'static str,
+}
+
+/// A message's deliveries in a few words for an operator: the portal's word, except that a
+/// message some endpoints got and others did not says how many failed ("1 of 2 failed").
+fn overall(statuses: impl Iterator<Item = DeliveryStatus> + Clone) -> (String, &'static str) {
+    let failed = statuses
+        .clone()
+        .filter(|s| matches!(s, DeliveryStatus::Failed | DeliveryStatus::Canceled))
+        .count();
+    let total = statuses.clone().count();
+    let (word, class) = summary(statuses);
+    if failed > 0 && failed < total {
+        return (format!("{failed} of {total} failed"), class);
+    }
+    (word.to_string(), class)
 }
 
 async fn message_rows(
@@ -114,7 +129,7 @@ async fn message_rows(
             .list_message_deliveries(&m.app_id, &m.id, &page_after(""))
             .await
             .or_problem()?;
-        let (status, status_class) = summary(deliveries.iter().map(|(_, d)| d.status));
+        let (status, status_class) = overall(deliveries.iter().map(|(_, d)| d.status));
         rows.push(MessageRow {
             created: when(m.created_at),
             id: m.id,
@@ -441,9 +456,11 @@ pub struct EndpointsQuery {
 
 pub struct EndpointHit {
     pub app_id: String,
+    /// The application's name, or its id when it has gone.
+    pub app_name: String,
     pub id: String,
     pub url: String,
-    pub state: &'static str,
+    pub state: String,
     pub state_class: &'static str,
 }
 
@@ -463,31 +480,45 @@ pub async fn endpoints(
     Query(query): Query<EndpointsQuery>,
 ) -> PageResult {
     let url = query.url.trim().to_string();
-    let hits = if url.is_empty() {
+    let found = if url.is_empty() {
         Vec::new()
     } else {
-        state
+        state.store.search_endpoints(&url, 100).await.or_problem()?
+    };
+    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut hits = Vec::with_capacity(found.len());
+    for e in found {
+        // Whether it is failing lives with its activity, as on the portal's list.
+        let failing_since = state
             .store
-            .search_endpoints(&url, 100)
+            .endpoint_activity(&e.app_id, &e.id, now_millis())
             .await
             .or_problem()?
-            .into_iter()
-            .map(|e| {
-                let (state, state_class) = if e.disabled {
-                    ("Disabled", "bad")
-                } else {
-                    ("Enabled", "ok")
-                };
-                EndpointHit {
-                    app_id: e.app_id.to_string(),
-                    id: e.id.to_string(),
-                    url: e.url,
-                    state,
-                    state_class,
-                }
-            })
-            .collect()
-    };
+            .failing_since;
+        let (state_word, state_class) = match (e.disabled, failing_since) {
+            (true, _) => ("Disabled".to_string(), "bad"),
+            (false, Some(since)) => (format!("Failing since {}", when(since)), "warn"),
+            (false, None) => ("Enabled".to_string(), "ok"),
+        };
+        let app_id = e.app_id.to_string();
+        if !names.contains_key(&app_id) {
+            let name = state
+                .store
+                .get_app(&app_id)
+                .await
+                .or_problem()?
+                .map_or_else(|| app_id.clone(), |a| a.name);
+            names.insert(app_id.clone(), name);
+        }
+        hits.push(EndpointHit {
+            app_name: names.get(&app_id).cloned().unwrap_or_default(),
+            app_id,
+            id: e.id.to_string(),
+            url: e.url.to_string(),
+            state: state_word,
+            state_class,
+        });
+    }
     Ok(render(
         &EndpointsPage {
             chrome: Chrome::new(&session, "endpoints"),
