@@ -573,3 +573,29 @@ async fn the_feed_answers_an_applications_messages_in_commit_order() {
     assert_eq!(first_two.len(), 2);
     assert_eq!(first_two[1].0, page[1].0);
 }
+
+#[tokio::test]
+async fn the_backlog_counts_deliveries_with_work_and_dates_the_oldest() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    assert_eq!(f.store.backlog().await.expect("backlog").pending, 0);
+    let first = f.message(&app, None, 0).await;
+    // Ids order messages by creation time; make sure the second sorts after the first.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    f.message(&app, None, SECOND).await;
+    let backlog = f.store.backlog().await.expect("backlog");
+    assert_eq!(backlog.pending, 2);
+    assert_eq!(backlog.oldest_created_at, Some(f.t0));
+    // Leased deliveries still have work; the oldest one finished leaves the next as oldest.
+    let claimed = f.claim("lease", 10, 100).await;
+    assert_eq!(f.store.backlog().await.expect("backlog").pending, 2);
+    let oldest = claimed
+        .iter()
+        .find(|d| d.msg_id == first)
+        .expect("the first message's delivery");
+    f.record(&[(oldest, NextStep::Done)], 20, &HEALTH).await;
+    let backlog = f.store.backlog().await.expect("backlog");
+    assert_eq!(backlog.pending, 1);
+    assert_eq!(backlog.oldest_created_at, Some(f.t0 + SECOND));
+}

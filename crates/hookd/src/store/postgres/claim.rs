@@ -208,10 +208,12 @@ pub async fn next_due(pool: &PgPool, skip_endpoints: &[EndpointId]) -> StoreResu
 
 pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS pending, MIN(m.created_at) AS oldest,
-                (SELECT COUNT(*) FROM endpoints WHERE disabled) AS disabled
-         FROM deliveries d JOIN messages m ON m.id = d.msg_id
-         WHERE d.next_attempt_at IS NOT NULL",
+        // The oldest pending message is the smallest pending message id (ids sort by creation
+        // time): one step into `deliveries_pending_by_msg`, not a join.
+        "SELECT (SELECT COUNT(*) FROM deliveries WHERE next_attempt_at IS NOT NULL) AS pending,
+                (SELECT m.created_at FROM messages m WHERE m.id =
+                    (SELECT MIN(msg_id) FROM deliveries WHERE next_attempt_at IS NOT NULL)) AS oldest,
+                (SELECT COUNT(*) FROM endpoints WHERE disabled) AS disabled",
     )
     .fetch_one(pool)
     .await

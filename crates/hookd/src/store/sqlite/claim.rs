@@ -228,8 +228,11 @@ pub fn next_due(conn: &Connection, skip_endpoints: &[EndpointId]) -> StoreResult
 pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {
     let (pending, oldest_created_at): (u64, Option<i64>) = conn
         .prepare_cached(
-            "SELECT COUNT(*), MIN(m.created_at) FROM deliveries d JOIN messages m ON m.id = d.msg_id
-             WHERE d.next_attempt_at IS NOT NULL",
+            // The oldest pending message is the smallest pending message id (ids sort by
+            // creation time): one step into `deliveries_pending_by_msg`, not a join.
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE next_attempt_at IS NOT NULL),
+                    (SELECT m.created_at FROM messages m WHERE m.id =
+                        (SELECT MIN(msg_id) FROM deliveries WHERE next_attempt_at IS NOT NULL))",
         )
         .and_then(|mut s| s.query_row([], |row| Ok((row.get(0)?, row.get(1)?))))
         .map_err(db_error)?;

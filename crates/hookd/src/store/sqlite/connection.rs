@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_operator_dashboard",
         include_str!("migrations/0008_operator_dashboard.sql"),
     ),
+    (
+        "0009_overview_indexes",
+        include_str!("migrations/0009_overview_indexes.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -102,7 +102,7 @@ pub fn slowest_endpoints(
         "SELECT a.app_id, a.endpoint_id, e.url, a.attempts, a.mean_ms FROM (
              SELECT endpoint_id, MIN(app_id) AS app_id, SUM(succeeded + failed) AS attempts,
                     SUM(duration_ms) / SUM(succeeded + failed) AS mean_ms
-             FROM endpoint_activity WHERE hour >= ?1
+             FROM endpoint_activity INDEXED BY endpoint_activity_by_hour WHERE hour >= ?1
              GROUP BY endpoint_id HAVING SUM(succeeded + failed) > 0
          ) a JOIN endpoints e ON e.id = a.endpoint_id
          ORDER BY a.mean_ms DESC, a.endpoint_id LIMIT ?2",
