@@ -12,6 +12,8 @@ use tokio::process::{Child, Command};
 
 const HEALTH_POLL: Duration = Duration::from_millis(50);
 const HEALTH_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a stopping hookd may take to shut down cleanly before it is killed.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How to launch hookd; shared by all runs of a bench invocation.
 #[derive(Clone, Debug)]
@@ -72,6 +74,12 @@ pub struct Hookd {
     dir: TempDir,
     /// The PostgreSQL database made for this run, dropped when it ends.
     database: Option<FreshDatabase>,
+    /// What `restart` needs to start the same nodes again on the same database.
+    config: HookdConfig,
+    database_url: String,
+    main_secret: Option<String>,
+    /// How many times the nodes were started (names each start's log files).
+    starts: usize,
 }
 
 struct Node {
@@ -107,37 +115,86 @@ impl Hookd {
             token,
             dir,
             database,
+            config: config.clone(),
+            database_url,
+            main_secret,
+            starts: 0,
         };
-        for n in 0..config.nodes.max(1) {
-            let log_path = hookd.dir.path().join(format!("hookd-{n}.log"));
+        match hookd.spawn_nodes().await {
+            Ok(()) => Ok(hookd),
+            Err(e) => hookd.finish(Err(e)).await,
+        }
+    }
+
+    /// Starts the nodes (on new ports) and waits until each answers its health check.
+    async fn spawn_nodes(&mut self) -> anyhow::Result<()> {
+        self.starts += 1;
+        for n in 0..self.config.nodes.max(1) {
+            let log_path = match self.starts {
+                1 => self.dir.path().join(format!("hookd-{n}.log")),
+                start => self.dir.path().join(format!("hookd-{n}.start{start}.log")),
+            };
             let port = free_port()?;
             let launch = Launch {
                 port,
-                token: &hookd.token,
-                database_url: &database_url,
-                main_secret: main_secret.as_deref(),
+                token: &self.token,
+                database_url: &self.database_url,
+                main_secret: self.main_secret.as_deref(),
                 log_path: &log_path,
             };
-            let child = match spawn(config, &launch) {
-                Ok(child) => child,
-                Err(e) => return hookd.finish(Err(e)).await,
-            };
-            let Some(pid) = child.id() else {
-                return hookd
-                    .finish(Err(anyhow::anyhow!("hookd exited before its pid was read")))
-                    .await;
-            };
-            hookd.nodes.push(Node {
+            let child = spawn(&self.config, &launch)?;
+            let pid = child.id().context("hookd exited before its pid was read")?;
+            self.nodes.push(Node {
                 child,
                 pid,
                 base_url: format!("http://127.0.0.1:{port}"),
                 log_path,
             });
         }
-        match hookd.wait_healthy().await {
-            Ok(()) => Ok(hookd),
-            Err(e) => hookd.finish(Err(e)).await,
+        self.wait_healthy().await
+    }
+
+    /// Stops every node as an operator would (SIGTERM, then SIGKILL after `STOP_DEADLINE`),
+    /// keeping the run's database and temp dir, e.g. to load rows into the database directly.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        for node in &self.nodes {
+            // `kill` is the portable way to send SIGTERM without unsafe code.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &node.pid.to_string()])
+                .status();
         }
+        for node in &mut self.nodes {
+            match tokio::time::timeout(STOP_DEADLINE, node.child.wait()).await {
+                Ok(status) => {
+                    status.context("waiting for hookd to stop")?;
+                }
+                Err(_) => {
+                    eprintln!(
+                        "warning: hookd ({}) did not stop within {STOP_DEADLINE:?}; killing it",
+                        node.base_url
+                    );
+                    let _ = node.child.kill().await;
+                }
+            }
+        }
+        // The stopped nodes' logs stay in the temp dir; only running nodes are tracked.
+        self.nodes.clear();
+        Ok(())
+    }
+
+    /// Starts the nodes again on the same database (after [`Hookd::stop`]), same token.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.nodes.is_empty(),
+            "restart needs the nodes stopped first"
+        );
+        self.spawn_nodes().await
+    }
+
+    /// The database URL the nodes run on (the run's fresh PostgreSQL database, or the
+    /// `sqlite://` file).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     /// The first node's address: where setup calls go.

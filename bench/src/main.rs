@@ -21,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::hookd::{parse_kib_field, HookdConfig};
 use crate::report::{figures_line, medians, scenario_json, settings_line, Figure, Settings};
+use crate::scenario::dashboard::DashboardArgs;
 use crate::scenario::fanout::FanoutArgs;
 use crate::scenario::latency::LatencyArgs;
 use crate::scenario::portal::PortalArgs;
@@ -77,6 +78,8 @@ enum Scenario {
     All(AllArgs),
     /// Merchant portal pages with 100,000 delivered messages: p50/p95 per page (not in `all`).
     Portal(PortalArgs),
+    /// Operator dashboard with 1,000,000 messages and 3,000,000 attempts loaded: p50/p95 per page.
+    Dashboard(DashboardArgs),
 }
 
 #[derive(Args)]
@@ -131,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Fanout(args) => bench.fanout(&args).await,
         Scenario::All(all) => bench.all(&all).await,
         Scenario::Portal(args) => bench.portal(&args).await,
+        Scenario::Dashboard(args) => bench.dashboard(&args).await,
     }
 }
 
@@ -165,6 +169,17 @@ impl Bench {
     async fn portal(&self, args: &PortalArgs) -> anyhow::Result<()> {
         self.scenario("portal", args.settings(), || {
             scenario::portal::run_once(&self.config, args)
+        })
+        .await
+    }
+
+    async fn dashboard(&self, args: &DashboardArgs) -> anyhow::Result<()> {
+        ensure!(
+            self.config.nodes == 1,
+            "the dashboard scenario runs one node"
+        );
+        self.scenario("dashboard", args.settings(), || {
+            scenario::dashboard::run_once(&self.config, args)
         })
         .await
     }

@@ -1,6 +1,7 @@
-//! The three measurements BENCHMARKS.md ("Targets") defines, the merchant portal's pages, and
-//! the pieces they share.
+//! The three measurements BENCHMARKS.md ("Targets") defines, the merchant portal's pages, the
+//! operator dashboard's, and the pieces they share.
 
+pub mod dashboard;
 pub mod fanout;
 pub mod latency;
 pub mod portal;

@@ -60,7 +60,7 @@ const SECOND_ENDPOINT_TYPES: [&str; 2] = ["payment.failed", "payment.refunded"];
 
 /// The seeded payment catalog (`crates/hookd/src/catalog`): name, description, the status
 /// its payload reports.
-const EVENT_TYPES: [(&str, &str, &str); 6] = [
+pub(super) const EVENT_TYPES: [(&str, &str, &str); 6] = [
     (
         "payment.created",
         "A payment was created and awaits authorization.",
@@ -272,7 +272,7 @@ fn message_body(seq: u64, sent_us: u64, plan: &Plan) -> serde_json::Result<Vec<u
 
 /// The catalog's schema of a payment event type, with its example, as `--seed payments`
 /// stores it (payloads validated at ingest).
-fn event_type_body(name: &str, description: &str, status: &str) -> Value {
+pub(super) fn event_type_body(name: &str, description: &str, status: &str) -> Value {
     json!({
         "name": name,
         "description": description,
@@ -314,9 +314,9 @@ fn event_type_body(name: &str, description: &str, status: &str) -> Value {
 
 /// Calls the bench needs beyond [`crate::api::Api`]'s, with the admin token.
 #[derive(Clone)]
-struct Admin {
-    client: reqwest::Client,
-    base: String,
+pub(super) struct Admin {
+    pub(super) client: reqwest::Client,
+    pub(super) base: String,
     auth: String,
 }
 
@@ -326,7 +326,7 @@ struct WithId {
 }
 
 impl Admin {
-    fn new(hookd: &Hookd, pool: usize) -> anyhow::Result<Self> {
+    pub(super) fn new(hookd: &Hookd, pool: usize) -> anyhow::Result<Self> {
         Ok(Self {
             client: client(pool)?,
             base: hookd.base_url().to_owned(),
@@ -335,7 +335,7 @@ impl Admin {
     }
 
     /// Sends `body` and answers the JSON of a 2xx answer.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -358,19 +358,19 @@ impl Admin {
             .with_context(|| format!("{method} {path} answered no JSON: {}", snippet(&text)))
     }
 
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+    pub(super) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, serde_json::to_vec(body)?)
             .await
     }
 
-    async fn create(&self, path: &str, body: &Value) -> anyhow::Result<String> {
+    pub(super) async fn create(&self, path: &str, body: &Value) -> anyhow::Result<String> {
         let created: WithId = serde_json::from_value(self.post(path, body).await?)
             .with_context(|| format!("POST {path} answered without an id"))?;
         Ok(created.id)
     }
 }
 
-fn client(pool: usize) -> anyhow::Result<reqwest::Client> {
+pub(super) fn client(pool: usize) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         // Loopback only: never let an environment proxy see this traffic.
         .no_proxy()
@@ -381,7 +381,7 @@ fn client(pool: usize) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-fn snippet(body: &[u8]) -> String {
+pub(super) fn snippet(body: &[u8]) -> String {
     String::from_utf8_lossy(body).chars().take(200).collect()
 }
 
@@ -608,7 +608,7 @@ async fn measure(hookd: &mut Hookd, args: &PortalArgs) -> anyhow::Result<Vec<Fig
     Ok(summary)
 }
 
-fn ms(us: Option<u64>) -> f64 {
+pub(super) fn ms(us: Option<u64>) -> f64 {
     us.map_or(f64::NAN, |us| us as f64 / 1000.0)
 }
 
@@ -755,7 +755,7 @@ async fn get_page(client: &reqwest::Client, url: &str, session: &str) -> anyhow:
 }
 
 /// hookd's log file: its stderr (the bench points it at a file in the run's temp dir).
-fn hookd_log(hookd: &Hookd) -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn hookd_log(hookd: &Hookd) -> anyhow::Result<std::path::PathBuf> {
     let pid = hookd.pids()[0];
     std::fs::read_link(format!("/proc/{pid}/fd/2"))
         .with_context(|| format!("finding hookd's log through /proc/{pid}/fd/2"))
@@ -776,7 +776,7 @@ fn server_latencies(log: &std::path::Path) -> anyhow::Result<HashMap<String, Vec
 }
 
 /// The URI and latency of a "finished processing request" line.
-fn request_latency(line: &str) -> Option<(&str, u64)> {
+pub(super) fn request_latency(line: &str) -> Option<(&str, u64)> {
     let (span, event) = line.split_once("finished processing request")?;
     let (_, uri) = span.split_once(" uri=")?;
     let (uri, _) = uri.split_once(' ')?;
