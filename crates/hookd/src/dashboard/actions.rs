@@ -23,7 +23,7 @@ use crate::api::{attempts, endpoints, messages, recover, AppState};
 use crate::domain::ids::{AppId, AuditId, MessageId, TaskId};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::portal::pages::render;
-use crate::store::{AuditEntry, AuditFilter, Order, PageRequest};
+use crate::store::{AuditEntry, AuditFilter, PageRequest};
 
 /// Writes one line of the audit log.
 pub async fn record(
@@ -274,7 +274,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
                 .list_message_deliveries(
                     &AppId::from(form.app_id.as_str()),
                     &MessageId::from(form.msg_id.as_str()),
-                    &first(100),
+                    &PageRequest::newest(100),
                 )
                 .await?;
             if deliveries.is_empty() {
@@ -380,15 +380,6 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
     Ok(outcome)
 }
 
-fn first(limit: usize) -> PageRequest {
-    PageRequest {
-        limit,
-        cursor: None,
-        backwards: false,
-        order: Order::Descending,
-    }
-}
-
 #[derive(Deserialize, Default)]
 pub struct AuditQuery {
     #[serde(default)]
@@ -453,7 +444,7 @@ pub async fn audit(
             &filter,
             &PageRequest {
                 cursor: given(&query.after),
-                ..first(limit)
+                ..PageRequest::newest(limit)
             },
         )
         .await

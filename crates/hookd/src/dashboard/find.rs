@@ -18,17 +18,16 @@ use crate::portal::endpoints::{endpoint_rows, EndpointRow};
 use crate::portal::log::{message_details, summary, AttemptRow, MessageDelivery};
 use crate::portal::pages::render;
 use crate::store::{
-    Application, DeliveryStatus, Message, MessageFilter, MessageSearch, Order, PageRequest,
+    Application, DeliveryStatus, Message, MessageFilter, MessageSearch, PageRequest,
 };
 
 const PAGE_SIZE: usize = 25;
 
+/// A page of the newest items after `cursor` (none: the first page).
 fn page_after(cursor: &str) -> PageRequest {
     PageRequest {
-        limit: PAGE_SIZE,
         cursor: (!cursor.is_empty()).then(|| cursor.to_string()),
-        backwards: false,
-        order: Order::Descending,
+        ..PageRequest::newest(PAGE_SIZE)
     }
 }
 

@@ -10,7 +10,7 @@
 //! by the API's limiter.
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -65,16 +65,7 @@ impl OperatorSession {
 }
 
 fn presented_token(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_string())
-        .filter(|value| !value.is_empty())
+    crate::portal::session::cookie(&parts.headers, COOKIE_NAME)
 }
 
 impl FromRequestParts<AppState> for OperatorSession {

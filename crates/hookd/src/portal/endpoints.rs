@@ -23,15 +23,6 @@ use crate::store::{Endpoint, EventType, Order, PageRequest};
 
 use crate::store::activity::HOUR_MS;
 
-fn first_page(limit: usize) -> PageRequest {
-    PageRequest {
-        limit,
-        cursor: None,
-        backwards: false,
-        order: Order::Descending,
-    }
-}
-
 fn principal(session: &PortalSession) -> Principal {
     Principal::App(session.app_id.clone())
 }
@@ -160,7 +151,7 @@ pub async fn list(
 ) -> PageResult {
     let endpoints = state
         .store
-        .list_endpoints(&session.app_id, &first_page(250))
+        .list_endpoints(&session.app_id, &PageRequest::newest(250))
         .await
         .or_page(&state)?;
     let rows = endpoint_rows(&state, &session.app_id, endpoints).await?;
@@ -612,7 +603,7 @@ async fn endpoint_page(
 ) -> PageResult {
     let deliveries = state
         .store
-        .list_endpoint_deliveries(&session.app_id, &endpoint.id, &first_page(20))
+        .list_endpoint_deliveries(&session.app_id, &endpoint.id, &PageRequest::newest(20))
         .await
         .or_page(state)?
         .into_iter()

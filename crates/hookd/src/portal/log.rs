@@ -148,7 +148,7 @@ pub async fn messages(
     for m in found {
         let deliveries = state
             .store
-            .list_message_deliveries(&session.app_id, &m.id, &first(100))
+            .list_message_deliveries(&session.app_id, &m.id, &PageRequest::newest(100))
             .await
             .or_page(&state)?;
         let (status, status_class) = summary(deliveries.iter().map(|(_, d)| d.status));
@@ -255,15 +255,6 @@ async fn load_message(
         .or_page(state)
 }
 
-fn first(limit: usize) -> PageRequest {
-    PageRequest {
-        limit,
-        cursor: None,
-        backwards: false,
-        order: Order::Descending,
-    }
-}
-
 /// Where a message went and every attempt, as the message page shows them (the operator
 /// dashboard shows the same).
 pub(crate) async fn message_details(
@@ -273,7 +264,7 @@ pub(crate) async fn message_details(
 ) -> Result<(Vec<MessageDelivery>, Vec<AttemptRow>), axum::response::Response> {
     let deliveries: Vec<MessageDelivery> = state
         .store
-        .list_message_deliveries(app_id, msg_id, &first(100))
+        .list_message_deliveries(app_id, msg_id, &PageRequest::newest(100))
         .await
         .or_page(state)?
         .into_iter()
@@ -294,7 +285,7 @@ pub(crate) async fn message_details(
     };
     let attempts: Vec<AttemptRow> = state
         .store
-        .list_attempts(app_id, &filter, &first(100))
+        .list_attempts(app_id, &filter, &PageRequest::newest(100))
         .await
         .or_page(state)?
         .into_iter()
@@ -372,7 +363,7 @@ pub async fn attempt(
         .or_page(&state)?;
     let next_attempt = state
         .store
-        .list_message_deliveries(&session.app_id, &message.id, &first(100))
+        .list_message_deliveries(&session.app_id, &message.id, &PageRequest::newest(100))
         .await
         .or_page(&state)?
         .into_iter()

@@ -83,15 +83,20 @@ fn presented_token(headers: &HeaderMap) -> Option<(String, bool)> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) {
         return bearer_token(headers).ok().map(|t| (t.to_string(), true));
     }
+    cookie(headers, COOKIE_NAME).map(|value| (value, false))
+}
+
+/// The value of the cookie `wanted`, when the request has a non-empty one.
+pub(crate) fn cookie(headers: &HeaderMap, wanted: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| (value.to_string(), false))
-        .filter(|(value, _)| !value.is_empty())
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, value)| value.to_string())
+        .filter(|value| !value.is_empty())
 }
 
 /// Whether htmx sent the request (so it wants a page to swap in, not a bootstrap shell).

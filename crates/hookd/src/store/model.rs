@@ -488,6 +488,18 @@ pub struct PageRequest {
     pub order: Order,
 }
 
+impl PageRequest {
+    /// The first page of at most `limit` items, newest first.
+    pub fn newest(limit: usize) -> Self {
+        Self {
+            limit,
+            cursor: None,
+            backwards: false,
+            order: Order::Descending,
+        }
+    }
+}
+
 /// An API token as stored: only its hash is kept.
 #[derive(Debug, Clone)]
 pub struct ApiToken {
