@@ -19,6 +19,8 @@ import time
 import pytest
 
 from portal_harness import (
+    assert_no_alert,
+    assert_page_safe,
     Hookd,
     Receiver,
     StaticSite,
@@ -40,7 +42,6 @@ except ImportError:
         raise
     pytest.skip("selenium is not installed", allow_module_level=True)
 
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 from svix.api import AppPortalAccessIn, ApplicationIn, EndpointIn, MessageIn  # noqa: E402
@@ -151,55 +152,6 @@ def delivery_status(driver) -> str:
     rows = section_rows(driver, "d-h")
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def assert_no_alert(driver, where: str) -> None:
-    try:
-        alert = driver.switch_to.alert
-        text = alert.text
-        alert.dismiss()
-    except NoAlertPresentException:
-        return
-    raise AssertionError(f"{where}: a script ran and opened an alert saying {text!r}")
-
-
-IGNORED_CONSOLE = ("/favicon.ico - Failed to load resource",)
-
-
-def assert_clean_console(driver, where: str) -> None:
-    """No SEVERE console entry (script errors, CSP violations, failed loads)."""
-    entries = driver.get_log("browser")
-    severe = [
-        e
-        for e in entries
-        if e["level"] == "SEVERE" and not any(s in e["message"] for s in IGNORED_CONSOLE)
-    ]
-    assert not severe, f"{where}: console errors:\n" + "\n".join(e["message"] for e in severe)
-
-
-def assert_page_safe(driver, where: str, literal: list[str]) -> None:
-    """The page shows `literal` as text, ran none of it, and logged no error."""
-    time.sleep(0.5)  # an onerror handler runs once the broken image fails to load
-    assert_no_alert(driver, where)
-    def shown():
-        text = driver.find_element(By.TAG_NAME, "body").text
-        return text if all(s in text for s in literal) else None
-
-    try:
-        text = wait_until(shown, 5, what="the literal text")
-    except AssertionError:
-        text = driver.find_element(By.TAG_NAME, "body").text
-    for s in literal:
-        assert s in text, (
-            f"{where}: {s!r} is not shown literally; page text:\n{text[:2000]}\nheader: "
-            + driver.execute_script("return document.querySelector('header').outerHTML")
-        )
-    injected = driver.execute_script(
-        "return [...document.querySelectorAll('img[src=x], img[onerror], body script')]"
-        ".map(e => e.outerHTML);"
-    )
-    assert not injected, f"{where}: markup from data became elements: {injected}"
-    assert_clean_console(driver, where)
 
 
 # --------------------------------------------------------------------------
