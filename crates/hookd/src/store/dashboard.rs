@@ -13,6 +13,16 @@ pub fn minute_of(millis: i64) -> i64 {
     millis.div_euclid(MINUTE_MS)
 }
 
+/// `%text%` for a `LIKE … ESCAPE '\\'` that finds `text` anywhere, with LIKE's own wildcards
+/// in `text` taken literally (an operator searching `pay_1` means the underscore).
+pub fn contains(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// What happened in one minute: on one node when a node reports it, summed over the nodes when
 /// the store answers it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,6 +165,13 @@ pub mod rows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(contains("pay_1"), "%pay\\_1%");
+        assert_eq!(contains("100%"), "%100\\%%");
+        assert_eq!(contains("a\\b"), "%a\\\\b%");
+    }
 
     #[test]
     fn minutes_count_from_the_epoch() {

@@ -6,20 +6,11 @@ use super::connection::db_error;
 use super::list::ListQuery;
 use super::rows::{self, APP_COLUMNS, ENDPOINT_COLUMNS};
 use crate::store::cipher::SecretCipher;
-use crate::store::dashboard::rows as map;
+use crate::store::dashboard::{contains, rows as map};
 use crate::store::{
     ApiToken, Application, AuditEntry, AuditFilter, Endpoint, EndpointCounts, EndpointLatency,
     NodeReport, PageRequest, StoreResult, TokenKind, TrafficMinute,
 };
-
-/// `%text%` for LIKE, with LIKE's own wildcards in `text` taken literally.
-fn contains(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
-}
 
 fn all<T>(rows: Vec<PgRow>, map: impl Fn(&PgRow) -> sqlx::Result<T>) -> StoreResult<Vec<T>> {
     rows.iter()
