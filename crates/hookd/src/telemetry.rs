@@ -278,15 +278,14 @@ impl Traffic {
         self.add(|m| m.messages_in += 1);
     }
 
-    /// An attempt's result recorded.
-    pub fn attempt(&self, success: bool) {
-        self.add(|m| {
-            if success {
-                m.delivered += 1;
-            } else {
-                m.failed += 1;
-            }
-        });
+    /// A batch of attempt results recorded: one lock per batch, not per attempt.
+    pub fn attempts(&self, delivered: u64, failed: u64) {
+        if delivered + failed > 0 {
+            self.add(|m| {
+                m.delivered += delivered;
+                m.failed += failed;
+            });
+        }
     }
 
     /// What was counted since the last call; the counts start again from zero.

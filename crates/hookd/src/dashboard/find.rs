@@ -9,7 +9,9 @@ use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
-use super::pages::{form_time, not_found, shown_body, when, Chrome, OrProblem, PageResult};
+use super::pages::{
+    form_time, not_found, shown_body, when, Chrome, OrProblem, PageResult, Problem,
+};
 use super::session::OperatorSession;
 use crate::api::AppState;
 use crate::domain::ids::{AppId, MessageId};
@@ -249,9 +251,15 @@ pub async fn portal_link(
 ) -> PageResult {
     session.check_csrf(&form.csrf)?;
     let app = load_app(&state, &app_id).await?;
+    // The form offers these four; anything else is a forged or stale form, refused.
     let expiry = match form.expiry {
         3600 | 86_400 | 604_800 | 2_592_000 => form.expiry,
-        _ => 86_400,
+        _ => {
+            return Err(Problem::from_api(crate::api::error::ApiError::invalid(
+                &["body", "expiry"],
+                "must be 1 hour, 1 day, 7 days or 30 days (3600, 86400, 604800 or 2592000)",
+            )))
+        }
     };
     let expires_at = now_millis() + i64::try_from(expiry * 1000).unwrap_or(0);
     let capabilities = crate::api::auth::PortalCapability::ALL

@@ -438,11 +438,18 @@ impl Recorder {
             if let Some(recorded) = self.record(&batch).await {
                 // After the commit, so an event never reports what did not happen.
                 self.operational.recorded(&batch, &recorded);
-                for (result, applied) in batch.iter().zip(&recorded.applied) {
-                    if *applied {
-                        self.traffic.attempt(result.attempt.success);
+                let applied = batch
+                    .iter()
+                    .zip(&recorded.applied)
+                    .filter_map(|(result, applied)| applied.then_some(result.attempt.success));
+                let (delivered, failed) = applied.fold((0, 0), |(ok, bad), success| {
+                    if success {
+                        (ok + 1, bad)
+                    } else {
+                        (ok, bad + 1)
                     }
-                }
+                });
+                self.traffic.attempts(delivered, failed);
                 released = recorded.released > 0;
             }
             // Held deliveries released by this batch are due now; retries when scheduled.

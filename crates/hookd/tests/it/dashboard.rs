@@ -754,3 +754,50 @@ async fn what_merchants_and_receivers_send_is_shown_as_text() {
         .html
         .contains("&#60;script&#62;alert(1)"));
 }
+
+#[tokio::test]
+async fn a_portal_link_made_here_opens_the_merchants_portal_once() {
+    let server = TestServer::start().await;
+    let app = server.create_app("Acme").await;
+    let operator = Operator::sign_in(&server, &server.token).await;
+    let path = format!("/ui/apps/{app}/portal-link");
+
+    // Only the offered lifetimes: a forged one is refused and nothing is made or recorded.
+    let forged = operator.post(&path, &[("expiry", "99999999")]).await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        forged.html
+    );
+    assert!(!forged.html.contains("#key="), "{}", forged.html);
+    assert!(operator
+        .get("/ui/audit")
+        .await
+        .html
+        .contains("Nothing recorded"));
+
+    let made = operator.post(&path, &[("expiry", "3600")]).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.html);
+    let marker = "id=\"portal-link\" type=\"text\" readonly value=\"";
+    let start = made.html.find(marker).expect("the link") + marker.len();
+    let link = made.html[start..].split('"').next().expect("link");
+    let key = link.split("#key=").nth(1).expect("a key in the fragment");
+    let exchange = || async {
+        client()
+            .post(format!("{}/portal/session", server.base))
+            .form(&[("key", key)])
+            .send()
+            .await
+            .expect("exchange")
+            .status()
+    };
+    assert_eq!(exchange().await, StatusCode::OK);
+    assert_eq!(
+        exchange().await,
+        StatusCode::UNAUTHORIZED,
+        "a link opens once"
+    );
+    let audit = operator.get("/ui/audit").await;
+    assert!(audit.html.contains("portal_link.create"), "{}", audit.html);
+}
