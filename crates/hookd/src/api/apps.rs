@@ -161,7 +161,11 @@ struct CreateParams {
     summary = "Create an application",
     params(("get_if_exists" = Option<bool>, Query, description = "Answer the existing application with this uid instead of 409")),
     request_body = ApplicationIn,
-    responses((status = 201, body = ApplicationOut), ErrorResponses),
+    responses(
+        (status = 200, description = "Already there: `get_if_exists` answers the application with this uid", body = ApplicationOut),
+        (status = 201, description = "Created", body = ApplicationOut),
+        ErrorResponses
+    ),
     security(("bearer" = []))
 )]
 async fn create(

@@ -142,3 +142,21 @@ fn the_committed_document_is_current() {
         "docs/openapi.json is stale: run `cargo run -p hookd-cli -- openapi > docs/openapi.json`"
     );
 }
+
+#[tokio::test]
+async fn get_if_exists_answers_a_status_the_document_lists() {
+    let server = TestServer::start().await;
+    let body = serde_json::json!({ "name": "Acme", "uid": "acme" });
+    let (created, _) = server
+        .post("/api/v1/app?get_if_exists=true", body.clone())
+        .await;
+    let (again, _) = server.post("/api/v1/app?get_if_exists=true", body).await;
+    let (_, doc) = server.get("/api/v1/openapi.json").await;
+    let documented = &doc["paths"]["/api/v1/app"]["post"]["responses"];
+    for status in [created, again] {
+        assert!(
+            documented[status.as_str()].is_object(),
+            "POST /api/v1/app answered {status}, which its document does not list: {documented}"
+        );
+    }
+}
