@@ -6,6 +6,9 @@
 //! they can be tested against known answers and used anywhere without a runtime.
 
 pub mod asymmetric;
+mod endpoint_key;
+
+pub use endpoint_key::{EndpointKey, EndpointKeyError, Scheme};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -122,9 +125,27 @@ fn feed(mac: &mut Hmac<Sha256>, msg_id: &str, timestamp: i64, body: &[u8]) {
     mac.update(body);
 }
 
-/// The `webhook-signature` header value: one signature per secret, space-separated.
-pub fn signature_header<'a>(
-    secrets: impl IntoIterator<Item = &'a Secret>,
+/// Anything that signs a delivery: a symmetric secret, an Ed25519 key, an endpoint's key.
+pub trait Sign {
+    /// The `webhook-signature` entry (`v1,…` or `v1a,…`) of one delivery.
+    fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String;
+}
+
+impl Sign for Secret {
+    fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        Secret::sign(self, msg_id, timestamp, body)
+    }
+}
+
+impl Sign for asymmetric::SigningKey {
+    fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        asymmetric::SigningKey::sign(self, msg_id, timestamp, body)
+    }
+}
+
+/// The `webhook-signature` header value: one signature per key, space-separated.
+pub fn signature_header<'a, K: Sign + 'a>(
+    secrets: impl IntoIterator<Item = &'a K>,
     msg_id: &str,
     timestamp: i64,
     body: &[u8],

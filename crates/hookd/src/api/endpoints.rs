@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use hookd_signing::Secret;
+use hookd_signing::{EndpointKey, Scheme};
 use serde::{Deserialize, Serialize};
 
 use super::apps;
@@ -63,7 +63,13 @@ pub struct EndpointIn {
     #[serde(alias = "filterTypes")]
     event_types: Option<Vec<EventTypeName>>,
     channels: Option<Vec<Channel>>,
+    /// `whsec_…` (signs `v1`) or, a hookd extension, `whsk_…` (an Ed25519 key, signs `v1a`).
+    /// Generated when left out.
     secret: Option<String>,
+    /// hookd extension: the signature scheme of a generated key, `v1` (HMAC-SHA256, the
+    /// default) or `v1a` (Ed25519: the endpoint's owner is only ever shown the public key).
+    #[schema(value_type = Option<String>, example = "v1a")]
+    signature_scheme: Option<String>,
     #[serde(alias = "rateLimit")]
     throttle_rate: Option<u16>,
     metadata: Option<BTreeMap<String, String>>,
@@ -106,6 +112,8 @@ pub struct EndpointOut {
     pub throttle_rate: Option<i64>,
     pub rate_limit: Option<i64>,
     pub metadata: BTreeMap<String, String>,
+    /// hookd extension: `v1` (HMAC-SHA256) or `v1a` (Ed25519), the signatures its deliveries carry.
+    pub signature_scheme: &'static str,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -125,6 +133,7 @@ impl From<Endpoint> for EndpointOut {
             throttle_rate: ep.throttle_rate,
             rate_limit: ep.throttle_rate,
             metadata: ep.metadata,
+            signature_scheme: ep.secret.scheme().as_str(),
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
         }
@@ -229,12 +238,35 @@ pub fn check_channels(channels: Option<Vec<Channel>>) -> Result<Option<Vec<Chann
     }
 }
 
-fn parse_secret(secret: Option<String>) -> Result<Secret, ApiError> {
-    match secret {
-        None => Ok(Secret::generate()),
-        Some(text) => {
-            Secret::parse(&text).map_err(|e| ApiError::invalid(&["body", "secret"], e.to_string()))
-        }
+/// The key a caller gave in `field`, or a generated one of the scheme they asked for (by
+/// default `default`); a given key must be of the scheme asked for, if any.
+fn endpoint_key(
+    field: &str,
+    key: Option<String>,
+    scheme: Option<String>,
+    default: Scheme,
+) -> Result<EndpointKey, ApiError> {
+    let scheme = match scheme.as_deref() {
+        None => None,
+        Some(text) => Some(Scheme::parse(text).ok_or_else(|| {
+            ApiError::invalid(&["body", "signatureScheme"], "must be `v1` or `v1a`")
+        })?),
+    };
+    let Some(text) = key else {
+        return Ok(EndpointKey::generate(scheme.unwrap_or(default)));
+    };
+    let key = EndpointKey::parse(&text)
+        .map_err(|e| ApiError::invalid(&["body", field], e.to_string()))?;
+    match scheme {
+        Some(asked) if asked != key.scheme() => Err(ApiError::invalid(
+            &["body", "signatureScheme"],
+            format!(
+                "is `{}` but the {field} given signs `{}`",
+                asked.as_str(),
+                key.scheme().as_str()
+            ),
+        )),
+        _ => Ok(key),
     }
 }
 
@@ -318,7 +350,7 @@ async fn new_endpoint(
         throttle_rate: check_rate(input.throttle_rate)?,
         metadata: input.metadata.unwrap_or_default(),
         headers: check_headers(input.headers.unwrap_or_default())?,
-        secret: parse_secret(input.secret)?,
+        secret: endpoint_key("secret", input.secret, input.signature_scheme, Scheme::V1)?,
         retiring_secrets: Vec::new(),
         created_at: now,
         updated_at: now,
@@ -469,9 +501,24 @@ pub(crate) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What an endpoint's owner verifies deliveries with.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretOut {
+    /// The shared `whsec_…` secret of a `v1` endpoint, or the `whpk_…` public key of a `v1a`
+    /// one (its signing key never leaves hookd).
     pub(crate) key: String,
+    /// hookd extension: `v1` or `v1a`.
+    pub(crate) signature_scheme: &'static str,
+}
+
+impl SecretOut {
+    fn of(key: &EndpointKey) -> Self {
+        Self {
+            key: key.verification_key(),
+            signature_scheme: key.scheme().as_str(),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -490,16 +537,20 @@ pub(crate) async fn read_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<axum::Json<SecretOut>, ApiError> {
     let (_, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    Ok(axum::Json(SecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(axum::Json(SecretOut::of(&endpoint.secret)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateIn {
-    key: Option<String>,
-    grace_period_seconds: Option<u32>,
+    /// The new `whsec_…` secret or (hookd extension) `whsk_…` Ed25519 key; generated when left out.
+    pub(crate) key: Option<String>,
+    pub(crate) grace_period_seconds: Option<u32>,
+    /// hookd extension: the scheme of a generated key, `v1` or `v1a`; by default the current
+    /// one's. Switching keeps the old key signing beside the new through the grace period, so
+    /// a receiver can move from one to the other without missing a delivery.
+    #[schema(value_type = Option<String>, example = "v1a")]
+    pub(crate) signature_scheme: Option<String>,
 }
 
 /// Replaces the secret; the old one keeps signing (beside the new) through its grace period.
@@ -522,27 +573,25 @@ pub(crate) async fn rotate_secret(
     Json(input): Json<RotateIn>,
 ) -> Result<axum::Json<SecretOut>, ApiError> {
     let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    let new_secret = match input.key {
-        None => Secret::generate(),
-        Some(text) => {
-            Secret::parse(&text).map_err(|e| ApiError::invalid(&["body", "key"], e.to_string()))?
-        }
-    };
+    let new_secret = endpoint_key(
+        "key",
+        input.key,
+        input.signature_scheme,
+        endpoint.secret.scheme(),
+    )?;
     let now = now_millis();
     let grace = input
         .grace_period_seconds
         .map_or(DEFAULT_GRACE_SECONDS, i64::from);
     endpoint.retiring_secrets.retain(|old| old.expires_at > now);
     endpoint.retiring_secrets.push(RetiringSecret {
-        secret: endpoint.secret.expose(),
+        secret: endpoint.secret.expose_secret(),
         expires_at: now + grace * 1000,
     });
     endpoint.secret = new_secret;
     endpoint.updated_at = now;
     state.store.update_endpoint(&endpoint).await?;
-    Ok(axum::Json(SecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    Ok(axum::Json(SecretOut::of(&endpoint.secret)))
 }
 
 /// Headers hookd sets itself or that would break HTTP framing.

@@ -82,7 +82,7 @@ async fn open(
         throttle_rate: None,
         metadata: Default::default(),
         headers: Default::default(),
-        secret: hookd_signing::Secret::generate(),
+        secret: hookd_signing::Secret::generate().into(),
         retiring_secrets: Vec::new(),
         created_at: now,
         updated_at: now,

@@ -97,7 +97,7 @@ pub async fn ensure_target(
                 throttle_rate: None,
                 metadata: [(MARKER.0.to_string(), MARKER.1.to_string())].into(),
                 headers: Default::default(),
-                secret: settings.secret.clone(),
+                secret: settings.secret.clone().into(),
                 retiring_secrets: Vec::new(),
                 created_at: now,
                 updated_at: now,
@@ -112,11 +112,11 @@ pub async fn ensure_target(
             }
         }
     };
-    let endpoint = if endpoint.url != url || endpoint.secret != settings.secret {
+    let endpoint = if endpoint.url != url || endpoint.secret != settings.secret.clone().into() {
         // The operator changed the settings: the new URL and secret take over at once.
         let mut endpoint = endpoint;
         endpoint.url = url;
-        endpoint.secret = settings.secret.clone();
+        endpoint.secret = settings.secret.clone().into();
         endpoint.retiring_secrets.clear();
         endpoint.updated_at = now_millis();
         store.update_endpoint(&endpoint).await?;

@@ -101,7 +101,7 @@ mod tests {
             throttle_rate,
             metadata: BTreeMap::new(),
             headers: BTreeMap::new(),
-            secret: Secret::generate(),
+            secret: Secret::generate().into(),
             retiring_secrets: Vec::new(),
             created_at: 0,
             updated_at: 0,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hookd_signing::Secret;
+use hookd_signing::EndpointKey;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -24,7 +24,7 @@ pub struct Application {
     pub updated_at: i64,
 }
 
-/// A previous signing secret that still signs until `expires_at` (unix ms).
+/// A previous signing key (`whsec_…` or `whsk_…`) that still signs until `expires_at` (unix ms).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetiringSecret {
     pub secret: String,
@@ -49,7 +49,7 @@ pub struct Endpoint {
     pub throttle_rate: Option<i64>,
     pub metadata: BTreeMap<String, String>,
     pub headers: BTreeMap<String, String>,
-    pub secret: Secret,
+    pub secret: EndpointKey,
     pub retiring_secrets: Vec<RetiringSecret>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -76,13 +76,13 @@ impl Endpoint {
     }
 
     /// The secrets that sign a delivery at `now`: the current one, then those still in grace.
-    pub fn signing_secrets(&self, now: i64) -> Vec<Secret> {
+    pub fn signing_secrets(&self, now: i64) -> Vec<EndpointKey> {
         let mut secrets = vec![self.secret.clone()];
         secrets.extend(
             self.retiring_secrets
                 .iter()
                 .filter(|old| old.expires_at > now)
-                .filter_map(|old| Secret::parse(&old.secret).ok()),
+                .filter_map(|old| EndpointKey::parse(&old.secret).ok()),
         );
         secrets
     }
@@ -344,7 +344,7 @@ pub struct ClaimedDelivery {
     pub event_type: EventTypeName,
     pub url: String,
     pub payload: Arc<str>,
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<EndpointKey>,
     pub headers: BTreeMap<String, String>,
     /// Attempts already made before this one.
     pub attempts_made: u32,

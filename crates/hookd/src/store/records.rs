@@ -3,7 +3,7 @@
 //! through it, so a column means the same on both (JSON text, sealed endpoint secrets, status
 //! codes, nullable columns with a default).
 
-use hookd_signing::Secret;
+use hookd_signing::EndpointKey;
 use serde::de::DeserializeOwned;
 
 use crate::domain::{AppId, Channel, EndpointId, EventTypeName, Uid};
@@ -27,7 +27,7 @@ pub enum SecretsError {
     #[error(transparent)]
     Sealed(#[from] CipherError),
     #[error("the opened secret is not a valid signing secret: {0}")]
-    Invalid(#[from] hookd_signing::SecretError),
+    Invalid(#[from] hookd_signing::EndpointKeyError),
     #[error("the retiring secrets are not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -37,7 +37,7 @@ pub enum SecretsError {
 /// secrets readable.
 pub fn seal_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, String) {
     let aad = endpoint_row(&endpoint.app_id, &endpoint.id);
-    let current = cipher.seal(&endpoint.secret.expose(), &aad);
+    let current = cipher.seal(&endpoint.secret.expose_secret(), &aad);
     let retiring: Vec<RetiringSecret> = endpoint
         .retiring_secrets
         .iter()
@@ -57,9 +57,9 @@ pub fn open_secrets(
     endpoint_id: &str,
     sealed: &str,
     retiring_json: &str,
-) -> Result<(Secret, Vec<RetiringSecret>), SecretsError> {
+) -> Result<(EndpointKey, Vec<RetiringSecret>), SecretsError> {
     let aad = endpoint_row(app_id, endpoint_id);
-    let secret = Secret::parse(&cipher.open(sealed, &aad)?)?;
+    let secret = EndpointKey::parse(&cipher.open(sealed, &aad)?)?;
     let retiring: Vec<RetiringSecret> = serde_json::from_str(retiring_json)?;
     let retiring = retiring
         .into_iter()
@@ -260,7 +260,8 @@ mod tests {
     #[test]
     fn sealed_secrets_open_for_their_own_row_only() -> Result<(), Box<dyn std::error::Error>> {
         let cipher = SecretCipher::from_main_secret("a-main-secret-of-at-least-32-characters!")?;
-        let old = Secret::generate().expose();
+        // An endpoint switched to Ed25519 whose old symmetric secret is still in grace.
+        let old = EndpointKey::generate(hookd_signing::Scheme::V1).expose_secret();
         let endpoint = Endpoint {
             id: "ep_1".into(),
             app_id: "app_1".into(),
@@ -273,7 +274,7 @@ mod tests {
             throttle_rate: None,
             metadata: BTreeMap::new(),
             headers: BTreeMap::new(),
-            secret: Secret::generate(),
+            secret: EndpointKey::generate(hookd_signing::Scheme::V1a),
             retiring_secrets: vec![RetiringSecret {
                 secret: old.clone(),
                 expires_at: 7,
@@ -283,7 +284,8 @@ mod tests {
         };
         let (sealed, retiring) = seal_secrets(&endpoint, &cipher);
         let (secret, opened) = open_secrets(&cipher, "app_1", "ep_1", &sealed, &retiring)?;
-        assert_eq!(secret.expose(), endpoint.secret.expose());
+        assert_eq!(secret, endpoint.secret);
+        assert!(!sealed.contains(&endpoint.secret.expose_secret()));
         assert_eq!(opened.len(), 1);
         assert_eq!(opened[0].secret, old);
         assert_eq!(opened[0].expires_at, 7);

@@ -5,6 +5,7 @@ mod harness;
 mod receiver;
 
 mod api_errors;
+mod asymmetric;
 mod controls;
 mod dashboard;
 mod delivery;

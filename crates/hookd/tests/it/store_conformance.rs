@@ -84,7 +84,7 @@ impl Fixture {
             throttle_rate,
             metadata: BTreeMap::new(),
             headers: BTreeMap::new(),
-            secret: Secret::generate(),
+            secret: Secret::generate().into(),
             retiring_secrets: Vec::new(),
             created_at: self.t0,
             updated_at: self.t0,
