@@ -94,7 +94,7 @@ enum Command {
     Certify {
         /// The endpoint's URL
         url: String,
-        /// The endpoint's signing secret (whsec_…)
+        /// The endpoint's signing key: its whsec_… secret, or a whsk_… Ed25519 key (v1a)
         #[arg(long, env = "HOOKD_CERTIFY_SECRET", hide_env_values = true)]
         secret: String,
         /// Print the report as JSON

@@ -158,6 +158,7 @@ pub(crate) async fn run_with_store(
         traffic,
         settings: Arc::new(settings.clone()),
         node_id,
+        outbound: outbound(&settings)?,
     });
     let feed = Arc::clone(&state.feed);
     crate::telemetry::prometheus();
@@ -294,6 +295,17 @@ impl NodeReporter {
     }
 }
 
+/// The client of deliveries (and endpoint checks): its timeouts, its SSRF guard.
+fn outbound(settings: &Settings) -> anyhow::Result<Outbound> {
+    Outbound::new(
+        OutboundConfig {
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
+        },
+        DestinationGuard::new(settings.allow_destinations.clone()),
+    )
+}
+
 fn start_engine(
     settings: &Settings,
     store: &SharedStore,
@@ -301,15 +313,8 @@ fn start_engine(
     operational: Emitter,
     traffic: Arc<Traffic>,
 ) -> anyhow::Result<Engine> {
-    let outbound = Outbound::new(
-        OutboundConfig {
-            connect_timeout: settings.connect_timeout,
-            request_timeout: settings.request_timeout,
-        },
-        DestinationGuard::new(settings.allow_destinations.clone()),
-    )?;
     let ctx = AttemptContext {
-        transports: Transports::new(outbound, Arc::clone(relay)),
+        transports: Transports::new(outbound(settings)?, Arc::clone(relay)),
         retry: settings.retry.clone(),
         signature_headers: settings.signature_headers,
     };

@@ -56,6 +56,12 @@ impl ApiError {
         }
     }
 
+    /// The same error, with a `Retry-After` header of `secs` seconds.
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// 429 with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         Self {

@@ -7,6 +7,7 @@
 mod apps;
 pub(crate) mod attempts;
 pub mod auth;
+pub(crate) mod certify;
 pub(crate) mod endpoints;
 pub(crate) mod error;
 pub(crate) mod event_types;
@@ -92,6 +93,8 @@ pub(crate) struct AppContext {
     pub settings: Arc<crate::config::Settings>,
     /// This node's id in the `nodes` table.
     pub node_id: String,
+    /// The client deliveries use, with its SSRF guard: endpoint checks go through it too.
+    pub outbound: crate::outbound::Outbound,
 }
 
 /// The whole API as one router, with `pages` mounted beside it under the same middleware: the
@@ -102,6 +105,7 @@ pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
     Router::new()
         .merge(apps::routes())
         .merge(endpoints::routes())
+        .merge(certify::routes())
         .merge(event_types::routes())
         .merge(messages::routes())
         .merge(feed::routes())

@@ -6,7 +6,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, HttpErrorOut, ValidationErrorOut};
-use super::{apps, attempts, auth, endpoints, event_types, feed, messages, recover, send_example};
+use super::{
+    apps, attempts, auth, certify, endpoints, event_types, feed, messages, recover, send_example,
+};
 
 /// The whole API, as OpenAPI 3.1.
 #[derive(OpenApi)]
@@ -27,7 +29,7 @@ use super::{apps, attempts, auth, endpoints, event_types, feed, messages, recove
         endpoints::list, endpoints::create, endpoints::read, endpoints::replace,
         endpoints::patch, endpoints::remove, endpoints::read_secret, endpoints::rotate_secret,
         endpoints::read_headers, endpoints::replace_headers, endpoints::patch_headers,
-        endpoints::stats, recover::recover, send_example::send_example,
+        endpoints::stats, certify::check, certify::reports, recover::recover, send_example::send_example,
         event_types::list, event_types::create, event_types::read, event_types::replace,
         event_types::patch, event_types::remove,
         messages::create, messages::list, messages::read, feed::read, messages::expunge_content,

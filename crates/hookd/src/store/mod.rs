@@ -26,6 +26,7 @@
 //! clocks and leases, on both backends.
 
 pub(crate) mod activity;
+pub mod checks;
 pub(crate) mod cipher;
 pub(crate) mod claim;
 pub mod dashboard;
@@ -364,6 +365,17 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: &PageRequest,
     ) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Keeps the report of a check of an endpoint, dropping its oldest beyond the newest
+    /// [`checks::KEPT_PER_ENDPOINT`]. Deleting the endpoint deletes its reports.
+    async fn record_endpoint_check(&self, check: &checks::EndpointCheck) -> StoreResult<()>;
+    /// An endpoint's check reports, newest first.
+    async fn endpoint_checks(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        limit: usize,
+    ) -> StoreResult<Vec<checks::EndpointCheck>>;
 }
 
 /// The store chosen by a database URL.

@@ -6,6 +6,7 @@ mod receiver;
 
 mod api_errors;
 mod asymmetric;
+mod certify;
 mod controls;
 mod dashboard;
 mod delivery;

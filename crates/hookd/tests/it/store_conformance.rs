@@ -599,3 +599,61 @@ async fn the_backlog_counts_deliveries_with_work_and_dates_the_oldest() {
     assert_eq!(backlog.pending, 1);
     assert_eq!(backlog.oldest_created_at, Some(f.t0 + SECOND));
 }
+
+#[tokio::test]
+async fn an_endpoint_keeps_its_newest_check_reports_and_loses_them_with_itself() {
+    use hookd::store::checks::{EndpointCheck, KEPT_PER_ENDPOINT};
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let other = f.endpoint(&app, None).await;
+    let check = |endpoint: &Endpoint, n: i64| EndpointCheck {
+        app_id: app.clone(),
+        endpoint_id: endpoint.id.clone(),
+        checked_at: f.t0 + n * SECOND,
+        passed: n % 2 == 0,
+        report: format!("{{\"n\":{n}}}"),
+    };
+    let total = KEPT_PER_ENDPOINT as i64 + 3;
+    for n in 0..total {
+        f.store
+            .record_endpoint_check(&check(&endpoint, n))
+            .await
+            .expect("record");
+    }
+    f.store
+        .record_endpoint_check(&check(&other, 0))
+        .await
+        .expect("record");
+    let kept = f
+        .store
+        .endpoint_checks(&app, &endpoint.id, 100)
+        .await
+        .expect("list");
+    let expected: Vec<EndpointCheck> = (3..total).rev().map(|n| check(&endpoint, n)).collect();
+    assert_eq!(kept, expected, "the newest, newest first");
+    let one = f
+        .store
+        .endpoint_checks(&app, &endpoint.id, 1)
+        .await
+        .expect("list");
+    assert_eq!(one, vec![check(&endpoint, total - 1)]);
+
+    assert!(f
+        .store
+        .delete_endpoint(&app, &endpoint.id)
+        .await
+        .expect("delete"));
+    let gone = f
+        .store
+        .endpoint_checks(&app, &endpoint.id, 100)
+        .await
+        .expect("list");
+    assert!(gone.is_empty(), "{gone:?}");
+    let untouched = f
+        .store
+        .endpoint_checks(&app, &other.id, 100)
+        .await
+        .expect("list");
+    assert_eq!(untouched, vec![check(&other, 0)]);
+}

@@ -14,6 +14,7 @@
 mod activity;
 mod attempts;
 mod catalog;
+mod checks;
 mod claim;
 mod connection;
 mod dashboard;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::ingest::IngestQueue;
 use self::wakeups::Notifier;
+use super::checks::EndpointCheck;
 use super::cipher::SecretCipher;
 use super::*;
 
@@ -453,5 +455,18 @@ impl Store for PgStore {
         page: &PageRequest,
     ) -> StoreResult<Vec<AuditEntry>> {
         dashboard::list_audit(&self.pool, filter, page).await
+    }
+
+    async fn record_endpoint_check(&self, check: &EndpointCheck) -> StoreResult<()> {
+        checks::record(&self.pool, check).await
+    }
+
+    async fn endpoint_checks(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointCheck>> {
+        checks::list(&self.pool, app_id, endpoint_id, limit).await
     }
 }

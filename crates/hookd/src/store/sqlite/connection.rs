@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_overview_indexes",
         include_str!("migrations/0009_overview_indexes.sql"),
     ),
+    (
+        "0010_endpoint_checks",
+        include_str!("migrations/0010_endpoint_checks.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -3,6 +3,7 @@
 mod activity;
 mod attempts;
 mod catalog;
+mod checks;
 mod claim;
 mod connection;
 mod dashboard;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use self::connection::{ProcessLock, Readers, Writer};
+use super::checks::EndpointCheck;
 use super::cipher::SecretCipher;
 use super::*;
 
@@ -585,6 +587,23 @@ impl Store for SqliteStore {
         let (filter, page) = (filter.clone(), page.clone());
         self.readers
             .run(move |c| dashboard::list_audit(c, &filter, &page))
+            .await
+    }
+
+    async fn record_endpoint_check(&self, check: &EndpointCheck) -> StoreResult<()> {
+        let check = check.clone();
+        self.writer.run(move |c| checks::record(c, &check)).await
+    }
+
+    async fn endpoint_checks(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointCheck>> {
+        let (app_id, endpoint_id) = (app_id.clone(), endpoint_id.clone());
+        self.readers
+            .run(move |c| checks::list(c, &app_id, &endpoint_id, limit))
             .await
     }
 }
