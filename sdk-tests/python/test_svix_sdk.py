@@ -424,6 +424,62 @@ def test_endpoint_secret_and_rotation(svix, scratch_app, receiver):
     Webhook(chosen).verify(req["body"], req["headers"])
 
 
+def _portal_python_v1a_verifier(public_key: str):
+    """The `verify` function of the Python code the merchant portal shows for a v1a endpoint,
+    taken from the page's template and run as a merchant would paste it."""
+    import html
+    import re
+
+    template = (REPO / "crates/hookd/templates/portal/verify_v1a.html").read_text()
+    found = re.search(r"<summary>Python</summary>\s*<pre>(.*?)</pre>", template, re.S)
+    assert found, "the portal shows no Python code for v1a endpoints"
+    code = html.unescape(found.group(1))
+    for part in ("id", "timestamp", "signature"):
+        code = code.replace("{{ snippets.%s_header }}" % part, f"webhook-{part}")
+    os.environ["WEBHOOK_PUBLIC_KEY"] = public_key
+    namespace = {}
+    exec(compile(code, "portal-v1a-snippet.py", "exec"), namespace)
+    return namespace["verify"]
+
+
+def test_v1a_endpoint_from_the_sdk_verifies_independently(svix, scratch_app, receiver):
+    """An endpoint created through the Svix SDK with an Ed25519 key (`whsk_`) signs `v1a`;
+    `cryptography` (independent of hookd) and the portal's Python code verify its deliveries,
+    and a `v1` verifier does not."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    app = scratch_app
+    private = Ed25519PrivateKey.generate()
+    signing_key = "whsk_" + base64.b64encode(private.private_bytes_raw()).decode()
+    public_bytes = private.public_key().public_bytes_raw()
+    expected_public = "whpk_" + base64.b64encode(public_bytes).decode()
+
+    ep = svix.endpoint.create(
+        app.id, EndpointIn(url=receiver.url("/hook/v1a"), secret=signing_key)
+    )
+    shown = svix.endpoint.get_secret(app.id, ep.id).key
+    assert shown == expected_public, "hookd derives the public key cryptography does"
+
+    msg = svix.message.create(app.id, MessageIn(event_type=EVENT_TYPE, payload={"v1a": 1}))
+    req = receiver.wait_for("/hook/v1a", msg.id)[0]
+    headers = req["headers"]
+    entries = headers["webhook-signature"].split(" ")
+    assert [e.split(",")[0] for e in entries] == ["v1a"], entries
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + req["body"]
+    private.public_key().verify(base64.b64decode(entries[0][4:]), signed)  # raises if invalid
+
+    verify = _portal_python_v1a_verifier(shown)
+    assert verify(headers, req["body"]) == json.loads(req["body"])
+    tampered = req["body"].replace(b'"v1a":1', b'"v1a":2')
+    assert tampered != req["body"]
+    with pytest.raises(ValueError):
+        verify(headers, tampered)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(os.urandom(32)).decode()).verify(req["body"], headers)
+
+
 def test_endpoint_headers(svix, scratch_app, receiver):
     app = scratch_app
     ep = svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/hook/headers")))

@@ -23,12 +23,12 @@ use crate::store::{Endpoint, EventType, Order, PageRequest};
 
 use crate::store::activity::HOUR_MS;
 
-fn principal(session: &PortalSession) -> Principal {
+pub(super) fn principal(session: &PortalSession) -> Principal {
     Principal::App(session.app_id.clone())
 }
 
 /// An endpoint of the session's application, or the not-found page.
-async fn load(
+pub(super) async fn load(
     state: &AppState,
     session: &PortalSession,
     endpoint_id: &str,
@@ -44,7 +44,7 @@ async fn load(
 
 /// The endpoint an action of the session is about, once the session may take that action
 /// (capability, and the CSRF token when the form came with the cookie).
-async fn action_on(
+pub(super) async fn action_on(
     state: &AppState,
     session: &PortalSession,
     capability: PortalCapability,
@@ -579,6 +579,10 @@ pub struct EndpointPage {
     pub notice: Option<&'static str>,
     pub snippets: Snippets,
     pub recover_default: String,
+    /// The endpoint signs with Ed25519: its owner sees a public key and other code samples.
+    pub v1a: bool,
+    /// The newest "check my endpoint" report.
+    pub latest_check: Option<super::checks::ReportView>,
 }
 
 /// Labels for a delivery state, as a merchant reads them.
@@ -653,8 +657,13 @@ async fn endpoint_page(
         crate::config::SignatureHeaders::Svix => ("svix-id", "svix-timestamp", "svix-signature"),
         _ => ("webhook-id", "webhook-timestamp", "webhook-signature"),
     };
+    let latest_check = super::checks::latest(state, &endpoint)
+        .await
+        .or_page(state)?;
     Ok(render(
         &EndpointPage {
+            v1a: endpoint.secret.scheme() == hookd_signing::Scheme::V1a,
+            latest_check,
             chrome: Chrome::new(state, session, "endpoints"),
             title: endpoint.url.clone(),
             event_types: endpoint
@@ -699,6 +708,9 @@ pub struct ActionForm {
     event_type: String,
     #[serde(default)]
     since: String,
+    /// A rotation's new signature scheme (`v1`, `v1a`); empty keeps the current one.
+    #[serde(default)]
+    scheme: String,
 }
 
 /// `POST /portal/endpoints/{id}/secret`: shows the signing secret, through the API's route.
@@ -736,8 +748,8 @@ pub async fn reveal_secret(
     .map(|page| shown_at(page, &page_url))
 }
 
-/// `POST /portal/endpoints/{id}/rotate`: a new secret; the old one keeps signing for the
-/// API's default grace period.
+/// `POST /portal/endpoints/{id}/rotate`: a new secret, or a key of the other scheme when the
+/// form names one; the old one keeps signing for the API's default grace period.
 pub async fn rotate_secret(
     State(state): State<AppState>,
     session: PortalSession,
@@ -756,7 +768,10 @@ pub async fn rotate_secret(
         State(state.clone()),
         principal(&session),
         Path((session.app_id.to_string(), endpoint.id.to_string())),
-        Json(parse(b"{}").or_page(&state)?),
+        Json(api::RotateIn {
+            signature_scheme: (!form.scheme.is_empty()).then_some(form.scheme),
+            ..api::RotateIn::default()
+        }),
     )
     .await
     .or_page(&state)?;

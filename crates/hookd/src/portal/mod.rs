@@ -13,6 +13,7 @@
 #![expect(clippy::result_large_err, reason = "error pages are whole responses")]
 
 mod assets;
+pub(crate) mod checks;
 pub(crate) mod endpoints;
 pub(crate) mod log;
 pub(crate) mod pages;
@@ -80,6 +81,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/portal/endpoints/{endpoint_id}/recover",
             get(pages::back_to_page).post(endpoints::recover),
+        )
+        .route(
+            "/portal/endpoints/{endpoint_id}/check",
+            get(checks::page).post(checks::run),
         )
         .route(
             "/portal/endpoints/{endpoint_id}/delete",
