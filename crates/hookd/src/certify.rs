@@ -138,9 +138,9 @@ fn battery(secret: &EndpointKey, body: &[u8], now: i64) -> Vec<Probe> {
             msg_id: good_id.clone(),
             timestamp: now,
             body: body.to_vec(),
-            fix:
-                "answer 2xx as soon as the signature checks out, and do slow work after answering; \
-                  check the secret is the endpoint's current one",
+            fix: "verify the signature over the raw body bytes exactly as received (not a \
+                  re-serialization of the parsed JSON), answer 2xx as soon as it checks out and do \
+                  slow work after answering; check the key is the endpoint's current one",
         },
         Probe {
             name: "a wrong signature is refused",
@@ -396,7 +396,10 @@ pub fn example_body(event_types: Option<&[crate::domain::EventTypeName]>) -> Vec
         || serde_json::json!({"type": "payment.captured"}),
         crate::catalog::example,
     );
-    serde_json::to_vec(&example).unwrap_or_default()
+    // Pretty-printed on purpose: a receiver that verifies a re-serialization of the parsed body
+    // instead of the raw bytes (a common bug: `JSON.stringify(req.body)`, `json.dumps(...)`)
+    // gets other bytes than were signed and refuses the genuine request, so the report says so.
+    serde_json::to_vec_pretty(&example).unwrap_or_default()
 }
 
 /// The report as a person reads it.
@@ -488,6 +491,14 @@ mod tests {
         let timed_out = Err(SendError::Timeout(t));
         assert_eq!(grade(Expect::Refuse, &timed_out, t).0, Verdict::Fail);
         assert_eq!(grade(Expect::Inform, &reply(200, 5), t).0, Verdict::Info);
+    }
+
+    #[test]
+    fn the_example_is_not_what_a_reserialization_gives_back() {
+        let body = example_body(None);
+        let parsed: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_ne!(serde_json::to_vec(&parsed).expect("compact"), body);
+        assert!(body.windows(4).any(|w| w == b"\n  \""), "indented");
     }
 
     #[test]
