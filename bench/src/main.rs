@@ -6,6 +6,7 @@
 
 mod api;
 mod clock;
+mod cpu;
 mod hookd;
 mod payload;
 mod receiver;
@@ -16,16 +17,19 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{ensure, Context};
+use anyhow::{bail, ensure, Context};
 use clap::{Args, Parser, Subcommand};
 
 use crate::hookd::{parse_kib_field, HookdConfig};
 use crate::report::{figures_line, medians, scenario_json, settings_line, Figure, Settings};
+use crate::scenario::catchup::CatchupArgs;
 use crate::scenario::dashboard::DashboardArgs;
 use crate::scenario::fanout::FanoutArgs;
 use crate::scenario::latency::LatencyArgs;
+use crate::scenario::merchants::MerchantsArgs;
 use crate::scenario::portal::PortalArgs;
 use crate::scenario::throughput::ThroughputArgs;
+use crate::scenario::UNTRUSTWORTHY;
 
 #[derive(Parser)]
 #[command(
@@ -76,10 +80,40 @@ enum Scenario {
     Fanout(FanoutArgs),
     /// All three scenarios with their default settings.
     All(AllArgs),
+    /// Latency at a fraction (80 %) of the sustained rate, measured first or given.
+    LoadedLatency(LoadedLatencyArgs),
+    /// An endpoint down while a backlog piles up, then back: drain rate, and a healthy
+    /// endpoint's latency meanwhile.
+    Catchup(CatchupArgs),
+    /// Many applications with one endpoint each, messages spread over all of them.
+    Merchants(MerchantsArgs),
+    /// A few seconds of throughput and latency, one run each: fails only if the bench is
+    /// broken (missing messages, bad signatures, failed publishes), never on speed.
+    Smoke,
     /// Merchant portal pages with 100,000 delivered messages: p50/p95 per page (not in `all`).
     Portal(PortalArgs),
     /// Operator dashboard with 1,000,000 messages and 3,000,000 attempts loaded: p50/p95 per page.
     Dashboard(DashboardArgs),
+}
+
+#[derive(Args)]
+struct LoadedLatencyArgs {
+    /// The sustained deliveries/s to take `--fraction` of; without it, a throughput scenario
+    /// (`--runs` runs of `--probe-duration` s) measures it first and its median is used.
+    #[arg(long)]
+    sustained: Option<f64>,
+    /// Fraction of the sustained rate to offer.
+    #[arg(long, default_value_t = 0.8)]
+    fraction: f64,
+    /// Measured window of the throughput runs that find the sustained rate, in seconds.
+    #[arg(long, default_value_t = 10)]
+    probe_duration: u64,
+    /// Measured window of the latency runs, in seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Paced load before the latency runs' measured window, in seconds.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
 }
 
 #[derive(Args)]
@@ -107,6 +141,11 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     ensure!(cli.common.runs > 0, "--runs must be at least 1");
+    // The smoke test proves the bench works; one run of each scenario does that.
+    let runs = match cli.scenario {
+        Scenario::Smoke => 1,
+        _ => cli.common.runs,
+    };
     ensure!(cli.common.nodes > 0, "--nodes must be at least 1");
     let config = HookdConfig {
         bin: cli.common.hookd_bin.clone(),
@@ -126,13 +165,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let bench = Bench {
         config,
         machine,
-        runs: cli.common.runs,
+        runs,
     };
     match cli.scenario {
-        Scenario::Throughput(args) => bench.throughput(&args).await,
+        Scenario::Throughput(args) => bench.throughput(&args).await.map(drop),
         Scenario::Latency(args) => bench.latency(&args).await,
         Scenario::Fanout(args) => bench.fanout(&args).await,
         Scenario::All(all) => bench.all(&all).await,
+        Scenario::LoadedLatency(args) => bench.loaded_latency(&args).await,
+        Scenario::Catchup(args) => bench.catchup(&args).await,
+        Scenario::Merchants(args) => bench.merchants(&args).await,
+        Scenario::Smoke => bench.smoke().await,
         Scenario::Portal(args) => bench.portal(&args).await,
         Scenario::Dashboard(args) => bench.dashboard(&args).await,
     }
@@ -145,7 +188,7 @@ struct Bench {
 }
 
 impl Bench {
-    async fn throughput(&self, args: &ThroughputArgs) -> anyhow::Result<()> {
+    async fn throughput(&self, args: &ThroughputArgs) -> anyhow::Result<Vec<Figure>> {
         self.scenario("throughput", args.settings(), || {
             scenario::throughput::run_once(&self.config, args)
         })
@@ -157,6 +200,7 @@ impl Bench {
             scenario::latency::run_once(&self.config, args)
         })
         .await
+        .map(drop)
     }
 
     async fn fanout(&self, args: &FanoutArgs) -> anyhow::Result<()> {
@@ -164,6 +208,91 @@ impl Bench {
             scenario::fanout::run_once(&self.config, args)
         })
         .await
+        .map(drop)
+    }
+
+    async fn loaded_latency(&self, args: &LoadedLatencyArgs) -> anyhow::Result<()> {
+        ensure!(
+            args.fraction > 0.0 && args.fraction <= 1.0,
+            "--fraction must be in (0, 1]"
+        );
+        let (sustained, source) = match args.sustained {
+            Some(given) => (given, "given"),
+            None => (self.sustained_rate(args.probe_duration).await?, "measured"),
+        };
+        let rate = (sustained * args.fraction).round();
+        ensure!(
+            rate >= 1.0,
+            "{} % of {sustained:.1}/s is below one message per second",
+            args.fraction * 100.0
+        );
+        let latency = LatencyArgs {
+            rate: rate as u32,
+            duration: args.duration,
+            warmup: args.warmup,
+        };
+        let mut settings = latency.settings();
+        settings.push(("sustained_per_s", format!("{sustained:.1}")));
+        settings.push(("sustained_source", source.to_owned()));
+        settings.push(("fraction", args.fraction.to_string()));
+        self.scenario("loaded-latency", settings, || {
+            scenario::latency::run_once(&self.config, &latency)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The median deliveries/s of a throughput scenario with its default load.
+    async fn sustained_rate(&self, duration: u64) -> anyhow::Result<f64> {
+        let probe = ThroughputArgs {
+            duration,
+            ..ThroughputArgs::default()
+        };
+        let medians = self.throughput(&probe).await?;
+        let sustained = medians
+            .iter()
+            .find(|f| f.key == "deliveries_per_s")
+            .map(|f| f.value)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .context("the throughput runs measured no sustained rate")?;
+        Ok(sustained)
+    }
+
+    async fn catchup(&self, args: &CatchupArgs) -> anyhow::Result<()> {
+        self.scenario("catchup", args.settings(), || {
+            scenario::catchup::run_once(&self.config, args)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn merchants(&self, args: &MerchantsArgs) -> anyhow::Result<()> {
+        self.scenario("merchants", args.settings(), || {
+            scenario::merchants::run_once(&self.config, args)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// A few seconds of throughput, then of latency: proves the bench still works end to end
+    /// (every message delivered once at least, every signature good, every publish accepted).
+    /// Asserts no speed: it runs against debug builds on busy CI machines.
+    async fn smoke(&self) -> anyhow::Result<()> {
+        let throughput = ThroughputArgs {
+            publishers: 16,
+            duration: 2,
+            warmup: 1,
+            dead_backlog: 0,
+        };
+        let latency = LatencyArgs {
+            rate: 200,
+            duration: 2,
+            warmup: 1,
+        };
+        self.throughput(&throughput).await?;
+        self.latency(&latency).await?;
+        println!("smoke: the bench works (no speed asserted)");
+        Ok(())
     }
 
     async fn portal(&self, args: &PortalArgs) -> anyhow::Result<()> {
@@ -171,6 +300,7 @@ impl Bench {
             scenario::portal::run_once(&self.config, args)
         })
         .await
+        .map(drop)
     }
 
     async fn dashboard(&self, args: &DashboardArgs) -> anyhow::Result<()> {
@@ -182,6 +312,7 @@ impl Bench {
             scenario::dashboard::run_once(&self.config, args)
         })
         .await
+        .map(drop)
     }
 
     async fn all(&self, all: &AllArgs) -> anyhow::Result<()> {
@@ -196,13 +327,14 @@ impl Bench {
         self.fanout(&FanoutArgs::default()).await
     }
 
-    /// Runs one scenario `self.runs` times, printing each run and the medians.
+    /// Runs one scenario `self.runs` times, printing each run and the medians; answers the
+    /// medians. A run whose figures cannot be trusted (see [`verdict`]) fails the scenario.
     async fn scenario<F, Fut>(
         &self,
         name: &str,
         mut settings: Settings,
         mut run_once: F,
-    ) -> anyhow::Result<()>
+    ) -> anyhow::Result<Vec<Figure>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<Figure>>>,
@@ -226,16 +358,31 @@ impl Bench {
                 self.runs,
                 figures_line(&figures)
             );
+            if let Some(broken) = verdict(&figures) {
+                bail!("{name} run {i} cannot be trusted: {broken}");
+            }
             runs.push(figures);
         }
+        let medians = medians(&runs);
         println!(
             "[{name} median of {}] {}",
             self.runs,
-            figures_line(&medians(&runs))
+            figures_line(&medians)
         );
         println!("{}", scenario_json(name, &self.machine, &settings, &runs)?);
-        Ok(())
+        Ok(medians)
     }
+}
+
+/// What makes a run's figures worthless, if anything: the [`UNTRUSTWORTHY`] figures above
+/// zero, named with their counts (e.g. "missing 3, bad_signatures 1").
+fn verdict(figures: &[Figure]) -> Option<String> {
+    let broken: Vec<String> = figures
+        .iter()
+        .filter(|f| UNTRUSTWORTHY.contains(&f.key) && f.value > 0.0)
+        .map(|f| format!("{} {}", f.key, f.value))
+        .collect();
+    (!broken.is_empty()).then(|| broken.join(", "))
 }
 
 /// What the figures depend on besides hookd itself.
@@ -253,10 +400,34 @@ fn machine_facts(config: &HookdConfig) -> anyhow::Result<Settings> {
         ("nproc", nproc.to_string()),
         ("mem_total", mem_total),
         ("cpu", cpu_model()),
+        ("hookd_commit", commit_of(&version)),
         ("hookd_version", version),
         ("hookd_bin", config.bin.display().to_string()),
         ("database", config.database_kind()),
+        ("command", command_line()),
     ])
+}
+
+/// The commit `hookd --version` names ("0.1.0 (commit 1cf838a0be12, built …)").
+fn commit_of(version: &str) -> String {
+    version
+        .split_once("commit ")
+        .and_then(|(_, rest)| rest.split([',', ')']).next())
+        .map_or_else(|| "unknown".to_owned(), |commit| commit.trim().to_owned())
+}
+
+/// This invocation, as it could be typed again (arguments with spaces quoted).
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                format!("'{arg}'")
+            } else {
+                arg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn cpu_model() -> String {
@@ -269,4 +440,36 @@ fn cpu_model() -> String {
             || "unknown".to_owned(),
             |(_, model)| model.trim().to_owned(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_from_version() {
+        assert_eq!(
+            commit_of("0.1.0 (commit 1cf838a0be12, built 2026-12-06)"),
+            "1cf838a0be12"
+        );
+        assert_eq!(commit_of("hookd 0.1.0"), "unknown");
+    }
+
+    #[test]
+    fn untrustworthy_runs_are_named() {
+        let fine = vec![
+            Figure::new("missing", "missing", "", 0, 0.0),
+            Figure::new("duplicates", "duplicates", "", 0, 4.0),
+        ];
+        assert_eq!(verdict(&fine), None);
+        let broken = vec![
+            Figure::new("missing", "missing", "", 0, 3.0),
+            Figure::new("bad_signatures", "bad signatures", "", 0, 1.0),
+            Figure::new("publish_failed", "publish failed", "", 0, 0.0),
+        ];
+        assert_eq!(
+            verdict(&broken).as_deref(),
+            Some("missing 3, bad_signatures 1")
+        );
+    }
 }
