@@ -359,7 +359,7 @@ impl Bench {
                 figures_line(&figures)
             );
             if let Some(broken) = verdict(&figures) {
-                bail!("{name} run {i} cannot be trusted: {broken}");
+                bail!("{name} run {i} failed its checks (its figures cannot be trusted): {broken}");
             }
             runs.push(figures);
         }

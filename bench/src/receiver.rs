@@ -88,7 +88,7 @@ struct State {
     bad_signatures: AtomicU64,
     verified: AtomicU64,
     verify_ns: AtomicU64,
-    refused_while_down: AtomicU64,
+    attempts_while_down: AtomicU64,
     endpoints: RwLock<Endpoints>,
     /// Bumped on every outage change, so hung requests look again.
     outage_changes: watch::Sender<u64>,
@@ -164,11 +164,18 @@ impl State {
         });
     }
 
-    /// Waits while the endpoint hangs; answers whether it is down with errors.
+    /// Waits while the endpoint hangs; answers whether it is down with errors. Counts the
+    /// requests that found it down either way.
     async fn refuses(&self, endpoint: u32) -> bool {
         let mut changes = self.outage_changes.subscribe();
+        let mut counted = false;
         loop {
-            match self.outage(endpoint) {
+            let outage = self.outage(endpoint);
+            if outage.is_some() && !counted {
+                self.attempts_while_down.fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            match outage {
                 None => return false,
                 Some(Outage::Error) => return true,
                 Some(Outage::Hang) => {
@@ -210,7 +217,7 @@ impl Receiver {
             bad_signatures: AtomicU64::new(0),
             verified: AtomicU64::new(0),
             verify_ns: AtomicU64::new(0),
-            refused_while_down: AtomicU64::new(0),
+            attempts_while_down: AtomicU64::new(0),
             endpoints: RwLock::new(Endpoints::default()),
             outage_changes: watch::Sender::new(0),
             log: Mutex::new(Log::default()),
@@ -306,9 +313,9 @@ impl Receiver {
         }
     }
 
-    /// Deliveries answered 503 because their endpoint was down.
-    pub fn refused_while_down(&self) -> u64 {
-        self.state.refused_while_down.load(Ordering::Relaxed)
+    /// Requests that found their endpoint down: answered 503, or held until it came back.
+    pub fn attempts_while_down(&self) -> u64 {
+        self.state.attempts_while_down.load(Ordering::Relaxed)
     }
 
     /// First arrivals only.
@@ -355,7 +362,6 @@ async fn handle(
     let is_post = req.method() == Method::POST;
     let endpoint = endpoint_index(req.uri().path());
     if state.refuses(endpoint).await {
-        state.refused_while_down.fetch_add(1, Ordering::Relaxed);
         return Ok(answer(StatusCode::SERVICE_UNAVAILABLE));
     }
     let (parts, body) = req.into_parts();
@@ -491,7 +497,7 @@ mod tests {
         let status = post_signed(&client, &receiver.url(None), &secret, body).await?;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            (receiver.refused_while_down(), receiver.delivered()),
+            (receiver.attempts_while_down(), receiver.delivered()),
             (1, 0)
         );
 
@@ -501,6 +507,7 @@ mod tests {
         let held = tokio::spawn(async move { post_signed(&client2, &url, &secret2, body).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!held.is_finished(), "a hanging endpoint answers nothing");
+        assert_eq!(receiver.attempts_while_down(), 2);
         receiver.set_outage(0, None);
         assert_eq!(held.await??, StatusCode::NO_CONTENT);
         assert_eq!(receiver.unique(), 1);

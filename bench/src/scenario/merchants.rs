@@ -3,6 +3,7 @@
 //! `seq % apps`), measured as `throughput` measures one endpoint. Its figures beside
 //! `throughput`'s show what thousands of endpoints cost the claim.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,6 +58,20 @@ async fn measure(hookd: &mut Hookd, args: &MerchantsArgs) -> anyhow::Result<Vec<
         args.apps
     );
     let mut figures = sustained(hookd, &setup, apps, &args.load).await?;
+    // Proves the messages were spread: every merchant's endpoint should have had some.
+    let reached: HashSet<u32> = setup
+        .receiver
+        .samples()
+        .iter()
+        .map(|s| s.endpoint)
+        .collect();
+    figures.push(Figure::new(
+        "endpoints_reached",
+        "endpoints reached",
+        "",
+        0,
+        reached.len() as f64,
+    ));
     figures.push(Figure::new("setup_s", "API setup", "s", 1, setup_s));
     Ok(figures)
 }
