@@ -197,7 +197,11 @@ impl Hookd {
         &self.database_url
     }
 
-    /// The first node's address: where setup calls go.
+    /// Whether the nodes run on PostgreSQL (whose server's CPU is then part of a run's cost).
+    pub fn on_postgres(&self) -> bool {
+        is_postgres(&self.database_url)
+    }
+
     /// Updates the PostgreSQL planner's statistics of the run's database, as autovacuum does
     /// after a burst of writes on a default server (some test servers, this machine's among
     /// them, run with autovacuum off). Nothing to do on SQLite.
@@ -217,6 +221,7 @@ impl Hookd {
         Ok(())
     }
 
+    /// The first node's address: where setup calls go.
     pub fn base_url(&self) -> &str {
         &self.nodes[0].base_url
     }

@@ -12,7 +12,9 @@ use clap::Args;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
-use super::{drain_figure, health_figures, wait_for_deliveries, PublishStats, Setup};
+use super::{
+    drain_figure, health_figures, mib, wait_for_deliveries, PublishStats, RssSampler, Setup,
+};
 use crate::api::Api;
 use crate::clock::Clock;
 use crate::cpu::CpuSample;
@@ -94,6 +96,7 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
 
     // 1. The outage: the backlog piles up while the healthy endpoint is served.
     setup.receiver.set_outage(DOWN, Some(args.down));
+    let sampler = RssSampler::start(hookd.pids());
     let healthy = PacedLoad::start(&setup, healthy_app, args.healthy_rate);
     let pile_start = Instant::now();
     let backlog = pile_up(&setup, args.backlog, args.publishers).await;
@@ -106,16 +109,18 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
     );
     tokio::time::sleep(Duration::from_secs(args.down_extra)).await;
     hookd.ensure_running()?;
+    let rss_pending = hookd.rss_kib()?;
 
     // 2. It comes back: drain.
-    let cpu_before = CpuSample::now(&hookd.pids())?;
+    let cpu_before = CpuSample::of(hookd)?;
     let unique_before = setup.receiver.unique();
     let up_us = setup.clock.now_us();
     setup.receiver.set_outage(DOWN, None);
     let drained = wait_for_backlog(hookd, &setup, backlog.accepted(), args.drain_timeout).await?;
     let done_us = setup.clock.now_us();
-    let cpu = cpu_before.until(&CpuSample::now(&hookd.pids())?);
+    let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let delivered_in_drain = setup.receiver.unique() - unique_before;
+    let rss_peak = sampler.stop().await?;
 
     // 3. The healthy endpoint's last messages, and anything else in flight.
     let healthy = healthy.stop().await;
@@ -174,6 +179,20 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
             backlog.accepted() as f64,
         ),
         Figure::new("pileup_s", "pile-up", "s", 1, pileup_s),
+        Figure::new(
+            "rss_pending_mib",
+            "RSS with the backlog pending",
+            "MiB",
+            1,
+            mib(rss_pending),
+        ),
+        Figure::new(
+            "rss_peak_mib",
+            "RSS peak (pile-up and drain)",
+            "MiB",
+            1,
+            mib(rss_peak),
+        ),
         Figure::new(
             "attempts_while_down",
             "attempts while down",

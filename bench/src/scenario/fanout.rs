@@ -72,7 +72,7 @@ async fn measure(hookd: &mut Hookd, args: &FanoutArgs) -> anyhow::Result<Vec<Fig
         setup.add_endpoint(&setup.app_id, Some(n)).await?;
     }
     tokio::time::sleep(SETTLE).await;
-    let cpu_before = CpuSample::now(&hookd.pids())?;
+    let cpu_before = CpuSample::of(hookd)?;
 
     let stats = Arc::new(PublishStats::default());
     paced_publish(&setup, &stats, args.rate, 0, args.messages).await;
@@ -81,7 +81,7 @@ async fn measure(hookd: &mut Hookd, args: &FanoutArgs) -> anyhow::Result<Vec<Fig
 
     let expected = stats.accepted() * u64::from(args.endpoints);
     let drain = wait_for_deliveries(hookd, &setup.receiver, expected).await?;
-    let cpu = cpu_before.until(&CpuSample::now(&hookd.pids())?);
+    let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let times = completion_times(&setup.receiver.samples(), args.endpoints);
     let complete = times.len() as f64;
 

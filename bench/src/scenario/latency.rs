@@ -62,7 +62,7 @@ async fn measure(hookd: &mut Hookd, args: &LatencyArgs) -> anyhow::Result<Vec<Fi
     let setup = Setup::new(hookd, (args.rate / 10) as usize).await?;
     setup.add_endpoint(&setup.app_id, None).await?;
     tokio::time::sleep(SETTLE).await;
-    let cpu_before = CpuSample::now(&hookd.pids())?;
+    let cpu_before = CpuSample::of(hookd)?;
 
     let warmup_count = u64::from(args.rate) * args.warmup;
     let total = warmup_count + u64::from(args.rate) * args.duration;
@@ -72,7 +72,7 @@ async fn measure(hookd: &mut Hookd, args: &LatencyArgs) -> anyhow::Result<Vec<Fi
     hookd.ensure_running()?;
 
     let drain = wait_for_deliveries(hookd, &setup.receiver, stats.accepted()).await?;
-    let cpu = cpu_before.until(&CpuSample::now(&hookd.pids())?);
+    let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let measured: Vec<u64> = setup
         .receiver
         .samples()

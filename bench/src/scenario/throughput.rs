@@ -106,13 +106,12 @@ pub async fn sustained(
         None
     };
 
-    let pids = hookd.pids();
-    let sampler = RssSampler::start(pids.clone());
+    let sampler = RssSampler::start(hookd.pids());
     let load = Load::start(setup, apps, args.publishers);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let begin = mark(setup, &load, &pids)?;
+    let begin = mark(setup, &load, hookd)?;
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    let end = mark(setup, &load, &pids)?;
+    let end = mark(setup, &load, hookd)?;
     let stats = load.stop().await;
     let rss_peak = sampler.stop().await?;
     stats.warn_if_failed("throughput");
@@ -164,13 +163,13 @@ pub async fn sustained(
     Ok(figures)
 }
 
-fn mark(setup: &Setup, load: &Load, hookd_pids: &[u32]) -> anyhow::Result<Mark> {
+fn mark(setup: &Setup, load: &Load, hookd: &Hookd) -> anyhow::Result<Mark> {
     Ok(Mark {
         at: Instant::now(),
         at_us: setup.clock.now_us(),
         delivered: setup.receiver.unique(),
         accepted: load.stats.accepted(),
-        cpu: CpuSample::now(hookd_pids)?,
+        cpu: CpuSample::of(hookd)?,
     })
 }
 
