@@ -120,13 +120,15 @@ impl State {
         self.endpoints().down.get(&endpoint).copied()
     }
 
-    /// Checks the delivery's signature with its endpoint's secret, timing the check.
-    fn verify(&self, endpoint: u32, headers: &HeaderMap, body: &[u8]) {
+    /// Checks the delivery's signature with its endpoint's secret, timing the check. The
+    /// timestamp's freshness is judged at `arrived_unix` (seconds), when the request came in:
+    /// one held by a hanging endpoint is not stale for having been held.
+    fn verify(&self, endpoint: u32, headers: &HeaderMap, body: &[u8], arrived_unix: i64) {
         let verifier = self.endpoints().verifiers.get(&endpoint).cloned();
         let started = Instant::now();
         let outcome = match &verifier {
             Some(verifier) => verifier
-                .verify(&HyperHeaders(headers), body)
+                .verify_at(&HyperHeaders(headers), body, arrived_unix)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             None => Err(format!("no secret registered for endpoint {endpoint}")),
@@ -359,6 +361,7 @@ async fn handle(
     req: Request<Incoming>,
     state: Arc<State>,
 ) -> Result<Response<Empty<Bytes>>, Infallible> {
+    let arrived_unix = unix_now();
     let is_post = req.method() == Method::POST;
     let endpoint = endpoint_index(req.uri().path());
     if state.refuses(endpoint).await {
@@ -371,7 +374,7 @@ async fn handle(
     let status = match (is_post, body) {
         (true, Ok(collected)) => {
             let body = collected.to_bytes();
-            state.verify(endpoint, &parts.headers, &body);
+            state.verify(endpoint, &parts.headers, &body, arrived_unix);
             state.record(endpoint, &body, recv_us);
             StatusCode::NO_CONTENT
         }
@@ -379,6 +382,15 @@ async fn handle(
         (false, _) => StatusCode::METHOD_NOT_ALLOWED,
     };
     Ok(answer(status))
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 fn answer(status: StatusCode) -> Response<Empty<Bytes>> {
@@ -414,13 +426,6 @@ mod tests {
         assert_eq!(endpoint_index("/hook/x"), UNKNOWN_ENDPOINT);
     }
 
-    fn unix_now() -> i64 {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("the clock is after 1970");
-        i64::try_from(since.as_secs()).expect("seconds fit")
-    }
-
     /// POSTs `body` to `url` signed with `secret`, as hookd would; answers the status.
     async fn post_signed(
         client: &reqwest::Client,
@@ -428,7 +433,16 @@ mod tests {
         secret: &Secret,
         body: &str,
     ) -> anyhow::Result<StatusCode> {
-        let now = unix_now();
+        post_signed_at(client, url, secret, body, unix_now()).await
+    }
+
+    async fn post_signed_at(
+        client: &reqwest::Client,
+        url: &str,
+        secret: &Secret,
+        body: &str,
+        now: i64,
+    ) -> anyhow::Result<StatusCode> {
         let resp = client
             .post(url)
             .header("webhook-id", "msg_1")
@@ -479,10 +493,14 @@ mod tests {
         client.post(receiver.url(None)).body(body).send().await?;
         post_signed(&client, &receiver.url(Some(9)), &expected, body).await?;
         assert_eq!(receiver.bad_signatures(), 3);
+        // Rightly signed, but ten minutes old: a replay.
+        let stale = unix_now() - 600;
+        post_signed_at(&client, &receiver.url(None), &expected, body, stale).await?;
+        assert_eq!(receiver.bad_signatures(), 4);
         let why = receiver.first_bad_signature().unwrap_or_default();
         assert!(why.contains("no signature matches"), "{why}");
         // Still deliveries: a bad signature is its own failure, not a missing message.
-        assert_eq!(receiver.delivered(), 3);
+        assert_eq!(receiver.delivered(), 4);
         Ok(())
     }
 
