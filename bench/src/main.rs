@@ -68,6 +68,11 @@ struct CommonArgs {
     /// Independent runs per scenario; figures are reported as medians.
     #[arg(long, global = true, default_value_t = 3)]
     runs: usize,
+    /// A second hookd binary (e.g. built at the commit before) to compare with `--hookd-bin`:
+    /// the runs alternate between the two (first, second, first, …), `--runs` each, so both see
+    /// the same machine, and their medians are printed side by side.
+    #[arg(long, global = true)]
+    against: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -157,16 +162,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.nodes == 1 || config.database_kind().starts_with("postgres"),
         "--nodes above 1 needs a PostgreSQL --database-url: SQLite serves one node"
     );
-    let machine = machine_facts(&config)?;
-    println!("machine: {}", settings_line(&machine));
     if !config.fresh_database_per_run() {
         eprintln!("note: --database-url is shared by all runs; runs are independent only if it is emptied between them");
     }
-    let bench = Bench {
-        config,
-        machine,
-        runs,
-    };
+    let mut contenders = vec![Contender::new(config.clone())?];
+    println!("machine: {}", settings_line(&contenders[0].machine));
+    if let Some(against) = &cli.common.against {
+        let second = Contender::new(HookdConfig {
+            bin: against.clone(),
+            ..config
+        })?;
+        println!("against: {}", settings_line(&second.machine));
+        contenders.push(second);
+        // Two builds of one commit (say, before and after a local change) need other names.
+        if contenders[0].label == contenders[1].label {
+            for contender in &mut contenders {
+                contender.label = contender.config.bin.display().to_string();
+            }
+        }
+    }
+    let bench = Bench { contenders, runs };
     match cli.scenario {
         Scenario::Throughput(args) => bench.throughput(&args).await.map(drop),
         Scenario::Latency(args) => bench.latency(&args).await,
@@ -182,30 +197,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 struct Bench {
+    /// The hookd binary measured, and the one it is compared with (`--against`), if any.
+    contenders: Vec<Contender>,
+    runs: usize,
+}
+
+/// One hookd binary and the facts its figures depend on.
+struct Contender {
     config: HookdConfig,
     machine: Settings,
-    runs: usize,
+    /// Names its runs: the commit `hookd --version` gives, else the binary's path.
+    label: String,
+}
+
+impl Contender {
+    fn new(config: HookdConfig) -> anyhow::Result<Self> {
+        let machine = machine_facts(&config)?;
+        let commit = commit_of(&config.version()?);
+        let label = match commit.as_str() {
+            "unknown" => config.bin.display().to_string(),
+            _ => commit,
+        };
+        Ok(Self {
+            config,
+            machine,
+            label,
+        })
+    }
 }
 
 impl Bench {
     async fn throughput(&self, args: &ThroughputArgs) -> anyhow::Result<Vec<Figure>> {
-        self.scenario("throughput", args.settings(), || {
-            scenario::throughput::run_once(&self.config, args)
+        self.scenario("throughput", args.settings(), |c| {
+            scenario::throughput::run_once(self.config(c), args)
         })
         .await
     }
 
     async fn latency(&self, args: &LatencyArgs) -> anyhow::Result<()> {
-        self.scenario("latency", args.settings(), || {
-            scenario::latency::run_once(&self.config, args)
+        self.scenario("latency", args.settings(), |c| {
+            scenario::latency::run_once(self.config(c), args)
         })
         .await
         .map(drop)
     }
 
     async fn fanout(&self, args: &FanoutArgs) -> anyhow::Result<()> {
-        self.scenario("fanout", args.settings(), || {
-            scenario::fanout::run_once(&self.config, args)
+        self.scenario("fanout", args.settings(), |c| {
+            scenario::fanout::run_once(self.config(c), args)
         })
         .await
         .map(drop)
@@ -235,8 +274,8 @@ impl Bench {
         settings.push(("sustained_per_s", format!("{sustained:.1}")));
         settings.push(("sustained_source", source.to_owned()));
         settings.push(("fraction", args.fraction.to_string()));
-        self.scenario("loaded-latency", settings, || {
-            scenario::latency::run_once(&self.config, &latency)
+        self.scenario("loaded-latency", settings, |c| {
+            scenario::latency::run_once(self.config(c), &latency)
         })
         .await
         .map(drop)
@@ -259,16 +298,16 @@ impl Bench {
     }
 
     async fn catchup(&self, args: &CatchupArgs) -> anyhow::Result<()> {
-        self.scenario("catchup", args.settings(), || {
-            scenario::catchup::run_once(&self.config, args)
+        self.scenario("catchup", args.settings(), |c| {
+            scenario::catchup::run_once(self.config(c), args)
         })
         .await
         .map(drop)
     }
 
     async fn merchants(&self, args: &MerchantsArgs) -> anyhow::Result<()> {
-        self.scenario("merchants", args.settings(), || {
-            scenario::merchants::run_once(&self.config, args)
+        self.scenario("merchants", args.settings(), |c| {
+            scenario::merchants::run_once(self.config(c), args)
         })
         .await
         .map(drop)
@@ -296,8 +335,8 @@ impl Bench {
     }
 
     async fn portal(&self, args: &PortalArgs) -> anyhow::Result<()> {
-        self.scenario("portal", args.settings(), || {
-            scenario::portal::run_once(&self.config, args)
+        self.scenario("portal", args.settings(), |c| {
+            scenario::portal::run_once(self.config(c), args)
         })
         .await
         .map(drop)
@@ -305,11 +344,11 @@ impl Bench {
 
     async fn dashboard(&self, args: &DashboardArgs) -> anyhow::Result<()> {
         ensure!(
-            self.config.nodes == 1,
+            self.config(0).nodes == 1,
             "the dashboard scenario runs one node"
         );
-        self.scenario("dashboard", args.settings(), || {
-            scenario::dashboard::run_once(&self.config, args)
+        self.scenario("dashboard", args.settings(), |c| {
+            scenario::dashboard::run_once(self.config(c), args)
         })
         .await
         .map(drop)
@@ -327,8 +366,14 @@ impl Bench {
         self.fanout(&FanoutArgs::default()).await
     }
 
-    /// Runs one scenario `self.runs` times, printing each run and the medians; answers the
-    /// medians. A run whose figures cannot be trusted (see [`verdict`]) fails the scenario.
+    fn config(&self, contender: usize) -> &HookdConfig {
+        &self.contenders[contender].config
+    }
+
+    /// Runs one scenario `self.runs` times per contender, alternating between them, printing
+    /// each run and the medians (side by side when there are two); answers the first
+    /// contender's medians. A run whose figures cannot be trusted (see [`verdict`]) fails the
+    /// scenario.
     async fn scenario<F, Fut>(
         &self,
         name: &str,
@@ -336,42 +381,74 @@ impl Bench {
         mut run_once: F,
     ) -> anyhow::Result<Vec<Figure>>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(usize) -> Fut,
         Fut: Future<Output = anyhow::Result<Vec<Figure>>>,
     {
-        settings.push(("database", self.config.database_kind()));
-        settings.push(("nodes", self.config.nodes.to_string()));
-        let fresh = self.config.fresh_database_per_run();
+        let config = self.config(0);
+        settings.push(("database", config.database_kind()));
+        settings.push(("nodes", config.nodes.to_string()));
+        let fresh = config.fresh_database_per_run();
         settings.push(("fresh_database_per_run", fresh.to_string()));
-        let mut runs = Vec::with_capacity(self.runs);
+        let compared = self.contenders.len() > 1;
+        let mut runs: Vec<Vec<Vec<Figure>>> = vec![Vec::new(); self.contenders.len()];
         for i in 1..=self.runs {
-            println!(
-                "[{name} run {i}/{}] settings: {}",
-                self.runs,
-                settings_line(&settings)
-            );
-            let figures = run_once()
-                .await
-                .with_context(|| format!("{name} run {i} failed"))?;
-            println!(
-                "[{name} run {i}/{}] results: {}",
-                self.runs,
-                figures_line(&figures)
-            );
-            if let Some(broken) = verdict(&figures) {
-                bail!("{name} run {i} failed its checks (its figures cannot be trusted): {broken}");
+            for (c, contender) in self.contenders.iter().enumerate() {
+                let tag = match compared {
+                    true => format!("[{name} run {i}/{} {}]", self.runs, contender.label),
+                    false => format!("[{name} run {i}/{}]", self.runs),
+                };
+                println!("{tag} settings: {}", settings_line(&settings));
+                let figures = run_once(c)
+                    .await
+                    .with_context(|| format!("{name} run {i} of {} failed", contender.label))?;
+                println!("{tag} results: {}", figures_line(&figures));
+                if let Some(broken) = verdict(&figures) {
+                    bail!("{name} run {i} of {} failed its checks (its figures cannot be trusted): {broken}", contender.label);
+                }
+                runs[c].push(figures);
             }
-            runs.push(figures);
         }
-        let medians = medians(&runs);
-        println!(
-            "[{name} median of {}] {}",
-            self.runs,
-            figures_line(&medians)
-        );
-        println!("{}", scenario_json(name, &self.machine, &settings, &runs)?);
-        Ok(medians)
+        let medians: Vec<Vec<Figure>> = runs.iter().map(|r| medians(r)).collect();
+        for (c, contender) in self.contenders.iter().enumerate() {
+            let tag = match compared {
+                true => format!("[{name} median of {} {}]", self.runs, contender.label),
+                false => format!("[{name} median of {}]", self.runs),
+            };
+            println!("{tag} {}", figures_line(&medians[c]));
+            println!(
+                "{}",
+                scenario_json(name, &contender.machine, &settings, &runs[c])?
+            );
+        }
+        if compared {
+            println!(
+                "[{name} side by side, {} | {}] {}",
+                self.contenders[0].label,
+                self.contenders[1].label,
+                side_by_side(&medians[0], &medians[1])
+            );
+        }
+        Ok(medians.into_iter().next().unwrap_or_default())
     }
+}
+
+/// Each figure of `first` beside the same figure of `second`, with the change in percent.
+fn side_by_side(first: &[Figure], second: &[Figure]) -> String {
+    first
+        .iter()
+        .filter_map(|a| {
+            let b = second.iter().find(|b| b.key == a.key)?;
+            let change = match a.value {
+                v if v == 0.0 || !v.is_finite() || !b.value.is_finite() => String::new(),
+                v => format!(" ({:+.1} %)", (b.value - v) / v * 100.0),
+            };
+            Some(format!(
+                "{} {:.*} | {:.*}{change}",
+                a.label, a.decimals, a.value, a.decimals, b.value
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What makes a run's figures worthless, if anything: the [`UNTRUSTWORTHY`] figures above
@@ -470,6 +547,22 @@ mod tests {
         assert_eq!(
             verdict(&broken).as_deref(),
             Some("missing 3, bad_signatures 1")
+        );
+    }
+
+    #[test]
+    fn medians_side_by_side() {
+        let first = vec![
+            Figure::new("deliveries_per_s", "deliveries/s", "", 1, 5000.0),
+            Figure::new("missing", "missing", "", 0, 0.0),
+        ];
+        let second = vec![
+            Figure::new("deliveries_per_s", "deliveries/s", "", 1, 5500.0),
+            Figure::new("missing", "missing", "", 0, 0.0),
+        ];
+        assert_eq!(
+            side_by_side(&first, &second),
+            "deliveries/s 5000.0 | 5500.0 (+10.0 %), missing 0 | 0"
         );
     }
 }
