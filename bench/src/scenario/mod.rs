@@ -1,5 +1,6 @@
-//! The three measurements BENCHMARKS.md ("Targets") defines, the merchant portal's pages, the
-//! operator dashboard's, and the pieces they share.
+//! The three measurements BENCHMARKS.md ("Targets") defines, issue 16's catch-up after an
+//! outage and many merchants, the merchant portal's pages, the operator dashboard's, and the
+//! pieces they share.
 
 pub mod catchup;
 pub mod dashboard;
