@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -89,6 +89,8 @@ struct State {
     verified: AtomicU64,
     verify_ns: AtomicU64,
     attempts_while_down: AtomicU64,
+    /// How long every delivery waits for its answer, in ms, after it was recorded.
+    answer_delay_ms: AtomicU64,
     endpoints: RwLock<Endpoints>,
     /// Bumped on every outage change, so hung requests look again.
     outage_changes: watch::Sender<u64>,
@@ -220,6 +222,7 @@ impl Receiver {
             verified: AtomicU64::new(0),
             verify_ns: AtomicU64::new(0),
             attempts_while_down: AtomicU64::new(0),
+            answer_delay_ms: AtomicU64::new(0),
             endpoints: RwLock::new(Endpoints::default()),
             outage_changes: watch::Sender::new(0),
             log: Mutex::new(Log::default()),
@@ -261,6 +264,13 @@ impl Receiver {
             };
         }
         self.state.outage_changes.send_modify(|n| *n += 1);
+    }
+
+    /// Makes every endpoint slow: each delivery is answered `delay` after it was read (its
+    /// latency is taken before), so hookd's attempts stay in flight and fill its bounds.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.answer_delay_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Every POST received, duplicates included.
@@ -376,6 +386,10 @@ async fn handle(
             let body = collected.to_bytes();
             state.verify(endpoint, &parts.headers, &body, arrived_unix);
             state.record(endpoint, &body, recv_us);
+            let delay = state.answer_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             StatusCode::NO_CONTENT
         }
         (true, Err(_)) => StatusCode::BAD_REQUEST,
@@ -412,8 +426,6 @@ fn endpoint_index(path: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use hookd_receiver::Secret;
 
     use super::*;
@@ -529,6 +541,23 @@ mod tests {
         receiver.set_outage(0, None);
         assert_eq!(held.await??, StatusCode::NO_CONTENT);
         assert_eq!(receiver.unique(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn slow_endpoints_answer_late_but_record_on_arrival() -> anyhow::Result<()> {
+        let clock = Clock::new();
+        let receiver = Receiver::start(clock).await?;
+        let secret = Secret::generate();
+        receiver.expect_secret(0, &secret.expose())?;
+        receiver.set_answer_delay(Duration::from_millis(300));
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let sent_us = clock.now_us();
+        let body = format!(r#"{{"benchSentUs":{sent_us},"benchSeq":1}}"#);
+        let started = Instant::now();
+        post_signed(&client, &receiver.url(None), &secret, &body).await?;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(receiver.samples()[0].latency_us() < 300_000);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Args;
@@ -26,6 +26,11 @@ pub struct MerchantsArgs {
     /// Concurrent API calls while creating the applications and endpoints.
     #[arg(long, default_value_t = 16)]
     pub setup_tasks: usize,
+    /// Answer every delivery this many ms late (0: at once). Slow endpoints keep hookd's
+    /// attempts in flight, so thousands of endpoints sit at their bounds and the claim has to
+    /// pass over them.
+    #[arg(long, default_value_t = 0)]
+    pub endpoint_delay_ms: u64,
     #[command(flatten)]
     pub load: ThroughputArgs,
 }
@@ -36,6 +41,7 @@ impl MerchantsArgs {
         settings.retain(|(key, _)| *key != "endpoints");
         settings.push(("apps", self.apps.to_string()));
         settings.push(("endpoints", self.apps.to_string()));
+        settings.push(("endpoint_delay_ms", self.endpoint_delay_ms.to_string()));
         settings
     }
 }
@@ -53,6 +59,9 @@ async fn measure(hookd: &mut Hookd, args: &MerchantsArgs) -> anyhow::Result<Vec<
     let started = Instant::now();
     let apps = create_merchants(&setup, args.apps, args.setup_tasks).await?;
     let setup_s = started.elapsed().as_secs_f64();
+    setup
+        .receiver
+        .set_answer_delay(Duration::from_millis(args.endpoint_delay_ms));
     eprintln!(
         "created {} applications and endpoints in {setup_s:.1} s",
         args.apps
