@@ -171,6 +171,10 @@ impl State {
     /// Waits while the endpoint hangs; answers whether it is down with errors. Counts the
     /// requests that found it down either way.
     async fn refuses(&self, endpoint: u32) -> bool {
+        if self.outage(endpoint).is_none() {
+            return false; // The common case, without a subscription.
+        }
+        // Subscribed before looking again, so a change in between is not missed.
         let mut changes = self.outage_changes.subscribe();
         let mut counted = false;
         loop {

@@ -99,6 +99,7 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
     let sampler = RssSampler::start(hookd.pids());
     let healthy = PacedLoad::start(&setup, healthy_app, args.healthy_rate);
     let pile_start = Instant::now();
+    let pile_start_us = setup.clock.now_us();
     let backlog = pile_up(&setup, args.backlog, args.publishers).await;
     let pileup_s = pile_start.elapsed().as_secs_f64();
     backlog.warn_if_failed("catchup backlog");
@@ -144,11 +145,8 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
 
     let samples = setup.receiver.samples();
     let drain = DrainTimes::of(&samples, up_us);
-    let healthy_latency: Vec<u64> = samples
-        .iter()
-        .filter(|s| s.endpoint == HEALTHY && (up_us..done_us).contains(&s.sent_us))
-        .map(Sample::latency_us)
-        .collect();
+    let healthy_while_down = latencies(&samples, HEALTHY, pile_start_us..up_us);
+    let healthy_latency = latencies(&samples, HEALTHY, up_us..done_us);
 
     let mut figures = vec![
         Figure::new("drain_per_s", "backlog drained/s", "", 1, drain.per_s()),
@@ -170,6 +168,10 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
         healthy_latency.len() as f64,
     ));
     figures.extend(latency_figures(healthy_latency, &HEALTHY_LATENCY));
+    let mut while_down = latency_figures(healthy_while_down, &HEALTHY_LATENCY)[2].clone();
+    while_down.key = "healthy_pileup_p99_ms";
+    while_down.label = "healthy p99 during pile-up";
+    figures.push(while_down);
     figures.extend([
         Figure::new(
             "backlog",
@@ -215,6 +217,15 @@ async fn measure(hookd: &mut Hookd, args: &CatchupArgs) -> anyhow::Result<Vec<Fi
     let stats = PublishStats::combined(&backlog, &healthy);
     figures.extend(health_figures(&stats, &setup.receiver, expected));
     Ok(figures)
+}
+
+/// Latencies (µs) of the deliveries to `endpoint` of messages sent within `sent_us`.
+fn latencies(samples: &[Sample], endpoint: u32, sent_us: std::ops::Range<u64>) -> Vec<u64> {
+    samples
+        .iter()
+        .filter(|s| s.endpoint == endpoint && sent_us.contains(&s.sent_us))
+        .map(Sample::latency_us)
+        .collect()
 }
 
 /// Waits until the down endpoint has `target` distinct deliveries; false if `timeout_s`
