@@ -26,6 +26,8 @@ pub struct HookdConfig {
     pub nodes: usize,
     /// `HOOKD_LOG`; the bench's default is `warn`, so logging costs little.
     pub log_filter: String,
+    /// Settings given with `--hookd-env KEY=VALUE`, set after the bench's own (so they win).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl HookdConfig {
@@ -400,6 +402,7 @@ fn spawn(config: &HookdConfig, launch: &Launch<'_>) -> anyhow::Result<Child> {
     if let Some(secret) = launch.main_secret {
         cmd.env("HOOKD_MAIN_SECRET", secret);
     }
+    cmd.envs(config.extra_env.iter().map(|(k, v)| (k, v)));
     cmd.spawn()
         .with_context(|| format!("starting {} serve", config.bin.display()))
 }
@@ -466,6 +469,7 @@ mod tests {
             database_url: Some("postgres://u@127.0.0.1/db".into()),
             nodes: 1,
             log_filter: "warn".into(),
+            extra_env: Vec::new(),
         };
         assert_eq!(cfg.database_kind(), "postgres");
     }

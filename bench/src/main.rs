@@ -73,6 +73,22 @@ struct CommonArgs {
     /// the same machine, and their medians are printed side by side.
     #[arg(long, global = true)]
     against: Option<PathBuf>,
+    /// A hookd setting for every run, e.g. `--hookd-env HOOKD_ENDPOINT_MAX_IN_FLIGHT=4`
+    /// (repeatable). The bench never passes its own environment's `HOOKD_*` on, so a setting
+    /// is in force only when given here, and the settings line names it.
+    #[arg(long = "hookd-env", global = true, value_parser = parse_env_setting)]
+    hookd_env: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, the key a `HOOKD_` setting.
+fn parse_env_setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if !key.starts_with("HOOKD_") {
+        return Err(format!("`{key}` is not a hookd setting (HOOKD_…)"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 #[derive(Subcommand)]
@@ -157,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.common.database_url.clone(),
         nodes: cli.common.nodes,
         log_filter: cli.common.hookd_log.clone(),
+        extra_env: cli.common.hookd_env.clone(),
     };
     ensure!(
         config.nodes == 1 || config.database_kind().starts_with("postgres"),
@@ -389,6 +406,14 @@ impl Bench {
         settings.push(("nodes", config.nodes.to_string()));
         let fresh = config.fresh_database_per_run();
         settings.push(("fresh_database_per_run", fresh.to_string()));
+        if !config.extra_env.is_empty() {
+            let env: Vec<String> = config
+                .extra_env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            settings.push(("hookd_env", env.join(" ")));
+        }
         let compared = self.contenders.len() > 1;
         let mut runs: Vec<Vec<Vec<Figure>>> = vec![Vec::new(); self.contenders.len()];
         for i in 1..=self.runs {
@@ -548,6 +573,16 @@ mod tests {
             verdict(&broken).as_deref(),
             Some("missing 3, bad_signatures 1")
         );
+    }
+
+    #[test]
+    fn hookd_settings_from_the_command_line() {
+        assert_eq!(
+            parse_env_setting("HOOKD_RETRY_SCHEDULE=1s,5s"),
+            Ok(("HOOKD_RETRY_SCHEDULE".to_owned(), "1s,5s".to_owned()))
+        );
+        assert!(parse_env_setting("PATH=/tmp").is_err());
+        assert!(parse_env_setting("HOOKD_LOG").is_err());
     }
 
     #[test]
