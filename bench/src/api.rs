@@ -28,6 +28,11 @@ struct Created {
     id: String,
 }
 
+#[derive(Deserialize)]
+struct SecretOut {
+    key: String,
+}
+
 impl Api {
     /// `pool` is the number of keep-alive connections worth keeping idle,
     /// i.e. the number of concurrent publishers.
@@ -53,9 +58,14 @@ impl Api {
     }
 
     pub async fn create_app(&self) -> anyhow::Result<String> {
-        self.create("app", json!({ "name": "bench" }))
+        self.create_app_with(json!({ "name": "bench" }))
             .await
             .context("creating the app")
+    }
+
+    /// Creates an application from its JSON (`name`, optionally `uid`); answers its id.
+    pub async fn create_app_with(&self, body: serde_json::Value) -> anyhow::Result<String> {
+        self.create("app", body).await
     }
 
     pub async fn create_endpoint(&self, app_id: &str, url: &str) -> anyhow::Result<String> {
@@ -63,6 +73,25 @@ impl Api {
         self.create(&format!("app/{app_id}/endpoint"), body)
             .await
             .with_context(|| format!("creating the endpoint for {url}"))
+    }
+
+    /// The endpoint's signing secret (`whsec_…`), as its owner reads it.
+    pub async fn endpoint_secret(&self, app_id: &str, endpoint_id: &str) -> anyhow::Result<String> {
+        let path = format!("app/{app_id}/endpoint/{endpoint_id}/secret");
+        let resp = self
+            .client
+            .get(format!("{}/{path}", self.base))
+            .header(AUTHORIZATION, &self.auth)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.bytes().await?;
+        if !status.is_success() {
+            bail!("GET {path} answered {status}: {}", snippet(&text));
+        }
+        let secret: SecretOut = serde_json::from_slice(&text)
+            .with_context(|| format!("GET {path} answered no key: {}", snippet(&text)))?;
+        Ok(secret.key)
     }
 
     /// Publishes message `seq`, stamping it with `sent_us` right before the POST.

@@ -26,6 +26,8 @@ pub struct HookdConfig {
     pub nodes: usize,
     /// `HOOKD_LOG`; the bench's default is `warn`, so logging costs little.
     pub log_filter: String,
+    /// Settings given with `--hookd-env KEY=VALUE`, set after the bench's own (so they win).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl HookdConfig {
@@ -197,7 +199,11 @@ impl Hookd {
         &self.database_url
     }
 
-    /// The first node's address: where setup calls go.
+    /// Whether the nodes run on PostgreSQL (whose server's CPU is then part of a run's cost).
+    pub fn on_postgres(&self) -> bool {
+        is_postgres(&self.database_url)
+    }
+
     /// Updates the PostgreSQL planner's statistics of the run's database, as autovacuum does
     /// after a burst of writes on a default server (some test servers, this machine's among
     /// them, run with autovacuum off). Nothing to do on SQLite.
@@ -217,6 +223,7 @@ impl Hookd {
         Ok(())
     }
 
+    /// The first node's address: where setup calls go.
     pub fn base_url(&self) -> &str {
         &self.nodes[0].base_url
     }
@@ -395,6 +402,7 @@ fn spawn(config: &HookdConfig, launch: &Launch<'_>) -> anyhow::Result<Child> {
     if let Some(secret) = launch.main_secret {
         cmd.env("HOOKD_MAIN_SECRET", secret);
     }
+    cmd.envs(config.extra_env.iter().map(|(k, v)| (k, v)));
     cmd.spawn()
         .with_context(|| format!("starting {} serve", config.bin.display()))
 }
@@ -461,6 +469,7 @@ mod tests {
             database_url: Some("postgres://u@127.0.0.1/db".into()),
             nodes: 1,
             log_filter: "warn".into(),
+            extra_env: Vec::new(),
         };
         assert_eq!(cfg.database_kind(), "postgres");
     }

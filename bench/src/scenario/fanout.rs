@@ -10,6 +10,7 @@ use clap::Args;
 use super::{
     drain_figure, health_figures, paced_publish, wait_for_deliveries, PublishStats, Setup,
 };
+use crate::cpu::CpuSample;
 use crate::hookd::{Hookd, HookdConfig};
 use crate::receiver::Sample;
 use crate::report::{latency_figures, Figure, LatencyNames, Settings};
@@ -68,12 +69,10 @@ pub async fn run_once(config: &HookdConfig, args: &FanoutArgs) -> anyhow::Result
 async fn measure(hookd: &mut Hookd, args: &FanoutArgs) -> anyhow::Result<Vec<Figure>> {
     let setup = Setup::new(hookd, 4).await?;
     for n in 0..args.endpoints {
-        setup
-            .api
-            .create_endpoint(&setup.app_id, &setup.receiver.url(Some(n)))
-            .await?;
+        setup.add_endpoint(&setup.app_id, Some(n)).await?;
     }
     tokio::time::sleep(SETTLE).await;
+    let cpu_before = CpuSample::of(hookd)?;
 
     let stats = Arc::new(PublishStats::default());
     paced_publish(&setup, &stats, args.rate, 0, args.messages).await;
@@ -82,6 +81,7 @@ async fn measure(hookd: &mut Hookd, args: &FanoutArgs) -> anyhow::Result<Vec<Fig
 
     let expected = stats.accepted() * u64::from(args.endpoints);
     let drain = wait_for_deliveries(hookd, &setup.receiver, expected).await?;
+    let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let times = completion_times(&setup.receiver.samples(), args.endpoints);
     let complete = times.len() as f64;
 
@@ -101,6 +101,7 @@ async fn measure(hookd: &mut Hookd, args: &FanoutArgs) -> anyhow::Result<Vec<Fig
         stats.accepted() as f64 - complete,
     ));
     figures.push(drain_figure(drain));
+    figures.extend(cpu.figures(setup.receiver.unique()));
     figures.extend(health_figures(&stats, &setup.receiver, expected));
     Ok(figures)
 }

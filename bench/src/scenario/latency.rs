@@ -9,6 +9,7 @@ use clap::Args;
 use super::{
     drain_figure, health_figures, paced_publish, wait_for_deliveries, PublishStats, Setup,
 };
+use crate::cpu::CpuSample;
 use crate::hookd::{Hookd, HookdConfig};
 use crate::report::{latency_figures, Figure, Settings, PACED_LATENCY};
 
@@ -59,11 +60,9 @@ pub async fn run_once(config: &HookdConfig, args: &LatencyArgs) -> anyhow::Resul
 async fn measure(hookd: &mut Hookd, args: &LatencyArgs) -> anyhow::Result<Vec<Figure>> {
     // One idle connection per message in flight at ~100 ms latency.
     let setup = Setup::new(hookd, (args.rate / 10) as usize).await?;
-    setup
-        .api
-        .create_endpoint(&setup.app_id, &setup.receiver.url(None))
-        .await?;
+    setup.add_endpoint(&setup.app_id, None).await?;
     tokio::time::sleep(SETTLE).await;
+    let cpu_before = CpuSample::of(hookd)?;
 
     let warmup_count = u64::from(args.rate) * args.warmup;
     let total = warmup_count + u64::from(args.rate) * args.duration;
@@ -73,6 +72,7 @@ async fn measure(hookd: &mut Hookd, args: &LatencyArgs) -> anyhow::Result<Vec<Fi
     hookd.ensure_running()?;
 
     let drain = wait_for_deliveries(hookd, &setup.receiver, stats.accepted()).await?;
+    let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let measured: Vec<u64> = setup
         .receiver
         .samples()
@@ -86,6 +86,7 @@ async fn measure(hookd: &mut Hookd, args: &LatencyArgs) -> anyhow::Result<Vec<Fi
     figures.push(Figure::new("count", "count", "", 0, count));
     figures.push(Figure::new("offered_per_s", "offered/s", "", 1, offered));
     figures.push(drain_figure(drain));
+    figures.extend(cpu.figures(setup.receiver.unique()));
     figures.extend(health_figures(&stats, &setup.receiver, stats.accepted()));
     Ok(figures)
 }

@@ -1,9 +1,12 @@
-//! The three measurements BENCHMARKS.md ("Targets") defines, the merchant portal's pages, the
-//! operator dashboard's, and the pieces they share.
+//! The three measurements BENCHMARKS.md ("Targets") defines, issue 16's catch-up after an
+//! outage and many merchants, the merchant portal's pages, the operator dashboard's, and the
+//! pieces they share.
 
+pub mod catchup;
 pub mod dashboard;
 pub mod fanout;
 pub mod latency;
+pub mod merchants;
 pub mod portal;
 pub mod throughput;
 
@@ -11,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 
@@ -46,6 +50,34 @@ impl Setup {
             app_id,
         })
     }
+
+    /// Creates an endpoint of `app_id` at the receiver's `/hook` (`None`) or `/hook/<n>`, and
+    /// tells the receiver its secret, read back through the API, so every delivery to it is
+    /// verified. Answers the endpoint's id.
+    pub async fn add_endpoint(&self, app_id: &str, index: Option<u32>) -> anyhow::Result<String> {
+        let endpoint_id = self
+            .api
+            .create_endpoint(app_id, &self.receiver.url(index))
+            .await?;
+        self.expect_secret_of(app_id, &endpoint_id, index).await?;
+        Ok(endpoint_id)
+    }
+
+    /// Tells the receiver the secret of an endpoint created elsewhere at `/hook` (`None`) or
+    /// `/hook/<n>`.
+    pub async fn expect_secret_of(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        index: Option<u32>,
+    ) -> anyhow::Result<()> {
+        let secret = self
+            .api
+            .endpoint_secret(app_id, endpoint_id)
+            .await
+            .with_context(|| format!("reading the secret of endpoint {endpoint_id}"))?;
+        self.receiver.expect_secret(index.unwrap_or(0), &secret)
+    }
 }
 
 /// Outcome counters of the publish calls, shared by publisher tasks.
@@ -73,6 +105,23 @@ impl PublishStats {
                 first.get_or_insert_with(|| format!("{e:#}"));
                 false
             }
+        }
+    }
+
+    /// The counts of two groups of publishers together; the first error of the first group
+    /// that had one.
+    pub fn combined(a: &PublishStats, b: &PublishStats) -> PublishStats {
+        let first_error = [a, b].iter().find_map(|stats| {
+            stats
+                .first_error
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+        });
+        PublishStats {
+            accepted: AtomicU64::new(a.accepted() + b.accepted()),
+            failed: AtomicU64::new(a.failed() + b.failed()),
+            first_error: Mutex::new(first_error),
         }
     }
 
@@ -161,13 +210,16 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Figures every scenario reports about what went wrong, if anything.
+/// Figures every scenario reports about what went wrong, if anything. A run with any of
+/// [`UNTRUSTWORTHY`] above zero fails (see `main`'s `verdict`).
 pub fn health_figures(stats: &PublishStats, receiver: &Receiver, expected: u64) -> Vec<Figure> {
     let missing = expected as f64 - receiver.unique() as f64;
-    let duplicates = receiver
-        .delivered()
-        .saturating_sub(receiver.unparsed())
-        .saturating_sub(receiver.unique());
+    if let Some(why) = receiver.first_bad_signature() {
+        eprintln!(
+            "warning: {} deliveries failed signature verification; the first: {why}",
+            receiver.bad_signatures()
+        );
+    }
     vec![
         Figure::new(
             "publish_failed",
@@ -177,7 +229,20 @@ pub fn health_figures(stats: &PublishStats, receiver: &Receiver, expected: u64) 
             stats.failed() as f64,
         ),
         Figure::new("missing", "missing", "", 0, missing),
-        Figure::new("duplicates", "duplicates", "", 0, duplicates as f64),
+        Figure::new(
+            "bad_signatures",
+            "bad signatures",
+            "",
+            0,
+            receiver.bad_signatures() as f64,
+        ),
+        Figure::new(
+            "duplicates",
+            "duplicates",
+            "",
+            0,
+            receiver.duplicates() as f64,
+        ),
         Figure::new(
             "unparsed",
             "unparsed bodies",
@@ -185,8 +250,19 @@ pub fn health_figures(stats: &PublishStats, receiver: &Receiver, expected: u64) 
             0,
             receiver.unparsed() as f64,
         ),
+        Figure::new(
+            "verify_us_per_delivery",
+            "signature check/delivery",
+            "µs",
+            1,
+            receiver.verify_us_per_delivery(),
+        ),
     ]
 }
+
+/// The health figures that make a run's other figures worthless when above zero: something
+/// was lost, refused or forged, so the bench (or hookd) is broken, whatever the speed.
+pub const UNTRUSTWORTHY: [&str; 4] = ["missing", "publish_failed", "bad_signatures", "unparsed"];
 
 /// Sends messages `0..total` at the configured pace, each in its own task
 /// so a slow answer never delays the next send. Returns the rate actually

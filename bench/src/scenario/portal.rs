@@ -445,13 +445,15 @@ async fn measure(hookd: &mut Hookd, args: &PortalArgs) -> anyhow::Result<Vec<Fig
             &json!({"url": setup.receiver.url(None), "description": "Order service"}),
         )
         .await?;
-    admin
+    setup.expect_secret_of(app, &endpoint_id, None).await?;
+    let risk_id = admin
         .create(
             &format!("/api/v1/app/{app}/endpoint"),
             &json!({"url": setup.receiver.url(Some(1)), "description": "Risk team",
                     "filterTypes": SECOND_ENDPOINT_TYPES}),
         )
         .await?;
+    setup.expect_secret_of(app, &risk_id, Some(1)).await?;
     let failing = FailingReceiver::start().await?;
     let failing_id = admin
         .create(

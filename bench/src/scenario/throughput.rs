@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::{
     drain_figure, health_figures, mib, wait_for_deliveries, PublishStats, RssSampler, Setup,
 };
+use crate::cpu::CpuSample;
 use crate::hookd::{Hookd, HookdConfig};
 use crate::report::{latency_figures, Figure, LatencyNames, Settings};
 
@@ -72,34 +73,45 @@ pub async fn run_once(config: &HookdConfig, args: &ThroughputArgs) -> anyhow::Re
     hookd.finish(outcome).await
 }
 
-/// Receiver count and publisher count at one instant.
+/// Receiver count, publisher count and CPU counters at one instant.
 struct Mark {
     at: Instant,
     at_us: u64,
     delivered: u64,
     accepted: u64,
+    cpu: CpuSample,
 }
 
 async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec<Figure>> {
     let setup = Setup::new(hookd, args.publishers).await?;
-    setup
-        .api
-        .create_endpoint(&setup.app_id, &setup.receiver.url(None))
-        .await?;
+    setup.add_endpoint(&setup.app_id, None).await?;
+    let apps: Arc<[String]> = Arc::from([setup.app_id.clone()]);
+    sustained(hookd, &setup, apps, args).await
+}
+
+/// The closed-loop load and its figures, once the endpoints exist: message `seq` goes to
+/// application `apps[seq % apps.len()]`, whose one endpoint is the receiver's `/hook/<that
+/// index>` (plain `/hook` for a single application).
+pub async fn sustained(
+    hookd: &mut Hookd,
+    setup: &Setup,
+    apps: Arc<[String]>,
+    args: &ThroughputArgs,
+) -> anyhow::Result<Vec<Figure>> {
     tokio::time::sleep(IDLE_SETTLE).await;
     let rss_idle = hookd.rss_kib()?;
     let _dead = if args.dead_backlog > 0 {
-        Some(DeadMerchant::start(&setup, args.dead_backlog, args.publishers).await?)
+        Some(DeadMerchant::start(setup, args.dead_backlog, args.publishers).await?)
     } else {
         None
     };
 
     let sampler = RssSampler::start(hookd.pids());
-    let load = Load::start(&setup, args.publishers);
+    let load = Load::start(setup, apps, args.publishers);
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    let begin = mark(&setup, &load);
+    let begin = mark(setup, &load, hookd)?;
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    let end = mark(&setup, &load);
+    let end = mark(setup, &load, hookd)?;
     let stats = load.stop().await;
     let rss_peak = sampler.stop().await?;
     stats.warn_if_failed("throughput");
@@ -114,6 +126,7 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
         .filter(|s| (begin.at_us..end.at_us).contains(&s.sent_us))
         .map(|s| s.latency_us())
         .collect();
+    let delivered = end.delivered - begin.delivered;
 
     let mut figures = vec![
         Figure::new(
@@ -121,7 +134,7 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
             "deliveries/s",
             "",
             1,
-            per_s(end.delivered - begin.delivered, window),
+            per_s(delivered, window),
         ),
         Figure::new(
             "ingest_per_s",
@@ -130,6 +143,10 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
             1,
             per_s(end.accepted - begin.accepted, window),
         ),
+    ];
+    // hookd's CPU per delivery stands beside the throughput it bought.
+    figures.extend(begin.cpu.until(&end.cpu).figures(delivered));
+    figures.extend([
         Figure::new("accepted", "accepted", "", 0, stats.accepted() as f64),
         drain_figure(drain),
         Figure::new("rss_idle_mib", "RSS idle", "MiB", 1, mib(rss_idle)),
@@ -140,23 +157,29 @@ async fn measure(hookd: &mut Hookd, args: &ThroughputArgs) -> anyhow::Result<Vec
             1,
             mib(rss_peak),
         ),
-    ];
+    ]);
     figures.extend(latency_figures(loaded, &LOADED_LATENCY));
     figures.extend(health_figures(&stats, &setup.receiver, stats.accepted()));
     Ok(figures)
 }
 
-fn mark(setup: &Setup, load: &Load) -> Mark {
-    Mark {
+fn mark(setup: &Setup, load: &Load, hookd: &Hookd) -> anyhow::Result<Mark> {
+    Ok(Mark {
         at: Instant::now(),
         at_us: setup.clock.now_us(),
         delivered: setup.receiver.unique(),
         accepted: load.stats.accepted(),
-    }
+        cpu: CpuSample::of(hookd)?,
+    })
 }
 
 fn per_s(count: u64, seconds: f64) -> f64 {
     count as f64 / seconds
+}
+
+/// The application message `seq` goes to, out of `apps`; its endpoint is `/hook/<index>`.
+pub fn app_index(seq: u64, apps: usize) -> usize {
+    usize::try_from(seq % apps.max(1) as u64).unwrap_or(0)
 }
 
 /// A merchant whose endpoint accepts connections and never answers, with a backlog of
@@ -211,18 +234,19 @@ struct Load {
 }
 
 impl Load {
-    fn start(setup: &Setup, publishers: usize) -> Self {
+    fn start(setup: &Setup, apps: Arc<[String]>, publishers: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(PublishStats::default());
         let next_seq = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         for _ in 0..publishers {
-            let (api, app_id, clock) = (setup.api.clone(), setup.app_id.clone(), setup.clock);
+            let (api, apps, clock) = (setup.api.clone(), apps.clone(), setup.clock);
             let (stop, stats, next_seq) = (stop.clone(), stats.clone(), next_seq.clone());
             tasks.spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let seq = next_seq.fetch_add(1, Ordering::Relaxed);
-                    let outcome = api.publish(&app_id, seq, clock.now_us()).await;
+                    let app_id = &apps[app_index(seq, apps.len())];
+                    let outcome = api.publish(app_id, seq, clock.now_us()).await;
                     if !stats.record(outcome) {
                         tokio::time::sleep(ERROR_BACKOFF).await;
                     }
