@@ -52,7 +52,7 @@ impl From<Report> for ReportView {
                     Verdict::Info => ("Note", "wait"),
                 };
                 CheckRow {
-                    name: check.name,
+                    name: sentence_case(&check.name),
                     label,
                     class,
                     answered: check.answered,
@@ -68,6 +68,14 @@ impl From<Report> for ReportView {
             checks,
         }
     }
+}
+
+/// "a wrong signature is refused" as a table cell reads it: "A wrong signature is refused".
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 #[derive(Template)]
