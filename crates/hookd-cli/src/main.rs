@@ -106,6 +106,10 @@ enum Command {
         /// How long the endpoint may take to answer, as deliveries allow
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Loopback or private ranges the check may reach, comma-separated CIDRs (refused
+        /// otherwise, as for deliveries), e.g. 127.0.0.0/8 to check a local server
+        #[arg(long, env = "HOOKD_ALLOW_DESTINATIONS", default_value = "")]
+        allow_destinations: String,
     },
     /// Manage API tokens
     Token {
@@ -235,14 +239,17 @@ async fn main() -> anyhow::Result<()> {
             json,
             headers,
             timeout,
+            allow_destinations,
         } => {
             use hookd::certify::HeaderSet;
+            let allowed = hookd::config::parse_cidrs(&allow_destinations)?;
             let headers = match headers.as_str() {
                 "webhook" => HeaderSet::Webhook,
                 "svix" => HeaderSet::Svix,
                 _ => HeaderSet::Both,
             };
-            let report = hookd::certify::run_command(&url, &secret, headers, timeout).await?;
+            let report =
+                hookd::certify::run_command(&url, &secret, headers, timeout, allowed).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
