@@ -609,6 +609,8 @@ fn reserved_header(name: &str) -> bool {
         "proxy-authorization",
         "proxy-connection",
         "user-agent",
+        // Marks a check's requests; on a delivery it would make receivers ignore the event.
+        "hookd-certify",
     ];
     let name = name.to_ascii_lowercase();
     RESERVED.contains(&name.as_str()) || name.starts_with("webhook-") || name.starts_with("svix-")

@@ -228,6 +228,13 @@ async fn bad_requests_get_clear_client_errors() {
             422,
         ),
         case(
+            "endpoint header marking a check",
+            Method::PUT,
+            &format!("{eps}/{ep}/headers"),
+            Some(json!({"headers": {"Hookd-Certify": "1"}})),
+            422,
+        ),
+        case(
             "endpoint header with newline",
             Method::PUT,
             &format!("{eps}/{ep}/headers"),
@@ -496,7 +503,7 @@ async fn bad_requests_get_clear_client_errors() {
         ),
     ];
     // The exact count, so that a case deleted by mistake is noticed.
-    assert_eq!(cases.len(), 60);
+    assert_eq!(cases.len(), 61);
 
     // Every case runs and every wrong answer is listed, so one run shows all that broke.
     let mut wrong = Vec::new();
