@@ -53,6 +53,14 @@ enum Command {
         #[command(flatten)]
         settings: RawSettings,
     },
+    /// Copy a SQLite database while hookd serves from it (a consistent snapshot, checked, never
+    /// overwriting): restore by starting hookd on the copy
+    Backup {
+        /// Where to write the copy (must not exist)
+        path: std::path::PathBuf,
+        #[command(flatten)]
+        settings: RawSettings,
+    },
     /// Check the configuration file and the HOOKD_* variables, then exit
     ///
     /// Reads the settings as `serve` would, without starting anything: exits 0 when they are
@@ -208,6 +216,24 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("the database schema is up to date");
+            Ok(())
+        }
+        Command::Backup {
+            path,
+            settings: raw,
+        } => {
+            let settings = settings(raw, cli.config.as_ref())?;
+            let key = hookd::store::backup(&settings.database_url, &path).await?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!("backed up to {} ({size} bytes)", path.display());
+            if let Some(key) = key {
+                println!(
+                    "Its endpoint secrets are sealed with the key in {}: keep a copy of that file \
+                     apart from the backup, and to restore, put it beside the restored database \
+                     under the database's name with .key appended.",
+                    key.display()
+                );
+            }
             Ok(())
         }
         Command::Listen {

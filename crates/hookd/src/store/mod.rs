@@ -455,6 +455,28 @@ pub async fn open(
     )
 }
 
+/// `hookd backup`: a consistent copy of the SQLite database `database_url` names, taken while
+/// hookd serves from it, written to `target` (which must not exist). PostgreSQL has its own
+/// tools (docs/OPERATIONS.md); this refuses its URLs. Answers where the key that opens the
+/// copy's sealed secrets is kept, when it is a generated key file rather than
+/// `HOOKD_MAIN_SECRET`.
+pub async fn backup(
+    database_url: &str,
+    target: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(path) = database_url.strip_prefix("sqlite://") else {
+        anyhow::bail!(
+            "hookd backup copies a SQLite database; back PostgreSQL up with its own tools \
+             (pg_dump, or base backups with WAL archiving: see docs/OPERATIONS.md)"
+        );
+    };
+    let source = std::path::PathBuf::from(path);
+    let target = target.to_path_buf();
+    let key = key_file_beside(&source);
+    tokio::task::spawn_blocking(move || sqlite::backup::backup(&source, &target)).await??;
+    Ok(key.exists().then_some(key))
+}
+
 /// `<database>.key`, where a SQLite store keeps its generated main secret.
 fn key_file_beside(db_path: &std::path::Path) -> std::path::PathBuf {
     let mut path = db_path.as_os_str().to_owned();

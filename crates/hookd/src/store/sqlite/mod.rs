@@ -2,6 +2,7 @@
 
 mod activity;
 mod attempts;
+pub(crate) mod backup;
 mod catalog;
 mod checks;
 mod claim;
