@@ -477,6 +477,15 @@ pub async fn backup(
     Ok(key.exists().then_some(key))
 }
 
+/// What to do about a database a newer hookd has migrated (both backends say it alike).
+pub(crate) fn newer_schema(migration: &str) -> String {
+    format!(
+        "this database was upgraded by a newer hookd (it has migration {migration}, which this \
+         version does not know): going back to an older version is not supported; run the \
+         newer version, or restore a backup taken before the upgrade"
+    )
+}
+
 /// `<database>.key`, where a SQLite store keeps its generated main secret.
 fn key_file_beside(db_path: &std::path::Path) -> std::path::PathBuf {
     let mut path = db_path.as_os_str().to_owned();

@@ -34,3 +34,4 @@ mod send_example;
 mod store_conformance;
 mod store_dashboard;
 mod tokens;
+mod upgrade;

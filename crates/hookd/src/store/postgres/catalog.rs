@@ -451,3 +451,39 @@ pub async fn cancel_pending(
     .map_err(db_error)?;
     Ok(())
 }
+
+/// Seals the endpoint secrets an older release stored in clear ([`records::seal_if_clear`]);
+/// answers how many endpoints it sealed. Each row is rewritten only if it still holds what was
+/// read, so nodes starting together cannot seal a secret twice.
+pub async fn seal_clear_secrets(pool: &PgPool, cipher: &SecretCipher) -> StoreResult<u64> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT app_id, id, secret, retiring_secrets::text FROM endpoints
+         WHERE secret NOT LIKE 'v1.%' OR retiring_secrets::text LIKE '%\"secret\": \"wh%'",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    let mut sealed = 0;
+    for (app_id, id, secret, retiring) in rows {
+        let Some((new_secret, new_retiring)) =
+            records::seal_if_clear(cipher, &app_id, &id, &secret, &retiring)
+                .map_err(|e| crate::store::StoreError::Database(format!("endpoint {id}: {e}")))?
+        else {
+            continue;
+        };
+        sealed += sqlx::query(
+            "UPDATE endpoints SET secret = $1, retiring_secrets = $2::jsonb
+             WHERE app_id = $3 AND id = $4 AND secret = $5",
+        )
+        .bind(new_secret)
+        .bind(new_retiring)
+        .bind(&app_id)
+        .bind(&id)
+        .bind(&secret)
+        .execute(pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    }
+    Ok(sealed)
+}

@@ -61,6 +61,13 @@ impl PgStore {
     ) -> StoreResult<Self> {
         let pool = connection::connect(database_url, options).await?;
         connection::migrate(&pool).await?;
+        let sealed = catalog::seal_clear_secrets(&pool, &cipher).await?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         let stop = CancellationToken::new();
         let cipher = Arc::new(cipher);
         Ok(Self {

@@ -53,13 +53,26 @@ impl SqliteStore {
         };
         let writer = Writer::start(path)?;
         let readers = Readers::open(path)?;
+        let cipher = Arc::new(cipher);
+        let sealing = (path.to_path_buf(), Arc::clone(&cipher));
+        let sealed = tokio::task::spawn_blocking(move || {
+            catalog::seal_clear_secrets_in(&sealing.0, &sealing.1)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("sealing secrets stopped: {e}")))??;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         if lock.is_some() {
             writer.run(|conn| claim::release_leases(conn, None)).await?;
         }
         Ok(Self {
             writer,
             readers,
-            cipher: Arc::new(cipher),
+            cipher,
             _lock: lock,
         })
     }
