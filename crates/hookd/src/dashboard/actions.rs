@@ -315,6 +315,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             endpoints::patch(
                 state_(),
                 Principal::Org,
+                axum::http::HeaderMap::new(),
                 app_endpoint(),
                 body(json!({ "disabled": disabled }))?,
             )
@@ -363,6 +364,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             endpoints::patch(
                 state_(),
                 Principal::Org,
+                axum::http::HeaderMap::new(),
                 app_endpoint(),
                 body(json!({ "throttleRate": limit }))?,
             )

@@ -128,7 +128,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Endpoint>>;
     /// Saves every field of an endpoint. Disabling it cancels its pending deliveries;
     /// re-enabling it stops its failure clock.
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Writes `endpoint` over the stored one if that one still has the version the caller read
+    /// (`read_at`, its `updated_at` then); answers false, writing nothing, when it changed
+    /// meanwhile (an automatic disable, another request), so no update undoes a change it did
+    /// not see. `endpoint.updated_at` must be later than `read_at`.
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool>;
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool>;
     async fn endpoint_stats(
         &self,

@@ -202,3 +202,65 @@ async fn an_endpoint_failing_intermittently_is_never_disabled() {
     assert_eq!(endpoint(&server, &app, &ep).await["disabled"], false);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn updates_never_undo_a_disable_they_did_not_ask_for() {
+    let server = TestServer::start().await;
+    let (app, ep) = server
+        .merchant_with_endpoint("http://127.0.0.1:9/unused")
+        .await;
+    let path = format!("/api/v1/app/{app}/endpoint/{ep}");
+    let (status, _) = server
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(serde_json::json!({ "disabled": true })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A PUT that does not say `disabled` keeps the endpoint as it is.
+    let (status, put) = server
+        .call(
+            reqwest::Method::PUT,
+            &path,
+            Some(serde_json::json!({ "url": "http://127.0.0.1:9/moved" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(put["disabled"], true, "{put}");
+
+    // If-Match names the version a change is made from: a stale one changes nothing.
+    let client = reqwest::Client::new();
+    let read = client
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("get");
+    let etag = read
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_string();
+    let patch = |version: &str, description: &str| {
+        client
+            .patch(format!("{}{path}", server.base))
+            .bearer_auth(&server.token)
+            .header("if-match", version)
+            .json(&serde_json::json!({ "description": description }))
+            .send()
+    };
+    let first = patch(&etag, "first").await.expect("patch");
+    assert_eq!(first.status(), 200);
+    let again = patch(&etag, "second").await.expect("patch");
+    assert_eq!(again.status(), 412);
+    let body: serde_json::Value = again.json().await.expect("json");
+    assert_eq!(body["code"], "precondition_failed");
+    let bad = patch("not-a-version", "third").await.expect("patch");
+    assert_eq!(bad.status(), 400);
+    let (_, stored) = server.get(&path).await;
+    assert_eq!(stored["description"], "first");
+    assert_eq!(stored["disabled"], true);
+    server.stop().await;
+}

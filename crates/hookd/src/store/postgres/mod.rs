@@ -137,8 +137,8 @@ impl Store for PgStore {
         catalog::list_endpoints(&self.pool, &self.cipher, app_id, page).await
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
-        catalog::update_endpoint(&self.pool, &self.cipher, endpoint).await
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool> {
+        catalog::update_endpoint(&self.pool, &self.cipher, endpoint, read_at).await
     }
 
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {

@@ -158,38 +158,45 @@ pub fn list_endpoints(
 
 /// Saves an endpoint. Disabling it cancels its pending deliveries; re-enabling it stops its
 /// failure clock, so it gets the whole period again.
-pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
+pub fn update_endpoint(
+    conn: &Connection,
+    cipher: &SecretCipher,
+    ep: &Endpoint,
+    read_at: i64,
+) -> StoreResult<bool> {
     let (secret, retiring) = records::seal_secrets(ep, cipher);
-    conn.prepare_cached(
-        "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
+    let written = conn
+        .prepare_cached(
+            "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
          secret = ?12, retiring_secrets = ?13, updated_at = ?14,
          first_failure_at = CASE WHEN disabled AND NOT ?6 THEN NULL ELSE first_failure_at END
-         WHERE id = ?1 AND app_id = ?2",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            ep.id,
-            ep.app_id,
-            ep.uid,
-            ep.url,
-            ep.description,
-            ep.disabled,
-            ep.event_types.as_ref().map(to_json),
-            ep.channels.as_ref().map(to_json),
-            ep.throttle_rate,
-            to_json(&ep.metadata),
-            to_json(&ep.headers),
-            secret,
-            retiring,
-            ep.updated_at
-        ])
-    })
-    .map_err(db_error)?;
-    if ep.disabled {
+         WHERE id = ?1 AND app_id = ?2 AND updated_at = ?15",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                ep.id,
+                ep.app_id,
+                ep.uid,
+                ep.url,
+                ep.description,
+                ep.disabled,
+                ep.event_types.as_ref().map(to_json),
+                ep.channels.as_ref().map(to_json),
+                ep.throttle_rate,
+                to_json(&ep.metadata),
+                to_json(&ep.headers),
+                secret,
+                retiring,
+                ep.updated_at,
+                read_at
+            ])
+        })
+        .map_err(db_error)?;
+    if written > 0 && ep.disabled {
         cancel_pending(conn, &ep.id)?;
     }
-    Ok(())
+    Ok(written > 0)
 }
 
 /// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight

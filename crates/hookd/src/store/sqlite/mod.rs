@@ -146,11 +146,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool> {
         let endpoint = endpoint.clone();
         let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| catalog::update_endpoint(c, &cipher, &endpoint))
+            .run(move |c| catalog::update_endpoint(c, &cipher, &endpoint, read_at))
             .await
     }
 
