@@ -195,6 +195,18 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => ApiError::conflict(format!("{what} already exists")),
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(reason = %reason, "the database is unavailable; answered 503");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!(
+                        "the request was not stored: {reason}; retry after the time in \
+                         Retry-After"
+                    ),
+                )
+                .retry_after(5)
+            }
             StoreError::Database(_) | StoreError::Locked(_) => {
                 tracing::error!(error = %err, "store error while answering a request");
                 ApiError::internal()

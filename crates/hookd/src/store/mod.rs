@@ -65,6 +65,11 @@ pub enum StoreError {
     /// The database file is held by another hookd process.
     #[error("{0}")]
     Locked(String),
+    /// The database cannot take the request now but will again without anyone's help: its
+    /// disk is full, its connection was cut, every pooled connection is busy. Nothing was
+    /// written; the caller may retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

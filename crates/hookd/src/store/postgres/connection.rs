@@ -53,9 +53,36 @@ pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
     })
 }
 
+/// Errors that say PostgreSQL cannot serve now but will again: the connection was cut (a
+/// restart, `pg_terminate_backend`), none could be had in time, the server is short of disk,
+/// memory or connections.
+fn unavailable(err: &sqlx::Error) -> Option<&'static str> {
+    match err {
+        sqlx::Error::PoolTimedOut => Some("every database connection is busy"),
+        sqlx::Error::PoolClosed => Some("the database pool is closed"),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Some("the database connection was lost"),
+        sqlx::Error::Protocol(_) => Some("the database connection broke"),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            match &code[..2] {
+                // connection_exception, operator_intervention (admin shutdown, crash
+                // shutdown, cannot connect now), insufficient_resources.
+                "08" => Some("the database connection was lost"),
+                "57" => Some("the database server is shutting down or restarting"),
+                "53" => Some("the database server is short of disk, memory or connections"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Maps PostgreSQL errors onto the store's: a unique violation is a conflict, the rest
 /// (including a lost connection or an exhausted pool) is a database error.
 pub fn db_error(err: sqlx::Error) -> StoreError {
+    if let Some(reason) = unavailable(&err) {
+        return StoreError::Unavailable(reason.to_string());
+    }
     if let sqlx::Error::Database(db) = &err {
         if db.is_unique_violation() {
             let constraint = db.constraint().unwrap_or("");

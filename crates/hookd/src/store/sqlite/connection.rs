@@ -129,6 +129,11 @@ fn refuse_newer_schema(conn: &Connection) -> StoreResult<()> {
 /// Maps SQLite errors onto the store's: a unique violation is a conflict, the rest is a
 /// database error.
 pub fn db_error(err: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &err {
+        if code.code == rusqlite::ErrorCode::DiskFull {
+            return StoreError::Unavailable("the disk holding the database is full".into());
+        }
+    }
     if let rusqlite::Error::SqliteFailure(code, Some(message)) = &err {
         if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             || code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
@@ -197,6 +202,9 @@ fn in_savepoint<R>(
 /// The handle through which every write reaches the writer thread.
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn WriteJob>>,
+    /// Why the last write could not be made (a full disk), until a write succeeds again: what
+    /// the health check reports, since reads go on working meanwhile.
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -209,7 +217,15 @@ impl Writer {
             .name("hookd-sqlite-writer".into())
             .spawn(move || write_loop(&conn, queue))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            refused: Arc::default(),
+        })
+    }
+
+    /// Why writes fail now, if they do (see [`StoreError::Unavailable`]).
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|r| r.clone())
     }
 
     /// Runs `work` in the next group commit and answers once it is durable.
@@ -223,9 +239,17 @@ impl Writer {
             .send(job)
             .await
             .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?;
-        answer
+        let outcome = answer
             .await
-            .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?
+            .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?;
+        if let Ok(mut refused) = self.refused.lock() {
+            match &outcome {
+                Err(StoreError::Unavailable(reason)) => *refused = Some(reason.clone()),
+                Ok(_) => *refused = None,
+                Err(_) => {}
+            }
+        }
+        outcome
     }
 }
 

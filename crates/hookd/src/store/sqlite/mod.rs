@@ -81,6 +81,9 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
+        if let Some(reason) = self.writer.refused() {
+            return Err(StoreError::Unavailable(reason));
+        }
         self.readers
             .run(|conn| {
                 conn.query_row("SELECT 1", [], |_| Ok(()))
