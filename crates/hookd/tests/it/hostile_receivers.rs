@@ -1,18 +1,21 @@
 //! Receivers that misbehave in every way HTTP allows, each a raw TCP server on 127.0.0.1 (HTTP
 //! libraries refuse to misbehave like this): every one becomes a failed attempt whose recorded
-//! response names the fault, and is retried.
+//! response names the fault, and is retried. A thousand of them leak no worker slot, file
+//! descriptor or memory.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookd::config::Settings;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::{report, TestServer};
+use crate::receiver::Receiver;
 
 /// The request timeout of these tests: short, so that the slow receivers fail fast.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(200);
@@ -89,6 +92,8 @@ struct HostileServer {
     /// The most bytes of the oversized body written on one connection before the client went
     /// away.
     huge_written: Arc<AtomicU64>,
+    /// Connections accepted and not yet closed: each holds a descriptor of this process.
+    open_connections: Arc<AtomicUsize>,
 }
 
 impl HostileServer {
@@ -98,12 +103,18 @@ impl HostileServer {
             behaviour,
             addr: listener.local_addr().expect("addr"),
             huge_written: Arc::default(),
+            open_connections: Arc::default(),
         };
         let (addr, written) = (server.addr, Arc::clone(&server.huge_written));
+        let open = Arc::clone(&server.open_connections);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let written = Arc::clone(&written);
-                tokio::spawn(async move { misbehave(behaviour, stream, addr, &written).await });
+                open.fetch_add(1, Ordering::SeqCst);
+                let (open, written) = (Arc::clone(&open), Arc::clone(&written));
+                tokio::spawn(async move {
+                    misbehave(behaviour, stream, addr, &written).await;
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         server
@@ -351,4 +362,205 @@ async fn a_2xx_with_a_50_mb_body_is_a_delivery_read_only_up_to_the_cap() {
         "hookd read the whole 50 MB ({written} bytes)"
     );
     server.stop().await;
+}
+
+/// Set in the child process that runs the leak check alone.
+const ALONE: &str = "HOOKD_TEST_HOSTILE_LEAK_ALONE";
+/// Hostile deliveries in the leak check: 125 messages to the 8 endpoints.
+const LEAK_MESSAGES: usize = 125;
+/// Descriptors that may be open after the run and not before: the database pool opens its
+/// connections lazily (up to 4, plus PostgreSQL's LISTEN connection) and may not have opened
+/// them all during the warm-up. Every connection to a hostile server is closed (each breaks,
+/// times out or says `connection: close`), and the API client keeps no idle connection.
+const FD_MARGIN: usize = 8;
+/// RSS growth allowed over the run. The allocator keeps some of what a thousand concurrent
+/// attempts used; a leak of even one 64 KiB read buffer per attempt (2,000 of them) would be
+/// 125 MiB.
+const RSS_GROWTH_LIMIT_KB: u64 = 48 * 1024;
+
+/// Descriptors this process has open.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// This process's resident memory in KiB.
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Runs `test` in a child process of this suite with nothing else beside it: descriptors and
+/// RSS are counted for the whole process, which other tests would disturb.
+async fn run_alone(test: &str) {
+    let status = tokio::process::Command::new(std::env::current_exe().expect("test executable"))
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .status()
+        .await
+        .expect("run the test alone");
+    assert!(status.success(), "{test}, run alone, failed: {status}");
+}
+
+/// Waits until every delivery to every endpoint of `app` has failed finally.
+async fn wait_all_failed(server: &TestServer, app: &str, endpoints: &[String], each: u64) {
+    for ep in endpoints {
+        let path = format!("/api/v1/app/{app}/endpoint/{ep}/stats");
+        server
+            .wait_for(&path, Duration::from_secs(40), |s| {
+                s["fail"] == each && s["pending"] == 0 && s["sending"] == 0
+            })
+            .await;
+    }
+}
+
+/// Waits until no hostile server holds a connection open.
+async fn wait_connections_closed(servers: &[HostileServer]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let open: usize = servers
+            .iter()
+            .map(|s| s.open_connections.load(Ordering::SeqCst))
+            .sum();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} hostile connections still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The node's in-flight count from its first report after `after` (ms since the epoch).
+async fn in_flight_reported_after(store: &hookd::store::SharedStore, after: i64) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = store.list_nodes(after).await.expect("list nodes");
+        if let Some(node) = nodes.iter().find(|n| n.heartbeat_at > after) {
+            return node.in_flight;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no node report after {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The store beside the server, read-only in spirit: to read the node's reports.
+async fn open_beside(server: &TestServer) -> hookd::store::SharedStore {
+    let database = server.database();
+    let pool = hookd::store::PoolOptions {
+        max_connections: 1,
+        ..hookd::store::PoolOptions::default()
+    };
+    hookd::store::open(
+        &database.url,
+        database.main_secret(),
+        &pool,
+        hookd::store::OpenMode::Tool,
+    )
+    .await
+    .expect("open the store beside the server")
+}
+
+#[tokio::test]
+async fn a_thousand_hostile_deliveries_leak_no_worker_slot_descriptor_or_memory() {
+    const NAME: &str =
+        "hostile_receivers::a_thousand_hostile_deliveries_leak_no_worker_slot_descriptor_or_memory";
+    if std::env::var_os(ALONE).is_none() {
+        return run_alone(NAME).await;
+    }
+    let mut server = TestServer::start_with(|s| {
+        hostile_settings(s);
+        s.retry.schedule = vec![Duration::from_millis(5)]; // two attempts, then exhausted
+    })
+    .await;
+    // No idle API connections: they would be descriptors of this process counted after.
+    server.client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let mut hostile = Vec::new();
+    for behaviour in Hostile::ALL {
+        hostile.push(HostileServer::start(behaviour).await);
+    }
+    let app = server.create_app("Merchant").await;
+    let mut endpoints = Vec::new();
+    for h in &hostile {
+        let endpoint = server.create_endpoint(&app, &h.url(), json!({})).await;
+        endpoints.push(endpoint["id"].as_str().expect("id").to_string());
+    }
+    let store = open_beside(&server).await;
+    let message = || json!({ "eventType": "payment.failed", "payload": {"p": 1} });
+
+    // A warm-up round opens what stays open (database connections, the client's resolver).
+    server.send_messages(&app, vec![message(); 8], 8).await;
+    wait_all_failed(&server, &app, &endpoints, 8).await;
+    wait_connections_closed(&hostile).await;
+    let (fds_before, rss_before) = (open_fds(), rss_kb());
+
+    server
+        .send_messages(&app, vec![message(); LEAK_MESSAGES], 8)
+        .await;
+    wait_all_failed(&server, &app, &endpoints, 8 + LEAK_MESSAGES as u64).await;
+    let finished = hookd::domain::time::now_millis();
+    wait_connections_closed(&hostile).await;
+    let in_flight = in_flight_reported_after(&store, finished).await;
+    let (fds_after, rss_after) = (open_fds(), rss_kb());
+
+    report(&format!(
+        "{} hostile deliveries, 2 attempts each: in flight after {in_flight}; descriptors \
+         {fds_before} before, {fds_after} after; RSS {rss_before} KiB before, {rss_after} KiB after",
+        LEAK_MESSAGES * hostile.len()
+    ));
+    assert_eq!(in_flight, 0, "worker slots still taken");
+    assert!(
+        fds_after <= fds_before + FD_MARGIN,
+        "descriptors leaked: {fds_before} before, {fds_after} after"
+    );
+    assert!(
+        rss_after <= rss_before + RSS_GROWTH_LIMIT_KB,
+        "memory grew by {} KiB",
+        rss_after.saturating_sub(rss_before)
+    );
+    every_endpoint_still_gets_deliveries(&server, &app, &endpoints).await;
+    server.stop().await;
+}
+
+/// Points every endpoint at a well-behaved receiver and sends one more message: each is
+/// delivered, so no endpoint's own in-flight slots were left taken by the hostile attempts.
+async fn every_endpoint_still_gets_deliveries(
+    server: &TestServer,
+    app: &str,
+    endpoints: &[String],
+) {
+    let receiver = Receiver::start().await;
+    for ep in endpoints {
+        let path = format!("/api/v1/app/{app}/endpoint/{ep}");
+        let (status, body) = server
+            .call(
+                Method::PATCH,
+                &path,
+                Some(json!({ "url": receiver.url("/") })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    server
+        .send_message(
+            app,
+            json!({ "eventType": "payment.failed", "payload": {"p": 2} }),
+        )
+        .await;
+    receiver
+        .wait_delivered(endpoints.len(), Duration::from_secs(20))
+        .await;
 }
