@@ -42,7 +42,7 @@ enum Hostile {
     PlainTextForTls,
     /// A 302 to itself.
     RedirectLoop,
-    /// A 200, but only after the request timeout.
+    /// A 200, but only after hookd gave up waiting.
     OkAfterTimeout,
 }
 
@@ -191,13 +191,18 @@ async fn misbehave(
             );
             stream.write_all(answer.as_bytes()).await
         }
-        Hostile::OkAfterTimeout => {
-            tokio::time::sleep(REQUEST_TIMEOUT * 3).await;
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
-                .await
-        }
+        Hostile::OkAfterTimeout => ok_after_hang_up(&mut stream).await,
     };
+}
+
+/// Waits until the client has given up and closed its end, then answers 200: late by
+/// construction, whatever the machine's speed.
+async fn ok_after_hang_up(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut buf = [0u8; 1024];
+    while stream.read(&mut buf).await? > 0 {}
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+        .await
 }
 
 /// Promises 100 bytes, sends 4, then closes with SO_LINGER 0, which sends a TCP reset.
@@ -432,7 +437,7 @@ async fn wait_connections_closed(servers: &[HostileServer]) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{open} hostile connections still open"
+            "{open} hostile connections still open: hookd never closed its end (a leaked descriptor)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
