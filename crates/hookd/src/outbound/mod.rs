@@ -47,8 +47,7 @@ pub enum SendError {
     Timeout(Duration),
     #[error("connection failed: {0}")]
     Connect(String),
-    /// The TLS handshake failed: the endpoint does not speak TLS on that port, or its
-    /// certificate is not valid for the host.
+    /// The TLS handshake failed (the endpoint does not speak TLS on that port, for one).
     #[error("TLS handshake failed: {0}")]
     Tls(String),
     /// The endpoint answered with something that is not HTTP.
@@ -208,8 +207,8 @@ fn redirect_note(location: Option<&HeaderValue>) -> String {
 }
 
 /// Whether a connect error came from the TLS handshake: rustls reports a failed handshake
-/// (a plain-text answer, a certificate it rejects) as an I/O error of kind `InvalidData`, which
-/// TCP itself never produces.
+/// (a plain-text answer, for one) as an I/O error of kind `InvalidData`, which TCP itself
+/// never produces.
 fn is_tls(err: &(dyn std::error::Error + 'static)) -> bool {
     any_cause(err, &|cause| {
         cause
