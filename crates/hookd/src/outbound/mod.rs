@@ -263,3 +263,37 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
     cause.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: Vec<u8>) -> reqwest::Response {
+        reqwest::Response::from(axum::http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn a_body_of_exactly_the_cap_is_kept_whole_and_one_byte_more_is_cut_with_a_note() {
+        let whole = read_capped(response(vec![b'a'; RESPONSE_BODY_CAP]))
+            .await
+            .expect("read");
+        assert_eq!(whole, "a".repeat(RESPONSE_BODY_CAP));
+        let cut = read_capped(response(vec![b'a'; RESPONSE_BODY_CAP + 1]))
+            .await
+            .expect("read");
+        let note = format!("\n[response too large: cut at {RESPONSE_BODY_CAP} bytes]");
+        assert_eq!(cut, "a".repeat(RESPONSE_BODY_CAP) + &note);
+    }
+
+    #[test]
+    fn a_redirect_note_names_its_location_cut_to_a_bound() {
+        let location = HeaderValue::from_static("https://example.com/elsewhere");
+        assert_eq!(
+            redirect_note(Some(&location)),
+            "redirect to https://example.com/elsewhere not followed: hookd never follows redirects"
+        );
+        assert!(redirect_note(None).contains("no Location header"));
+        let long = HeaderValue::from_str(&"x".repeat(10_000)).expect("value");
+        assert!(redirect_note(Some(&long)).len() < LOCATION_CAP + 100);
+    }
+}
