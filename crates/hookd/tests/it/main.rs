@@ -15,6 +15,7 @@ mod durability;
 mod feed;
 mod filtering;
 mod health;
+mod hostile_receivers;
 mod idempotency;
 mod logs;
 mod multi_node;
