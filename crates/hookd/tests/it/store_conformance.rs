@@ -14,7 +14,7 @@ use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, Task
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
     DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
-    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType,
+    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType, CATCHUP_BATCH,
 };
 use hookd_signing::Secret;
 
@@ -127,6 +127,18 @@ impl Fixture {
             skip_endpoints: Vec::new(),
         };
         self.store.claim_due(&lease, 50).await.expect("claim")
+    }
+
+    /// Claims up to `limit` deliveries due at `t0 + at` under the lease `token`, held a second.
+    async fn claim_many(&self, token: &str, at: i64, limit: usize) -> Vec<ClaimedDelivery> {
+        let lease = Lease {
+            owner: "conformance".into(),
+            token: token.into(),
+            now: self.t0 + at,
+            until: self.t0 + at + SECOND,
+            skip_endpoints: Vec::new(),
+        };
+        self.store.claim_due(&lease, limit).await.expect("claim")
     }
 
     /// Records one result per delivery at `t0 + at`; answers which applied.
@@ -656,4 +668,187 @@ async fn an_endpoint_keeps_its_newest_check_reports_and_loses_them_with_itself()
         .await
         .expect("list");
     assert_eq!(untouched, vec![check(&other, 0)]);
+}
+
+/// Fails every delivery in `claimed` at `t0 + at`, each retried two hours later.
+async fn fail_all(f: &Fixture, claimed: &[ClaimedDelivery], at: i64) {
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = claimed.iter().map(|d| (d, retry)).collect();
+    let recorded = f.record(&outcomes, at, &HEALTH).await;
+    assert!(recorded.applied.iter().all(|applied| *applied));
+}
+
+#[tokio::test]
+async fn a_success_on_a_failing_endpoint_makes_its_waiting_deliveries_due_at_once() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let other_app = f.app().await;
+    f.endpoint(&other_app, None).await;
+    let waiting = [
+        f.message(&app, None, 0).await,
+        f.message(&app, None, 1).await,
+        f.message(&app, Some("order-1"), 2).await,
+    ];
+    let held = f.message(&app, Some("order-1"), 3).await;
+    let others = f.message(&other_app, None, 4).await;
+    // Both endpoints are down: every attempt fails and waits two hours.
+    let claimed = f.claim("lease-a", 10, 100).await;
+    assert_eq!(claimed.len(), 4, "all but the held one");
+    fail_all(&f, &claimed, 20).await;
+    assert!(f.claim("lease-b", 30, 100).await.is_empty(), "all wait");
+
+    // The endpoint answers a fresh message: it is back.
+    let fresh = f.message(&app, None, 40).await;
+    let claimed = f.claim("lease-c", 50, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let recovered = f
+        .record(&[(&claimed[0], NextStep::Done)], 60, &HEALTH)
+        .await;
+    assert_eq!(
+        recovered.caught_up, 3,
+        "its waiting deliveries are released"
+    );
+
+    let released = f.claim("lease-d", 61, 100).await;
+    let mut released_ids = msg_ids(&released);
+    released_ids.sort_unstable();
+    let mut waiting_ids: Vec<&str> = waiting.iter().map(|id| id.as_str()).collect();
+    waiting_ids.sort_unstable();
+    assert_eq!(
+        released_ids, waiting_ids,
+        "due at once, the other endpoint's not among them"
+    );
+    assert!(released.iter().all(|d| d.endpoint_id == endpoint.id));
+    assert!(
+        released.iter().all(|d| d.attempts_made == 1),
+        "attempt counts are kept"
+    );
+    assert_eq!(f.state(&app, &held).await, DeliveryStatus::Held);
+    assert_eq!(f.state(&other_app, &others).await, DeliveryStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_success_on_a_healthy_endpoint_releases_nothing() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let poison = f.message(&app, None, 0).await;
+    f.message(&app, None, 1).await;
+    // One delivery fails while the other succeeds in the same batch: the endpoint works, the
+    // failure is the message's own, and it keeps its retry time.
+    let claimed = f.claim("lease-a", 10, 100).await;
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = claimed
+        .iter()
+        .map(|d| {
+            let next = if d.msg_id == poison {
+                NextStep::RetryAt(f.t0 + 2 * HOUR)
+            } else {
+                NextStep::Done
+            };
+            (d, next)
+        })
+        .collect();
+    let recorded = f.record(&outcomes, 20, &HEALTH).await;
+    assert_eq!(recorded.caught_up, 0);
+
+    f.message(&app, None, 30).await;
+    let claimed = f.claim("lease-b", 40, 100).await;
+    assert_eq!(claimed.len(), 1, "only the fresh message is due");
+    let recorded = f
+        .record(&[(&claimed[0], NextStep::Done)], 50, &HEALTH)
+        .await;
+    assert_eq!(recorded.caught_up, 0);
+    assert!(f.claim("lease-c", 60, 100).await.is_empty());
+    assert_eq!(f.state(&app, &poison).await, DeliveryStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_recovered_throttled_endpoint_is_released_no_faster_than_its_rate() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    // Five per second: one every 200 ms.
+    f.endpoint(&app, Some(5)).await;
+    for at in 0..3 {
+        f.message(&app, None, at).await;
+    }
+    // Down: each delivery is claimed at its turn and fails.
+    for (at, token) in [(10, "a"), (210, "b"), (410, "c")] {
+        let claimed = f.claim(token, at, 100).await;
+        assert_eq!(claimed.len(), 1, "one per interval");
+        fail_all(&f, &claimed, at + 1).await;
+    }
+
+    let fresh = f.message(&app, None, 500).await;
+    let claimed = f.claim("d", 610, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let recovered = f
+        .record(&[(&claimed[0], NextStep::Done)], 620, &HEALTH)
+        .await;
+    assert_eq!(recovered.caught_up, 3);
+    // Released, but still one interval apart.
+    assert!(f.claim("e", 809, 100).await.is_empty(), "too early");
+    assert_eq!(f.claim("f", 810, 100).await.len(), 1);
+    assert!(f.claim("g", 1009, 100).await.is_empty(), "too early");
+    assert_eq!(f.claim("h", 1010, 100).await.len(), 1);
+    assert_eq!(f.claim("i", 1210, 100).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_catch_up_releases_in_batches_until_nothing_waits() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let waiting = CATCHUP_BATCH + CATCHUP_BATCH / 5;
+    for at in 0..waiting {
+        f.message(&app, None, at as i64).await;
+    }
+    let mut at = waiting as i64;
+    loop {
+        let claimed = f.claim_many("down", at, waiting).await;
+        if claimed.is_empty() {
+            break;
+        }
+        fail_all(&f, &claimed, at + 1).await;
+        at += 10;
+    }
+
+    let fresh = f.message(&app, None, at).await;
+    let claimed = f.claim("up", at + 10, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let first = f
+        .record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+        .await;
+    assert_eq!(first.caught_up, CATCHUP_BATCH, "one batch at a time");
+
+    // Draining some makes room for as many more, even when one of them fails again; that one
+    // follows its retry schedule.
+    let drained = f.claim_many("drain", at + 30, 100).await;
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = drained
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d, if i == 0 { retry } else { NextStep::Done }))
+        .collect();
+    let more = f.record(&outcomes, at + 40, &HEALTH).await;
+    assert_eq!(more.caught_up, 100);
+
+    // The last of them; the catch-up ends.
+    let drained = f.claim_many("rest", at + 50, waiting).await;
+    assert_eq!(drained.len(), CATCHUP_BATCH - 100 + 100);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> =
+        drained.iter().map(|d| (d, NextStep::Done)).collect();
+    let last = f.record(&outcomes, at + 60, &HEALTH).await;
+    assert_eq!(last.caught_up, waiting - CATCHUP_BATCH - 100);
+    let drained = f.claim_many("last", at + 70, waiting).await;
+    assert_eq!(drained.len(), last.caught_up);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> =
+        drained.iter().map(|d| (d, NextStep::Done)).collect();
+    let done = f.record(&outcomes, at + 80, &HEALTH).await;
+    assert_eq!(done.caught_up, 0, "nothing left");
+    let backlog = f.store.backlog().await.expect("backlog");
+    assert_eq!(
+        backlog.pending, 1,
+        "the one that failed again waits for its retry"
+    );
 }
