@@ -11,6 +11,7 @@
 //! - Every later batch with a success for it releases more, only enough to keep about
 //!   [`RELEASE_BATCH`] of its deliveries due: the dispatcher drains them at the endpoint's
 //!   concurrency bound, and a million waiting rows are never rewritten in one transaction.
+//!   Batches of only failures release nothing; the catch-up ends when nothing is left to release.
 //! - A throttled endpoint is released no faster than its rate: only when its schedule has
 //!   less than [`THROTTLE_HORIZON_MS`] of work ahead, and only that much. Claiming still
 //!   plans every delivery against the rate ([`super::throttle`]).
@@ -18,8 +19,10 @@
 //!   `catchup_at`); one that fails again afterwards follows the retry schedule, with its
 //!   attempt count kept. Held deliveries of an ordering key are not waiting for a time, so they
 //!   stay held.
-//! - A batch in which the endpoint only fails ends the catch-up; the next recovery starts
-//!   another. So does running out of waiting deliveries.
+//! - A new catch-up, which may release a delivery that failed again, starts at most once per
+//!   [`RESTART_AFTER_MS`] per endpoint. An endpoint that flaps (fails, succeeds, fails) would
+//!   otherwise pull the same deliveries forward at every success and spend their retries in
+//!   seconds instead of over the schedule's day.
 
 use super::health::Verdict;
 
@@ -27,6 +30,8 @@ use super::health::Verdict;
 pub const RELEASE_BATCH: usize = 1000;
 /// How far ahead a throttled endpoint's schedule may run before more is released (ms).
 pub const THROTTLE_HORIZON_MS: i64 = 1000;
+/// The shortest time between the starts of two catch-ups of one endpoint (ms).
+pub const RESTART_AFTER_MS: i64 = 60_000;
 
 /// What the recorder reads of an endpoint before judging a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub struct EndpointState {
     pub failing_since: Option<i64>,
     /// Whether it is catching up.
     pub catching_up: bool,
+    /// When its last catch-up started (unix ms), if one ever did.
+    pub last_start: Option<i64>,
 }
 
 /// What a batch's verdict does to an endpoint's catch-up.
@@ -44,20 +51,25 @@ pub enum Step {
     Start,
     /// It is catching up and succeeds again: release more.
     Continue,
-    /// It is catching up and only fails: stop.
-    Stop,
     /// Nothing to do.
     Nothing,
 }
 
-/// The step for an endpoint whose batch verdict is `verdict` and whose state before the batch
-/// was `before`.
-pub fn step(verdict: Verdict, before: &EndpointState) -> Step {
-    match verdict {
-        Verdict::Succeeded if before.failing_since.is_some() => Step::Start,
-        Verdict::Succeeded if before.catching_up => Step::Continue,
-        Verdict::Failed | Verdict::Gone if before.catching_up => Step::Stop,
-        _ => Step::Nothing,
+/// The step at `now` for an endpoint whose batch verdict is `verdict` and whose state before
+/// the batch was `before`.
+pub fn step(verdict: Verdict, before: &EndpointState, now: i64) -> Step {
+    if verdict != Verdict::Succeeded {
+        return Step::Nothing;
+    }
+    let may_restart = before
+        .last_start
+        .is_none_or(|start| now.saturating_sub(start) >= RESTART_AFTER_MS);
+    if before.failing_since.is_some() && may_restart {
+        Step::Start
+    } else if before.catching_up {
+        Step::Continue
+    } else {
+        Step::Nothing
     }
 }
 
@@ -99,29 +111,59 @@ mod tests {
         EndpointState {
             failing_since,
             catching_up,
+            last_start: None,
         }
     }
 
     #[test]
     fn a_success_on_a_failing_endpoint_starts_catching_up() {
         assert_eq!(
-            step(Verdict::Succeeded, &state(Some(5), false)),
+            step(Verdict::Succeeded, &state(Some(5), false), 9),
             Step::Start
         );
-        assert_eq!(step(Verdict::Succeeded, &state(Some(5), true)), Step::Start);
+        assert_eq!(
+            step(Verdict::Succeeded, &state(Some(5), true), 9),
+            Step::Start
+        );
     }
 
     #[test]
     fn a_success_on_a_healthy_endpoint_does_nothing() {
-        assert_eq!(step(Verdict::Succeeded, &state(None, false)), Step::Nothing);
+        assert_eq!(
+            step(Verdict::Succeeded, &state(None, false), 9),
+            Step::Nothing
+        );
     }
 
     #[test]
-    fn a_catching_up_endpoint_continues_on_success_and_stops_on_failure() {
-        assert_eq!(step(Verdict::Succeeded, &state(None, true)), Step::Continue);
-        assert_eq!(step(Verdict::Failed, &state(Some(9), true)), Step::Stop);
-        assert_eq!(step(Verdict::Gone, &state(None, true)), Step::Stop);
-        assert_eq!(step(Verdict::Failed, &state(None, false)), Step::Nothing);
+    fn a_catching_up_endpoint_continues_on_success_only() {
+        assert_eq!(
+            step(Verdict::Succeeded, &state(None, true), 9),
+            Step::Continue
+        );
+        assert_eq!(
+            step(Verdict::Failed, &state(Some(9), true), 9),
+            Step::Nothing
+        );
+        assert_eq!(step(Verdict::Gone, &state(None, true), 9), Step::Nothing);
+        assert_eq!(step(Verdict::Failed, &state(None, false), 9), Step::Nothing);
+    }
+
+    #[test]
+    fn a_new_catch_up_waits_for_the_restart_interval() {
+        let flapping = EndpointState {
+            last_start: Some(1_000),
+            ..state(Some(2_000), true)
+        };
+        let soon = 1_000 + RESTART_AFTER_MS - 1;
+        assert_eq!(step(Verdict::Succeeded, &flapping, soon), Step::Continue);
+        let ended = EndpointState {
+            catching_up: false,
+            ..flapping
+        };
+        assert_eq!(step(Verdict::Succeeded, &ended, soon), Step::Nothing);
+        let later = 1_000 + RESTART_AFTER_MS;
+        assert_eq!(step(Verdict::Succeeded, &ended, later), Step::Start);
     }
 
     #[test]

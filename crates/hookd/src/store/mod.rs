@@ -60,6 +60,8 @@ pub use model::*;
 
 /// How many of a recovering endpoint's deliveries are kept due at once ([`catchup`]).
 pub const CATCHUP_BATCH: usize = catchup::RELEASE_BATCH;
+/// The shortest time between the starts of two catch-ups of one endpoint, in ms ([`catchup`]).
+pub const CATCHUP_RESTART_AFTER_MS: i64 = catchup::RESTART_AFTER_MS;
 
 /// Errors the store reports to its callers.
 #[derive(Debug, Clone, thiserror::Error)]

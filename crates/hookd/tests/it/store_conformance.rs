@@ -15,6 +15,7 @@ use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
     DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
     Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType, CATCHUP_BATCH,
+    CATCHUP_RESTART_AFTER_MS,
 };
 use hookd_signing::Secret;
 
@@ -850,5 +851,53 @@ async fn a_catch_up_releases_in_batches_until_nothing_waits() {
     assert_eq!(
         backlog.pending, 1,
         "the one that failed again waits for its retry"
+    );
+}
+
+#[tokio::test]
+async fn a_flapping_endpoint_releases_a_delivery_again_only_after_the_restart_interval() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let waiting = f.message(&app, None, 0).await;
+    let claimed = f.claim("down", 10, 100).await;
+    fail_all(&f, &claimed, 20).await;
+
+    // Back: the waiting delivery is released, and fails again (a batch of only failures).
+    let fresh = f.message(&app, None, 30).await;
+    let claimed = f.claim("up", 40, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let up = f
+        .record(&[(&claimed[0], NextStep::Done)], 50, &HEALTH)
+        .await;
+    assert_eq!(up.caught_up, 1);
+    let released = f.claim("released", 60, 100).await;
+    assert_eq!(msg_ids(&released), [waiting.as_str()]);
+    fail_all(&f, &released, 70).await;
+
+    // Back again soon after: no new catch-up, the delivery keeps its retry time.
+    let recover_soon = |token: &'static str, at: i64| {
+        let f = &f;
+        let app = &app;
+        async move {
+            f.message(app, None, at).await;
+            let claimed = f.claim(token, at + 10, 100).await;
+            assert_eq!(claimed.len(), 1, "only the fresh message is due");
+            f.record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+                .await
+        }
+    };
+    let soon = recover_soon("soon", 100).await;
+    assert_eq!(soon.caught_up, 0, "within the restart interval");
+
+    // A failure and a recovery a restart interval after the first: released again.
+    let failing = f.message(&app, None, 200).await;
+    let claimed = f.claim("fail", 210, 100).await;
+    assert_eq!(msg_ids(&claimed), [failing.as_str()]);
+    fail_all(&f, &claimed, 220).await;
+    let later = recover_soon("later", 50 + CATCHUP_RESTART_AFTER_MS).await;
+    assert_eq!(
+        later.caught_up, 2,
+        "the waiting one and the one that just failed"
     );
 }

@@ -11,7 +11,7 @@ use crate::store::health::EndpointVerdict;
 use crate::store::status::PENDING;
 use crate::store::StoreResult;
 
-/// Starts, continues or stops each endpoint's catch-up as its verdict says; answers how many
+/// Starts or continues each endpoint's catch-up as its verdict says; answers how many
 /// waiting deliveries it made due. `states` holds the endpoints locked by the recorder.
 pub async fn catch_up(
     tx: &mut sqlx::PgConnection,
@@ -24,28 +24,38 @@ pub async fn catch_up(
         let Some(state) = states.get(verdict.endpoint_id) else {
             continue;
         };
-        match catchup::step(verdict.verdict, state) {
+        match catchup::step(verdict.verdict, state, now) {
             Step::Start => {
-                set_progress(tx, verdict.endpoint_id, Some(now), Some(now)).await?;
+                start(tx, verdict.endpoint_id, now).await?;
                 released += release_more(tx, verdict.endpoint_id, now).await?;
             }
             Step::Continue => released += release_more(tx, verdict.endpoint_id, now).await?,
-            Step::Stop => set_progress(tx, verdict.endpoint_id, None, None).await?,
             Step::Nothing => {}
         }
     }
     Ok(released)
 }
 
-async fn set_progress(
+/// Starts a catch-up at `now`: deliveries last written before then are released.
+async fn start(tx: &mut sqlx::PgConnection, endpoint_id: &str, now: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE endpoints SET catchup_at = $2, catchup_cursor = $2 WHERE id = $1")
+        .bind(endpoint_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Moves the cursor of a catch-up; `None` ends it (its start is kept, see
+/// [`catchup::RESTART_AFTER_MS`]).
+async fn move_cursor(
     tx: &mut sqlx::PgConnection,
     endpoint_id: &str,
-    catchup_at: Option<i64>,
     cursor: Option<i64>,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE endpoints SET catchup_at = $2, catchup_cursor = $3 WHERE id = $1")
+    sqlx::query("UPDATE endpoints SET catchup_cursor = $2 WHERE id = $1")
         .bind(endpoint_id)
-        .bind(catchup_at)
         .bind(cursor)
         .execute(&mut *tx)
         .await
@@ -99,10 +109,12 @@ async fn release_more(
     .await
     .map_err(db_error)?;
     let released = usize::try_from(released).unwrap_or(0);
-    match catchup::resume_after(asked, released, last_due) {
-        Some(cursor) => set_progress(tx, endpoint_id, Some(catchup_at), Some(cursor)).await?,
-        None => set_progress(tx, endpoint_id, None, None).await?,
-    }
+    move_cursor(
+        tx,
+        endpoint_id,
+        catchup::resume_after(asked, released, last_due),
+    )
+    .await?;
     Ok(released)
 }
 

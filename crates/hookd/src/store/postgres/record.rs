@@ -183,7 +183,7 @@ async fn count_hourly<'a>(
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
-/// the pending deliveries of) those the rules say to; starts, continues or stops their
+/// the pending deliveries of) those the rules say to; starts or continues their
 /// catch-up ([`crate::store::catchup`]). Only endpoints whose clock or catch-up may change are
 /// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
 /// Answers the endpoints disabled and how many waiting deliveries the catch-up made due.
@@ -205,26 +205,28 @@ async fn judge_endpoints<'a>(
         .collect();
     // A healthy endpoint's row is neither locked nor written: only those failing, whose clock
     // runs, or which are catching up.
-    let states: HashMap<String, EndpointState> = sqlx::query_as::<_, (String, Option<i64>, bool)>(
-        "SELECT id, first_failure_at, catchup_at IS NOT NULL FROM endpoints
+    let states: HashMap<String, EndpointState> =
+        sqlx::query_as::<_, (String, Option<i64>, bool, Option<i64>)>(
+            "SELECT id, first_failure_at, catchup_cursor IS NOT NULL, catchup_at FROM endpoints
          WHERE id = ANY($1) AND NOT disabled
-           AND (first_failure_at IS NOT NULL OR catchup_at IS NOT NULL OR id = ANY($2))
+           AND (first_failure_at IS NOT NULL OR catchup_cursor IS NOT NULL OR id = ANY($2))
          ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
-    .bind(&failing)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .into_iter()
-    .map(|(id, failing_since, catching_up)| {
-        let state = EndpointState {
-            failing_since,
-            catching_up,
-        };
-        (id, state)
-    })
-    .collect();
+        )
+        .bind(&ids)
+        .bind(&failing)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|(id, failing_since, catching_up, last_start)| {
+            let state = EndpointState {
+                failing_since,
+                catching_up,
+                last_start,
+            };
+            (id, state)
+        })
+        .collect();
     let clocks: HashMap<String, Option<i64>> = states
         .iter()
         .map(|(id, state)| (id.clone(), state.failing_since))

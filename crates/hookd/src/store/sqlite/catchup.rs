@@ -18,7 +18,7 @@ pub fn read_states(
 ) -> StoreResult<HashMap<String, EndpointState>> {
     let mut read = conn
         .prepare_cached(
-            "SELECT first_failure_at, catchup_at IS NOT NULL FROM endpoints
+            "SELECT first_failure_at, catchup_cursor IS NOT NULL, catchup_at FROM endpoints
              WHERE id = ?1 AND disabled = 0",
         )
         .map_err(db_error)?;
@@ -29,6 +29,7 @@ pub fn read_states(
                 Ok(EndpointState {
                     failing_since: row.get(0)?,
                     catching_up: row.get(1)?,
+                    last_start: row.get(2)?,
                 })
             })
             .optional()
@@ -40,7 +41,7 @@ pub fn read_states(
     Ok(states)
 }
 
-/// Starts, continues or stops each endpoint's catch-up as its verdict says; answers how many
+/// Starts or continues each endpoint's catch-up as its verdict says; answers how many
 /// waiting deliveries it made due.
 pub fn catch_up(
     conn: &Connection,
@@ -53,27 +54,31 @@ pub fn catch_up(
         let Some(state) = states.get(verdict.endpoint_id) else {
             continue;
         };
-        match catchup::step(verdict.verdict, state) {
+        match catchup::step(verdict.verdict, state, now) {
             Step::Start => {
-                set_progress(conn, verdict.endpoint_id, Some(now), Some(now))?;
+                start(conn, verdict.endpoint_id, now)?;
                 released += release_more(conn, verdict.endpoint_id, now)?;
             }
             Step::Continue => released += release_more(conn, verdict.endpoint_id, now)?,
-            Step::Stop => set_progress(conn, verdict.endpoint_id, None, None)?,
             Step::Nothing => {}
         }
     }
     Ok(released)
 }
 
-fn set_progress(
-    conn: &Connection,
-    endpoint_id: &str,
-    catchup_at: Option<i64>,
-    cursor: Option<i64>,
-) -> StoreResult<()> {
-    conn.prepare_cached("UPDATE endpoints SET catchup_at = ?2, catchup_cursor = ?3 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![endpoint_id, catchup_at, cursor]))
+/// Starts a catch-up at `now`: deliveries last written before then are released.
+fn start(conn: &Connection, endpoint_id: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE endpoints SET catchup_at = ?2, catchup_cursor = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![endpoint_id, now]))
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Moves the cursor of a catch-up; `None` ends it (its start is kept, see
+/// [`catchup::RESTART_AFTER_MS`]).
+fn move_cursor(conn: &Connection, endpoint_id: &str, cursor: Option<i64>) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE endpoints SET catchup_cursor = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![endpoint_id, cursor]))
         .map_err(db_error)?;
     Ok(())
 }
@@ -124,10 +129,11 @@ fn release_more(conn: &Connection, endpoint_id: &str, now: i64) -> StoreResult<u
         release.execute(params![rowid, now]).map_err(db_error)?;
     }
     let last_due = waiting.last().map(|(_, due)| *due);
-    match catchup::resume_after(asked, waiting.len(), last_due) {
-        Some(cursor) => set_progress(conn, endpoint_id, Some(catchup_at), Some(cursor))?,
-        None => set_progress(conn, endpoint_id, None, None)?,
-    }
+    move_cursor(
+        conn,
+        endpoint_id,
+        catchup::resume_after(asked, waiting.len(), last_due),
+    )?;
     Ok(waiting.len())
 }
 

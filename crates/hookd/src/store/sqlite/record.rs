@@ -139,7 +139,7 @@ fn count_hourly<'a>(
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
-/// the pending deliveries of) those the rules say to; starts, continues or stops their
+/// the pending deliveries of) those the rules say to; starts or continues their
 /// catch-up ([`catchup`]). Endpoint rows are written only when their clock or state changes,
 /// so a batch of successes to healthy endpoints writes none. Answers the endpoints disabled and
 /// how many waiting deliveries the catch-up made due.
