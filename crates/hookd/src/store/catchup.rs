@@ -17,14 +17,16 @@
 //!   plans every delivery against the rate ([`super::throttle`]).
 //! - Only deliveries waiting since before the recovery are released (those last written before
 //!   `catchup_at`); one that fails again afterwards follows the retry schedule, with its
-//!   attempt count kept. Held deliveries of an ordering key are not waiting for a time, so they
-//!   stay held.
+//!   attempt count kept. A failure recorded around the recovery for an attempt sent before it
+//!   ([`sent_while_down`]) is released too. Held deliveries of an ordering key are not waiting
+//!   for a time, so they stay held.
 //! - A new catch-up, which may release a delivery that failed again, starts at most once per
 //!   [`RESTART_AFTER_MS`] per endpoint. An endpoint that flaps (fails, succeeds, fails) would
 //!   otherwise pull the same deliveries forward at every success and spend their retries in
 //!   seconds instead of over the schedule's day.
 
 use super::health::Verdict;
+use super::{AttemptResult, NextStep};
 
 /// How many of a recovering endpoint's deliveries are kept due at once.
 pub const RELEASE_BATCH: usize = 1000;
@@ -71,6 +73,23 @@ pub fn step(verdict: Verdict, before: &EndpointState, now: i64) -> Step {
     } else {
         Step::Nothing
     }
+}
+
+/// The deliveries among `results` whose attempt to `endpoint_id` started before its catch-up
+/// (which began at `catchup_at`) and failed with a retry to come. They were sent while the
+/// endpoint was still down, and only recorded around its recovery: they belong to the outage,
+/// so they are released with the rest rather than waiting for their retry.
+pub fn sent_while_down<'a>(
+    results: &[&'a AttemptResult],
+    endpoint_id: &str,
+    catchup_at: i64,
+) -> Vec<&'a str> {
+    results
+        .iter()
+        .filter(|r| r.attempt.endpoint_id.as_str() == endpoint_id)
+        .filter(|r| matches!(r.next, NextStep::RetryAt(_)) && r.attempt.created_at < catchup_at)
+        .map(|r| r.delivery_id.as_str())
+        .collect()
 }
 
 /// An endpoint's rate limit and its schedule's theoretical arrival time (unix ms).

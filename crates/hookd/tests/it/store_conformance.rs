@@ -159,6 +159,23 @@ impl Fixture {
             .expect("record")
     }
 
+    /// Records one result per delivery at `t0 + at`, of attempts started at `t0 + started`.
+    async fn record_started(
+        &self,
+        outcomes: &[(&ClaimedDelivery, NextStep)],
+        started: i64,
+        at: i64,
+    ) -> store::Recorded {
+        let results: Vec<AttemptResult> = outcomes
+            .iter()
+            .map(|(delivery, next)| result(delivery, *next, self.t0 + started))
+            .collect();
+        self.store
+            .record_attempts(&results, &HEALTH, self.t0 + at)
+            .await
+            .expect("record")
+    }
+
     /// The state of a message's delivery to its one endpoint.
     async fn state(&self, app_id: &AppId, msg_id: &MessageId) -> DeliveryStatus {
         let deliveries = self
@@ -900,4 +917,68 @@ async fn a_flapping_endpoint_releases_a_delivery_again_only_after_the_restart_in
         later.caught_up, 2,
         "the waiting one and the one that just failed"
     );
+}
+
+#[tokio::test]
+async fn failures_of_attempts_sent_before_the_recovery_are_released_too() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let first = f.message(&app, None, 0).await;
+    let claimed = f.claim("down", 10, HOUR).await;
+    fail_all(&f, &claimed, 20).await;
+
+    // Three attempts are sent while the endpoint is still down, at 40; it recovers at 50.
+    let in_flight = [
+        f.message(&app, None, 30).await,
+        f.message(&app, None, 31).await,
+        f.message(&app, None, 32).await,
+    ];
+    let sent = f.claim("in-flight", 40, HOUR).await;
+    assert_eq!(sent.len(), 3);
+    let by_msg = |msg: &MessageId| sent.iter().find(|d| d.msg_id == *msg).expect("sent");
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    // The recovery's batch: one succeeds, one failed before it was fixed.
+    let up = f
+        .record_started(
+            &[
+                (by_msg(&in_flight[0]), NextStep::Done),
+                (by_msg(&in_flight[1]), retry),
+            ],
+            40,
+            50,
+        )
+        .await;
+    assert_eq!(
+        up.caught_up, 2,
+        "the waiting one and the one failed in the same batch"
+    );
+    // The last failure is recorded only after the recovery.
+    let late = f
+        .record_started(&[(by_msg(&in_flight[2]), retry)], 40, 60)
+        .await;
+    assert_eq!(
+        late.caught_up, 1,
+        "sent before the recovery, recorded after it"
+    );
+    let mut due: Vec<MessageId> = f
+        .claim("after", 70, HOUR)
+        .await
+        .into_iter()
+        .map(|d| d.msg_id)
+        .collect();
+    due.sort();
+    let mut expected = vec![first, in_flight[1].clone(), in_flight[2].clone()];
+    expected.sort();
+    assert_eq!(due, expected);
+
+    // An attempt sent after the recovery that fails keeps its retry time.
+    let after = f.claim_many("again", 80, 10).await;
+    assert!(after.is_empty());
+    let fresh = f.message(&app, None, 90).await;
+    let claimed = f.claim("fresh", 100, HOUR).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let failed = f.record_started(&[(&claimed[0], retry)], 100, 110).await;
+    assert_eq!(failed.caught_up, 0);
+    assert!(f.claim("later", 120, HOUR).await.is_empty());
 }

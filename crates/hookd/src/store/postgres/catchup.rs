@@ -9,14 +9,16 @@ use super::connection::db_error;
 use crate::store::catchup::{self, EndpointState, Step, Throttle, RELEASE_BATCH};
 use crate::store::health::EndpointVerdict;
 use crate::store::status::PENDING;
-use crate::store::StoreResult;
+use crate::store::{AttemptResult, StoreResult};
 
-/// Starts or continues each endpoint's catch-up as its verdict says; answers how many
-/// waiting deliveries it made due. `states` holds the endpoints locked by the recorder.
+/// Starts or continues each endpoint's catch-up as its verdict says, and releases the failures
+/// of attempts sent before its last catch-up began ([`catchup::sent_while_down`]); answers how
+/// many waiting deliveries it made due. `states` holds the endpoints locked by the recorder.
 pub async fn catch_up(
     tx: &mut sqlx::PgConnection,
     verdicts: &[EndpointVerdict<'_>],
     states: &HashMap<String, EndpointState>,
+    applied: &[&AttemptResult],
     now: i64,
 ) -> StoreResult<usize> {
     let mut released = 0;
@@ -24,16 +26,46 @@ pub async fn catch_up(
         let Some(state) = states.get(verdict.endpoint_id) else {
             continue;
         };
-        match catchup::step(verdict.verdict, state, now) {
-            Step::Start => {
-                start(tx, verdict.endpoint_id, now).await?;
-                released += release_more(tx, verdict.endpoint_id, now).await?;
-            }
-            Step::Continue => released += release_more(tx, verdict.endpoint_id, now).await?,
-            Step::Nothing => {}
+        let step = catchup::step(verdict.verdict, state, now);
+        if step == Step::Start {
+            start(tx, verdict.endpoint_id, now).await?;
+        }
+        let catchup_at = if step == Step::Start {
+            Some(now)
+        } else {
+            state.last_start
+        };
+        if let Some(catchup_at) = catchup_at {
+            let late = catchup::sent_while_down(applied, verdict.endpoint_id, catchup_at);
+            released += make_due(tx, &late, now).await?;
+        }
+        if step != Step::Nothing {
+            released += release_more(tx, verdict.endpoint_id, now).await?;
         }
     }
     Ok(released)
+}
+
+/// Makes the given deliveries due now, if they are waiting for a retry (this transaction
+/// already holds their rows: it recorded their results).
+async fn make_due(
+    tx: &mut sqlx::PgConnection,
+    delivery_ids: &[&str],
+    now: i64,
+) -> StoreResult<usize> {
+    if delivery_ids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(&format!(
+        "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2
+         WHERE id = ANY($1) AND status = {PENDING} AND next_attempt_at > $2"
+    ))
+    .bind(delivery_ids)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(0))
 }
 
 /// Starts a catch-up at `now`: deliveries last written before then are released.

@@ -121,8 +121,7 @@ pub async fn record_attempts(
         .filter_map(|(result, applied)| applied.then_some(result));
     let applied_results: Vec<&AttemptResult> = applied_results.collect();
     count_hourly(&mut tx, applied_results.iter().copied()).await?;
-    let (disabled, caught_up) =
-        judge_endpoints(&mut tx, applied_results.into_iter(), now, policy).await?;
+    let (disabled, caught_up) = judge_endpoints(&mut tx, &applied_results, now, policy).await?;
     // A finished delivery (delivered, exhausted or gone) lets the next one of its key go, in
     // this transaction: a crash after the commit must not leave the key held for ever.
     let finished: Vec<&str> = results
@@ -187,24 +186,26 @@ async fn count_hourly<'a>(
 /// catch-up ([`crate::store::catchup`]). Only endpoints whose clock or catch-up may change are
 /// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
 /// Answers the endpoints disabled and how many waiting deliveries the catch-up made due.
-async fn judge_endpoints<'a>(
+async fn judge_endpoints(
     tx: &mut sqlx::PgConnection,
-    applied: impl Iterator<Item = &'a AttemptResult>,
+    applied: &[&AttemptResult],
     now: i64,
     policy: &HealthPolicy,
 ) -> StoreResult<(Vec<DisabledEndpoint>, usize)> {
-    let verdicts = health::verdicts(applied);
+    let verdicts = health::verdicts(applied.iter().copied());
     if verdicts.is_empty() {
         return Ok((Vec::new(), 0));
     }
     let ids: Vec<&str> = verdicts.iter().map(|v| v.endpoint_id).collect();
-    let failing: Vec<&str> = verdicts
+    // A healthy endpoint's row is neither locked nor written: only those with a failure in the
+    // batch, whose clock runs, or which are catching up.
+    let mut failing: Vec<&str> = applied
         .iter()
-        .filter(|v| v.verdict != health::Verdict::Succeeded)
-        .map(|v| v.endpoint_id)
+        .filter(|r| !r.attempt.success)
+        .map(|r| r.attempt.endpoint_id.as_str())
         .collect();
-    // A healthy endpoint's row is neither locked nor written: only those failing, whose clock
-    // runs, or which are catching up.
+    failing.sort_unstable();
+    failing.dedup();
     let states: HashMap<String, EndpointState> =
         sqlx::query_as::<_, (String, Option<i64>, bool, Option<i64>)>(
             "SELECT id, first_failure_at, catchup_cursor IS NOT NULL, catchup_at FROM endpoints
@@ -233,7 +234,7 @@ async fn judge_endpoints<'a>(
         .collect();
     let judged = health::judge_batch(&verdicts, &clocks, now, policy);
     write_clocks(tx, &judged, now).await?;
-    let caught_up = catchup::catch_up(tx, &verdicts, &states, now).await?;
+    let caught_up = catchup::catch_up(tx, &verdicts, &states, applied, now).await?;
     Ok((judged.disabled, caught_up))
 }
 

@@ -9,7 +9,7 @@ use super::connection::db_error;
 use crate::store::catchup::{self, EndpointState, Step, Throttle, RELEASE_BATCH};
 use crate::store::health::EndpointVerdict;
 use crate::store::status::PENDING;
-use crate::store::StoreResult;
+use crate::store::{AttemptResult, StoreResult};
 
 /// The state of each endpoint of `verdicts` that is still there and enabled.
 pub fn read_states(
@@ -41,12 +41,14 @@ pub fn read_states(
     Ok(states)
 }
 
-/// Starts or continues each endpoint's catch-up as its verdict says; answers how many
-/// waiting deliveries it made due.
+/// Starts or continues each endpoint's catch-up as its verdict says, and releases the failures
+/// of attempts sent before its last catch-up began ([`catchup::sent_while_down`]); answers how
+/// many waiting deliveries it made due.
 pub fn catch_up(
     conn: &Connection,
     verdicts: &[EndpointVerdict<'_>],
     states: &HashMap<String, EndpointState>,
+    applied: &[&AttemptResult],
     now: i64,
 ) -> StoreResult<usize> {
     let mut released = 0;
@@ -54,14 +56,37 @@ pub fn catch_up(
         let Some(state) = states.get(verdict.endpoint_id) else {
             continue;
         };
-        match catchup::step(verdict.verdict, state, now) {
-            Step::Start => {
-                start(conn, verdict.endpoint_id, now)?;
-                released += release_more(conn, verdict.endpoint_id, now)?;
-            }
-            Step::Continue => released += release_more(conn, verdict.endpoint_id, now)?,
-            Step::Nothing => {}
+        let step = catchup::step(verdict.verdict, state, now);
+        if step == Step::Start {
+            start(conn, verdict.endpoint_id, now)?;
         }
+        let catchup_at = if step == Step::Start {
+            Some(now)
+        } else {
+            state.last_start
+        };
+        if let Some(catchup_at) = catchup_at {
+            let late = catchup::sent_while_down(applied, verdict.endpoint_id, catchup_at);
+            released += make_due(conn, &late, now)?;
+        }
+        if step != Step::Nothing {
+            released += release_more(conn, verdict.endpoint_id, now)?;
+        }
+    }
+    Ok(released)
+}
+
+/// Makes the given deliveries due now, if they are waiting for a retry.
+fn make_due(conn: &Connection, delivery_ids: &[&str], now: i64) -> StoreResult<usize> {
+    let mut update = conn
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET next_attempt_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND status = {PENDING} AND next_attempt_at > ?2"
+        ))
+        .map_err(db_error)?;
+    let mut released = 0;
+    for id in delivery_ids {
+        released += update.execute(params![id, now]).map_err(db_error)?;
     }
     Ok(released)
 }

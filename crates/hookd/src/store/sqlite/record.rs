@@ -100,7 +100,7 @@ pub fn record_attempts(
         .filter_map(|(result, applied)| applied.then_some(result));
     let applied_results: Vec<&AttemptResult> = applied_results.collect();
     count_hourly(conn, applied_results.iter().copied())?;
-    let (disabled, caught_up) = judge_endpoints(conn, applied_results.into_iter(), now, policy)?;
+    let (disabled, caught_up) = judge_endpoints(conn, &applied_results, now, policy)?;
     Ok(Recorded {
         applied,
         disabled,
@@ -143,9 +143,9 @@ fn count_hourly<'a>(
 /// catch-up ([`catchup`]). Endpoint rows are written only when their clock or state changes,
 /// so a batch of successes to healthy endpoints writes none. Answers the endpoints disabled and
 /// how many waiting deliveries the catch-up made due.
-fn judge_endpoints<'a>(
+fn judge_endpoints(
     conn: &Connection,
-    applied: impl Iterator<Item = &'a AttemptResult>,
+    applied: &[&AttemptResult],
     now: i64,
     policy: &HealthPolicy,
 ) -> StoreResult<(Vec<DisabledEndpoint>, usize)> {
@@ -155,7 +155,7 @@ fn judge_endpoints<'a>(
              updated_at = CASE WHEN ?3 THEN ?4 ELSE updated_at END WHERE id = ?1",
         )
         .map_err(db_error)?;
-    let verdicts = health::verdicts(applied);
+    let verdicts = health::verdicts(applied.iter().copied());
     // An endpoint deleted or disabled meanwhile has no clock to read.
     let states = catchup::read_states(conn, &verdicts)?;
     let clocks: HashMap<String, Option<i64>> = states
@@ -176,7 +176,7 @@ fn judge_endpoints<'a>(
             catalog::cancel_pending(conn, change.endpoint_id)?;
         }
     }
-    let caught_up = catchup::catch_up(conn, &verdicts, &states, now)?;
+    let caught_up = catchup::catch_up(conn, &verdicts, &states, applied, now)?;
     Ok((judged.disabled, caught_up))
 }
 
