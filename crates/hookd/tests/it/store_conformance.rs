@@ -770,14 +770,21 @@ async fn a_success_on_a_healthy_endpoint_releases_nothing() {
     let recorded = f.record(&outcomes, 20, &HEALTH).await;
     assert_eq!(recorded.caught_up, 0);
 
-    f.message(&app, None, 30).await;
-    let claimed = f.claim("lease-b", 40, 100).await;
-    assert_eq!(claimed.len(), 1, "only the fresh message is due");
-    let recorded = f
-        .record(&[(&claimed[0], NextStep::Done)], 50, &HEALTH)
-        .await;
-    assert_eq!(recorded.caught_up, 0);
-    assert!(f.claim("lease-c", 60, 100).await.is_empty());
+    // Later successes, the first of them past any restart interval, change nothing either.
+    for (i, at) in [CATCHUP_RESTART_AFTER_MS, CATCHUP_RESTART_AFTER_MS + 100]
+        .into_iter()
+        .enumerate()
+    {
+        f.message(&app, None, at).await;
+        let claimed = f.claim(&format!("fresh-{i}"), at + 10, 100).await;
+        assert_eq!(claimed.len(), 1, "only the fresh message is due");
+        let recorded = f
+            .record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+            .await;
+        assert_eq!(recorded.caught_up, 0);
+    }
+    let after = CATCHUP_RESTART_AFTER_MS + 200;
+    assert!(f.claim("lease-c", after, 100).await.is_empty());
     assert_eq!(f.state(&app, &poison).await, DeliveryStatus::Pending);
 }
 
