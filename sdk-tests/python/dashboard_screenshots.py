@@ -212,6 +212,13 @@ def main() -> int:
             lambda: "Running" not in driver.find_element("css selector", ".task-state").text,
             what="the recovery to finish",
         )
+        # A check of the orders endpoint (its receiver answers 204 to anything).
+        open_path(driver, base, f"/ui/apps/{acme.id}")
+        click(driver, f"li[id='{data['orders'].id}'] button", "Check endpoint")
+        wait_page(driver)
+        click(driver, "main button", "Yes, do it")
+        wait_page(driver, "Checks of")
+        checks = driver.current_url.split(base, 1)[1]
         time.sleep(4)  # the overview's counts are flushed every 2 s
 
         pages = [
@@ -223,6 +230,7 @@ def main() -> int:
             ("endpoints", "/ui/endpoints?url=127.0.0.1", "Endpoints"),
             ("event-types", "/ui/event-types", "Event types"),
             ("task", task, "Recovery of endpoint"),
+            ("endpoint-check", checks, "Checks of"),
             ("audit", "/ui/audit", "Audit log"),
             ("system", "/ui/system", "System"),
         ]

@@ -294,6 +294,7 @@ def wait_until(fn, timeout: float = WAIT, interval: float = 0.1, what: str = "co
     from selenium.common.exceptions import (
         NoSuchElementException,
         StaleElementReferenceException,
+        WebDriverException,
     )
 
     deadline = time.monotonic() + timeout
@@ -304,6 +305,12 @@ def wait_until(fn, timeout: float = WAIT, interval: float = 0.1, what: str = "co
             if value:
                 return value
         except (StaleElementReferenceException, NoSuchElementException) as err:
+            last_error = err
+        except WebDriverException as err:
+            # Chromium's word for a stale element when the page is swapped between finding an
+            # element and reading it: not yet, like any stale element.
+            if "does not belong to the document" not in str(err):
+                raise
             last_error = err
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_error})")

@@ -129,9 +129,24 @@ def populate(hookd: Hookd, ok: Receiver, failing: Receiver) -> dict:
         ).data,
         what="the delivery",
     )[0]
+    # A check of the healthy endpoint, whose receiver answers 204 to anything: a report with
+    # failures to read.
+    post_json(hookd, f"/api/v1/app/{app.id}/endpoint/{good.id}/certify", {})
+    # An endpoint signing with Ed25519 (the SDK has no field for the scheme: plain HTTP).
+    ledger = post_json(
+        hookd,
+        f"/api/v1/app/{app.id}/endpoint",
+        {
+            "url": ok.url("/webhooks/ledger"),
+            "description": "Ledger (verifies with a public key)",
+            "signatureScheme": "v1a",
+            "filterTypes": ["payment.captured", "payment.refunded"],
+        },
+    )
     return {
         "svix": svix,
         "app": app,
+        "ledger": ledger["id"],
         "good": good,
         "bad": bad,
         "msg": first,
@@ -148,6 +163,8 @@ def pages(data: dict) -> list[tuple[str, str, str | None]]:
         ("endpoint-new", "/portal/endpoints/new", "Add an endpoint"),
         ("endpoint", f"/portal/endpoints/{good.id}", None),
         ("endpoint-failing", f"/portal/endpoints/{data['bad'].id}", None),
+        ("endpoint-check", f"/portal/endpoints/{good.id}/check", "Check my endpoint"),
+        ("endpoint-check-never", f"/portal/endpoints/{data['bad'].id}/check", "Check my endpoint"),
         ("messages", "/portal/messages", "Delivery log"),
         ("message", f"/portal/messages/{msg}", "payment.captured"),
         ("attempt-failed", f"/portal/messages/{msg}/attempts/{data['failed_attempt'].id}", None),
@@ -229,6 +246,12 @@ def main() -> int:
                 wait_until(lambda: driver.find_elements("id", "secret-value"), what="secret")
                 driver.execute_script("window.scrollTo(0, 0)")
                 shot("endpoint-secret")
+                # An Ed25519 endpoint, its public key shown.
+                open_path(driver, hookd.url, f"/portal/endpoints/{data['ledger']}")
+                click(driver, "button", "Show key")
+                wait_until(lambda: driver.find_elements("id", "secret-value"), what="key")
+                driver.execute_script("window.scrollTo(0, 0)")
+                shot("endpoint-v1a")
                 # A read-only link.
                 url = svix.authentication.app_portal_access(
                     app.id, AppPortalAccessIn(readOnly=True)

@@ -251,6 +251,46 @@ def test_merchant_journey(server, svix, receiver, driver):
 # --------------------------------------------------------------------------
 
 
+def test_check_my_endpoint_shows_the_apis_grades(server, svix, receiver, driver):
+    """The merchant checks an endpoint whose server answers 204 to anything: the page shows,
+    check by check, the grades the API keeps for the endpoint."""
+    import json
+    import urllib.request
+
+    app = svix.application.create(ApplicationIn(name="Trusting shop"))
+    ep = svix.endpoint.create(app.id, EndpointIn(url=receiver.url("/trusting")))
+    driver.get(portal_link(svix, app.id))
+    wait_page(driver, "Endpoints")
+    open_path(driver, server.url, f"/portal/endpoints/{ep.id}")
+    click(driver, "a.button", "Check my endpoint")
+    wait_page(driver, "Check my endpoint")
+    assert "never checked" in driver.find_element(By.TAG_NAME, "main").text
+    click(driver, "button", "Run the check")
+    rows = wait_until(lambda: section_rows(driver, "latest-h"), what="the report's rows")
+
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/app/{app.id}/endpoint/{ep.id}/certify",
+        headers={"Authorization": f"Bearer {server.token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        report = json.loads(answer.read())["data"][0]
+    labels = {"pass": "Passed", "fail": "Failed", "info": "Note"}
+    assert len(rows) == len(report["checks"]), rows
+    for row, check in zip(rows, report["checks"]):
+        name = check["name"][0].upper() + check["name"][1:]
+        assert row.startswith(labels[check["verdict"]]), (row, check)
+        assert name in row, (row, check)
+    failed = [c["name"] for c in report["checks"] if c["verdict"] == "fail"]
+    assert len(failed) == 6, failed
+    heading = driver.find_element(By.CSS_SELECTOR, ".heading").text
+    assert "6 to fix" in heading, heading
+    # The busy note is hidden once the check is done.
+    assert not [e for e in driver.find_elements(By.CSS_SELECTOR, ".htmx-indicator") if e.is_displayed()]
+    # The endpoint page sums it up.
+    open_path(driver, server.url, f"/portal/endpoints/{ep.id}")
+    assert "6 checks failed" in driver.find_element(By.TAG_NAME, "main").text
+
+
 def test_portal_in_cross_origin_iframe(server, svix, host_site, receiver, driver):
     app = svix.application.create(ApplicationIn(name="Framed shop"))
     url = portal_link(svix, app.id)
@@ -413,6 +453,11 @@ def test_every_page_passes_axe(server, svix, driver):
         check("attempt")
         open_path(driver, server.url, "/portal/event-types", "Event catalog")
         check("event catalog")
+        open_path(driver, server.url, f"/portal/endpoints/{ep.id}/check", "Check my endpoint")
+        check("check page, never checked")
+        click(driver, "button", "Run the check")
+        wait_until(lambda: section_rows(driver, "latest-h"), what="the report")
+        check("check report")
 
         open_fresh(driver, portal_link(svix, app.id, readOnly=True), "Endpoints")
         assert "read-only access" in driver.find_element(By.TAG_NAME, "main").text

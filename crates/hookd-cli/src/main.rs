@@ -53,6 +53,14 @@ enum Command {
         #[command(flatten)]
         settings: RawSettings,
     },
+    /// Copy a SQLite database while hookd serves from it (a consistent snapshot, checked, never
+    /// overwriting): restore by starting hookd on the copy
+    Backup {
+        /// Where to write the copy (must not exist)
+        path: std::path::PathBuf,
+        #[command(flatten)]
+        settings: RawSettings,
+    },
     /// Check the configuration file and the HOOKD_* variables, then exit
     ///
     /// Reads the settings as `serve` would, without starting anything: exits 0 when they are
@@ -106,6 +114,10 @@ enum Command {
         /// How long the endpoint may take to answer, as deliveries allow
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Loopback or private ranges the check may reach, comma-separated CIDRs (refused
+        /// otherwise, as for deliveries), e.g. 127.0.0.0/8 to check a local server
+        #[arg(long, env = "HOOKD_ALLOW_DESTINATIONS", default_value = "")]
+        allow_destinations: String,
     },
     /// Manage API tokens
     Token {
@@ -206,6 +218,24 @@ async fn main() -> anyhow::Result<()> {
             println!("the database schema is up to date");
             Ok(())
         }
+        Command::Backup {
+            path,
+            settings: raw,
+        } => {
+            let settings = settings(raw, cli.config.as_ref())?;
+            let key = hookd::store::backup(&settings.database_url, &path).await?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!("backed up to {} ({size} bytes)", path.display());
+            if let Some(key) = key {
+                println!(
+                    "Its endpoint secrets are sealed with the key in {}: keep a copy of that file \
+                     apart from the backup, and to restore, put it beside the restored database \
+                     under the database's name with .key appended.",
+                    key.display()
+                );
+            }
+            Ok(())
+        }
         Command::Listen {
             forward_to,
             event_types,
@@ -235,14 +265,17 @@ async fn main() -> anyhow::Result<()> {
             json,
             headers,
             timeout,
+            allow_destinations,
         } => {
             use hookd::certify::HeaderSet;
+            let allowed = hookd::config::parse_cidrs(&allow_destinations)?;
             let headers = match headers.as_str() {
                 "webhook" => HeaderSet::Webhook,
                 "svix" => HeaderSet::Svix,
                 _ => HeaderSet::Both,
             };
-            let report = hookd::certify::run_command(&url, &secret, headers, timeout).await?;
+            let report =
+                hookd::certify::run_command(&url, &secret, headers, timeout, allowed).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

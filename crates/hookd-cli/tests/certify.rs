@@ -64,6 +64,8 @@ async fn certify(kind: Receiver, json: bool) -> (bool, String) {
         secret.expose(),
         "--timeout".into(),
         "5s".into(),
+        "--allow-destinations".into(),
+        "127.0.0.0/8".into(),
     ];
     if json {
         args.push("--json".into());
@@ -71,6 +73,7 @@ async fn certify(kind: Receiver, json: bool) -> (bool, String) {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
         .args(&args)
         .env_remove("HOOKD_CERTIFY_SECRET")
+        .env_remove("HOOKD_ALLOW_DESTINATIONS")
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(60), run)
@@ -137,5 +140,48 @@ async fn a_receiver_that_ignores_the_timestamp_is_told_exactly_that() {
             "a timestamp 10 minutes old is refused",
             "a timestamp 10 minutes in the future is refused"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_endpoint_is_refused_unless_allowed_like_deliveries() {
+    let secret = Secret::generate();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/webhook",
+        post(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { StatusCode::NO_CONTENT }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args([
+            "certify",
+            &format!("http://{addr}/webhook"),
+            "--secret",
+            &secret.expose(),
+        ])
+        .env_remove("HOOKD_CERTIFY_SECRET")
+        .env_remove("HOOKD_ALLOW_DESTINATIONS")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("certify ends")
+        .expect("run hookd certify");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(stderr.contains("loopback"), "{stderr}");
+    assert!(stderr.contains("--allow-destinations"), "{stderr}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "it was reached"
     );
 }

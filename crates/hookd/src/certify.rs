@@ -433,26 +433,36 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// `hookd certify`: the battery from the command line, to any address the person running it
-/// chooses (the SSRF guard protects a server from its tenants, not a user from themselves).
+/// `hookd certify`: the battery from the command line. Like a delivery, it reaches loopback,
+/// private and other refused addresses only where `allowed` (`--allow-destinations`, or
+/// `HOOKD_ALLOW_DESTINATIONS` as for the server) lets it, so checking a local server is a
+/// choice made in so many words.
 pub async fn run_command(
     url: &str,
     secret: &str,
     headers: HeaderSet,
     timeout: Duration,
+    allowed: Vec<ipnet::IpNet>,
 ) -> anyhow::Result<Report> {
     let url = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("invalid URL {url}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         anyhow::bail!("the URL must be http:// or https://");
     }
     let key = EndpointKey::parse(secret).map_err(|e| anyhow::anyhow!("invalid secret: {e}"))?;
-    let everywhere = vec!["0.0.0.0/0".parse()?, "::/0".parse()?];
+    let guard = DestinationGuard::new(allowed);
+    if let crate::outbound::guard::Verdict::Blocked(reason) = guard.check_url(&url) {
+        anyhow::bail!(
+            "{url} is {reason}, which deliveries may not reach, so certify does not either; to \
+             check a server of your own there, allow its range, e.g. --allow-destinations \
+             127.0.0.0/8 (or HOOKD_ALLOW_DESTINATIONS)"
+        );
+    }
     let outbound = Outbound::new(
         OutboundConfig {
             connect_timeout: Duration::from_secs(5).min(timeout),
             request_timeout: timeout,
         },
-        DestinationGuard::new(everywhere),
+        guard,
     )?;
     let body = example_body(None);
     let now = crate::domain::time::now_millis() / 1000;

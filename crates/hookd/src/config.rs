@@ -579,7 +579,9 @@ fn parse_durations(name: &'static str, text: &str) -> Result<Vec<Duration>, Sett
     text.split(',').map(|part| duration(name, part)).collect()
 }
 
-fn parse_cidrs(text: &str) -> Result<Vec<IpNet>, SettingError> {
+/// `HOOKD_ALLOW_DESTINATIONS`: comma-separated CIDRs or addresses deliveries may reach although
+/// the SSRF guard refuses their range.
+pub fn parse_cidrs(text: &str) -> Result<Vec<IpNet>, SettingError> {
     text.split(',')
         .map(str::trim)
         .filter(|part| !part.is_empty())

@@ -171,9 +171,19 @@ pub(crate) async fn run_with_store(
         api::health_router(state)
     };
     info!(address = %listener.local_addr()?, role = ?settings.role, "hookd is listening");
+    // A dead dispatcher or recorder stops the process like a signal would, so that its
+    // supervisor starts a healthy one (health answers 503 meanwhile).
+    let engine_failed = engine.as_ref().map(Engine::failed);
+    let died = engine_failed.clone();
     // Long-polls of the feed answer as soon as shutdown begins, rather than hold it up.
     let shutdown = async move {
-        shutdown.await;
+        match died {
+            Some(died) => tokio::select! {
+                () = shutdown => {}
+                () = died.cancelled() => {}
+            },
+            None => shutdown.await,
+        }
         feed.stop();
     };
     axum::serve(listener, router)
@@ -194,6 +204,12 @@ pub(crate) async fn run_with_store(
     }
     sampler.stop().await;
     reporter.stop().await;
+    if engine_failed.is_some_and(|failed| failed.is_cancelled()) {
+        anyhow::bail!(
+            "the delivery engine stopped unexpectedly (see the error above); hookd exits so \
+             that its supervisor starts it again"
+        );
+    }
     info!("hookd stopped");
     Ok(())
 }

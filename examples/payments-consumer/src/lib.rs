@@ -100,8 +100,16 @@ pub enum Outcome {
 
 async fn receive(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     webhook: Webhook<Event>,
 ) -> Result<StatusCode, AppError> {
+    // `hookd certify` (or "check my endpoint") checking this endpoint: the request is signed,
+    // so it truly comes from hookd, but it is not an event. Acknowledge it and change nothing;
+    // a header outside the signature can make the sender's request ignored, never applied.
+    if headers.get("hookd-certify").is_some_and(|v| v == "1") {
+        tracing::info!(webhook_id = %webhook.id, "certification request acknowledged, nothing applied");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let Some(update) = webhook.payload.payment_update()? else {
         tracing::info!(
             webhook_id = %webhook.id,

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use hookd_signing::{EndpointKey, Scheme};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apps;
 use super::auth::Principal;
-use super::error::{ApiError, ErrorResponses, FieldError};
+use super::error::{ApiError, ErrorResponses, FieldError, HttpErrorOut};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
@@ -58,8 +58,9 @@ pub struct EndpointIn {
     #[serde(default)]
     description: String,
     uid: Option<Uid>,
-    #[serde(default)]
-    disabled: bool,
+    /// On a PUT that leaves it out, the endpoint keeps its state (an endpoint disabled for
+    /// failing stays disabled until asked otherwise).
+    disabled: Option<bool>,
     #[serde(alias = "filterTypes")]
     event_types: Option<Vec<EventTypeName>>,
     channels: Option<Vec<Channel>>,
@@ -154,6 +155,75 @@ pub async fn load(
         .await?
         .ok_or_else(|| ApiError::not_found("endpoint"))?;
     Ok((app, endpoint))
+}
+
+/// How many times a change is applied again to an endpoint that changed under it.
+const CHANGE_ATTEMPTS: usize = 5;
+
+/// Applies `change` to the endpoint and writes it, unless the endpoint changed between the read
+/// and the write (an automatic disable, another request): then it is read again and `change`
+/// applied to what is there now, so a field the request does not set keeps its newest value
+/// and no update undoes a change it did not see. With `If-Match` the request names the version
+/// it changes (the `ETag` of a read): any other is a 412, never a retry.
+pub(crate) async fn modify(
+    state: &AppState,
+    principal: &Principal,
+    app_key: &str,
+    endpoint_key: &str,
+    if_match: Option<i64>,
+    mut change: impl FnMut(&mut Endpoint) -> Result<(), ApiError>,
+) -> Result<(Application, Endpoint), ApiError> {
+    for _ in 0..CHANGE_ATTEMPTS {
+        let (app, mut endpoint) = load(state, principal, app_key, endpoint_key).await?;
+        let read_at = endpoint.updated_at;
+        if if_match.is_some_and(|version| version != read_at) {
+            return Err(precondition_failed());
+        }
+        change(&mut endpoint)?;
+        endpoint.updated_at = now_millis().max(read_at + 1);
+        if state.store.update_endpoint(&endpoint, read_at).await? {
+            return Ok((app, endpoint));
+        }
+        if if_match.is_some() {
+            return Err(precondition_failed());
+        }
+    }
+    Err(ApiError::conflict(
+        "the endpoint kept changing while this update was made; retry",
+    ))
+}
+
+fn precondition_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+        "the endpoint changed since the version named in If-Match: read it again (its ETag) and \
+         retry",
+    )
+}
+
+/// The version an `If-Match` header names (`"1733491200123"`, the `ETag` of a read).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be the ETag of a read of this endpoint")
+        })
+}
+
+/// The `ETag` of an endpoint: its version, which every change moves on.
+fn etag(endpoint: &Endpoint) -> [(axum::http::HeaderName, String); 1] {
+    [(
+        axum::http::header::ETAG,
+        format!("\"{}\"", endpoint.updated_at),
+    )]
 }
 
 /// Parses an endpoint URL; a literal address that deliveries may not reach is refused now
@@ -344,7 +414,7 @@ async fn new_endpoint(
         uid: input.uid.or(uid_from_path),
         url,
         description: input.description,
-        disabled: input.disabled,
+        disabled: input.disabled.unwrap_or(false),
         event_types: check_event_types(state, input.event_types).await?,
         channels: check_channels(input.channels)?,
         throttle_rate: check_rate(input.throttle_rate)?,
@@ -364,16 +434,19 @@ async fn new_endpoint(
     operation_id = "v1.endpoint.get",
     summary = "Get an endpoint",
     params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
-    responses((status = 200, body = EndpointOut), ErrorResponses),
+    responses(
+        (status = 200, body = EndpointOut, headers(("ETag" = String, description = "The endpoint's version, for If-Match"))),
+        ErrorResponses
+    ),
     security(("bearer" = []))
 )]
 async fn read(
     State(state): State<AppState>,
     principal: Principal,
     Path((app_id, endpoint_id)): Path<(String, String)>,
-) -> Result<axum::Json<EndpointOut>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let (_, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    Ok(axum::Json(endpoint.into()))
+    Ok((etag(&endpoint), axum::Json(EndpointOut::from(endpoint))))
 }
 
 /// PUT creates the endpoint (with the path as its uid) when it does not exist yet.
@@ -383,11 +456,12 @@ async fn read(
     tag = "Endpoint",
     operation_id = "v1.endpoint.update",
     summary = "Update an endpoint, creating it when absent",
-    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid"), ("If-Match" = Option<String>, Header, description = "hookd extension: the ETag of a read; the update is made only if the endpoint is still at that version")),
     request_body = EndpointIn,
     responses(
         (status = 200, description = "Updated", body = EndpointOut),
         (status = 201, description = "Created", body = EndpointOut),
+        (status = 412, description = "The endpoint changed since the version If-Match names", body = HttpErrorOut),
         ErrorResponses
     ),
     security(("bearer" = []))
@@ -395,11 +469,17 @@ async fn read(
 async fn replace(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<EndpointIn>,
 ) -> Result<(StatusCode, axum::Json<EndpointOut>), ApiError> {
     let app = apps::load(&state, &principal, &app_id).await?;
-    let Some(mut endpoint) = state.store.get_endpoint(&app.id, &endpoint_id).await? else {
+    if state
+        .store
+        .get_endpoint(&app.id, &endpoint_id)
+        .await?
+        .is_none()
+    {
         let uid = Uid::parse(endpoint_id.clone())
             .map_err(|e| ApiError::invalid(&["path", "endpoint_id"], e.to_string()))?;
         let endpoint = new_endpoint(&state, &app, input, Some(uid)).await?;
@@ -408,18 +488,34 @@ async fn replace(
             .operational
             .endpoint_changed(Kind::EndpointCreated, &app, &endpoint);
         return Ok((StatusCode::CREATED, axum::Json(endpoint.into())));
-    };
-    endpoint.url = parse_url(&state, &input.url)?;
+    }
+    let url = parse_url(&state, &input.url)?;
     check_description(&input.description)?;
-    endpoint.description = input.description;
-    endpoint.uid = input.uid;
-    endpoint.disabled = input.disabled;
-    endpoint.event_types = check_event_types(&state, input.event_types).await?;
-    endpoint.channels = check_channels(input.channels)?;
-    endpoint.throttle_rate = check_rate(input.throttle_rate)?;
-    endpoint.metadata = input.metadata.unwrap_or_default();
-    endpoint.updated_at = now_millis();
-    state.store.update_endpoint(&endpoint).await?;
+    let event_types = check_event_types(&state, input.event_types).await?;
+    let channels = check_channels(input.channels)?;
+    let throttle_rate = check_rate(input.throttle_rate)?;
+    let metadata = input.metadata.unwrap_or_default();
+    let (app, endpoint) = modify(
+        &state,
+        &principal,
+        &app_id,
+        &endpoint_id,
+        if_match(&headers)?,
+        |endpoint| {
+            endpoint.url.clone_from(&url);
+            endpoint.description.clone_from(&input.description);
+            endpoint.uid.clone_from(&input.uid);
+            if let Some(disabled) = input.disabled {
+                endpoint.disabled = disabled;
+            }
+            endpoint.event_types.clone_from(&event_types);
+            endpoint.channels.clone_from(&channels);
+            endpoint.throttle_rate = throttle_rate;
+            endpoint.metadata.clone_from(&metadata);
+            Ok(())
+        },
+    )
+    .await?;
     state
         .operational
         .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
@@ -432,45 +528,68 @@ async fn replace(
     tag = "Endpoint",
     operation_id = "v1.endpoint.patch",
     summary = "Change some fields of an endpoint",
-    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid")),
+    params(("app_id" = String, Path, description = "The application's id or uid"), ("endpoint_id" = String, Path, description = "The endpoint's id or uid"), ("If-Match" = Option<String>, Header, description = "hookd extension: the ETag of a read; the change is made only if the endpoint is still at that version")),
     request_body = EndpointPatch,
-    responses((status = 200, body = EndpointOut), ErrorResponses),
+    responses(
+        (status = 200, body = EndpointOut),
+        (status = 412, description = "The endpoint changed since the version If-Match names", body = HttpErrorOut),
+        ErrorResponses
+    ),
     security(("bearer" = []))
 )]
 pub(crate) async fn patch(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<EndpointPatch>,
 ) -> Result<axum::Json<EndpointOut>, ApiError> {
-    let (app, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    if let Some(url) = input.url {
-        endpoint.url = parse_url(&state, &url)?;
+    // Everything is checked once, before the endpoint is read and changed.
+    let url = input.url.map(|url| parse_url(&state, &url)).transpose()?;
+    if let Some(description) = &input.description {
+        check_description(description)?;
     }
-    if let Some(description) = input.description {
-        check_description(&description)?;
-        endpoint.description = description;
-    }
-    if let Some(uid) = input.uid {
-        endpoint.uid = uid;
-    }
-    if let Some(disabled) = input.disabled {
-        endpoint.disabled = disabled;
-    }
-    if let Some(types) = input.event_types {
-        endpoint.event_types = check_event_types(&state, types).await?;
-    }
-    if let Some(channels) = input.channels {
-        endpoint.channels = check_channels(channels)?;
-    }
-    if let Some(rate) = input.throttle_rate {
-        endpoint.throttle_rate = check_rate(rate)?;
-    }
-    if let Some(metadata) = input.metadata {
-        endpoint.metadata = metadata;
-    }
-    endpoint.updated_at = now_millis();
-    state.store.update_endpoint(&endpoint).await?;
+    let event_types = match input.event_types {
+        Some(types) => Some(check_event_types(&state, types).await?),
+        None => None,
+    };
+    let channels = input.channels.map(check_channels).transpose()?;
+    let throttle_rate = input.throttle_rate.map(check_rate).transpose()?;
+    let (app, endpoint) = modify(
+        &state,
+        &principal,
+        &app_id,
+        &endpoint_id,
+        if_match(&headers)?,
+        |endpoint| {
+            if let Some(url) = &url {
+                endpoint.url.clone_from(url);
+            }
+            if let Some(description) = &input.description {
+                endpoint.description.clone_from(description);
+            }
+            if let Some(uid) = &input.uid {
+                endpoint.uid.clone_from(uid);
+            }
+            if let Some(disabled) = input.disabled {
+                endpoint.disabled = disabled;
+            }
+            if let Some(types) = &event_types {
+                endpoint.event_types.clone_from(types);
+            }
+            if let Some(channels) = &channels {
+                endpoint.channels.clone_from(channels);
+            }
+            if let Some(rate) = throttle_rate {
+                endpoint.throttle_rate = rate;
+            }
+            if let Some(metadata) = &input.metadata {
+                endpoint.metadata.clone_from(metadata);
+            }
+            Ok(())
+        },
+    )
+    .await?;
     state
         .operational
         .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
@@ -572,25 +691,33 @@ pub(crate) async fn rotate_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<RotateIn>,
 ) -> Result<axum::Json<SecretOut>, ApiError> {
-    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    let new_secret = endpoint_key(
-        "key",
-        input.key,
-        input.signature_scheme,
-        endpoint.secret.scheme(),
-    )?;
-    let now = now_millis();
     let grace = input
         .grace_period_seconds
         .map_or(DEFAULT_GRACE_SECONDS, i64::from);
-    endpoint.retiring_secrets.retain(|old| old.expires_at > now);
-    endpoint.retiring_secrets.push(RetiringSecret {
-        secret: endpoint.secret.expose_secret(),
-        expires_at: now + grace * 1000,
-    });
-    endpoint.secret = new_secret;
-    endpoint.updated_at = now;
-    state.store.update_endpoint(&endpoint).await?;
+    let (_, endpoint) = modify(
+        &state,
+        &principal,
+        &app_id,
+        &endpoint_id,
+        None,
+        |endpoint| {
+            let new_secret = endpoint_key(
+                "key",
+                input.key.clone(),
+                input.signature_scheme.clone(),
+                endpoint.secret.scheme(),
+            )?;
+            let now = now_millis();
+            endpoint.retiring_secrets.retain(|old| old.expires_at > now);
+            endpoint.retiring_secrets.push(RetiringSecret {
+                secret: endpoint.secret.expose_secret(),
+                expires_at: now + grace * 1000,
+            });
+            endpoint.secret = new_secret;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(axum::Json(SecretOut::of(&endpoint.secret)))
 }
 
@@ -609,6 +736,8 @@ fn reserved_header(name: &str) -> bool {
         "proxy-authorization",
         "proxy-connection",
         "user-agent",
+        // Marks a check's requests; on a delivery it would make receivers ignore the event.
+        "hookd-certify",
     ];
     let name = name.to_ascii_lowercase();
     RESERVED.contains(&name.as_str()) || name.starts_with("webhook-") || name.starts_with("svix-")
@@ -699,10 +828,19 @@ pub(crate) async fn replace_headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<HeadersIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    endpoint.headers = check_headers(input.headers)?;
-    endpoint.updated_at = now_millis();
-    state.store.update_endpoint(&endpoint).await?;
+    let headers = check_headers(input.headers)?;
+    modify(
+        &state,
+        &principal,
+        &app_id,
+        &endpoint_id,
+        None,
+        |endpoint| {
+            endpoint.headers.clone_from(&headers);
+            Ok(())
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -724,24 +862,33 @@ async fn patch_headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     Json(input): Json<HeadersPatchIn>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, mut endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    let mut headers = endpoint.headers.clone();
-    for (name, value) in input.headers {
-        match value {
-            Some(value) => headers.insert(name, value),
-            None => headers.remove(&name),
-        };
-    }
-    // Header names are case-insensitive.
-    headers.retain(|name, _| {
-        !input
-            .delete_headers
-            .iter()
-            .any(|gone| gone.eq_ignore_ascii_case(name))
-    });
-    endpoint.headers = check_headers(headers)?;
-    endpoint.updated_at = now_millis();
-    state.store.update_endpoint(&endpoint).await?;
+    // Merged into the headers the endpoint has when it is written, not when first read.
+    modify(
+        &state,
+        &principal,
+        &app_id,
+        &endpoint_id,
+        None,
+        |endpoint| {
+            let mut headers = endpoint.headers.clone();
+            for (name, value) in &input.headers {
+                match value {
+                    Some(value) => headers.insert(name.clone(), value.clone()),
+                    None => headers.remove(name),
+                };
+            }
+            // Header names are case-insensitive.
+            headers.retain(|name, _| {
+                !input
+                    .delete_headers
+                    .iter()
+                    .any(|gone| gone.eq_ignore_ascii_case(name))
+            });
+            endpoint.headers = check_headers(headers)?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,7 +7,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Principal;
-use super::error::{ApiError, ErrorResponses};
+use super::error::{ApiError, ErrorResponses, FieldError};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
@@ -120,14 +120,30 @@ fn check_description(description: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `schemas` maps versions to JSON Schemas, each of which must compile: a 422 names the
+/// version and the place in it (`["body", "schemas", "1", "properties", "amount", "type"]`).
 fn check_schemas(schemas: &Option<serde_json::Value>) -> Result<(), ApiError> {
-    match schemas {
-        Some(value) if !value.is_object() => Err(ApiError::invalid(
+    let Some(value) = schemas else {
+        return Ok(());
+    };
+    if !value.is_object() {
+        return Err(ApiError::invalid(
             &["body", "schemas"],
             "must be an object mapping a version to a JSON Schema",
-        )),
-        _ => Ok(()),
+        ));
     }
+    catalog::check_every_version(value).map_err(|fault| {
+        let loc = ["body", "schemas"]
+            .into_iter()
+            .map(String::from)
+            .chain(fault.segments())
+            .collect();
+        ApiError::invalid_fields(vec![FieldError {
+            loc,
+            msg: fault.message,
+            kind: "value_error".into(),
+        }])
+    })
 }
 
 /// An event type that validates payloads must have a newest schema that compiles; otherwise
@@ -172,7 +188,7 @@ async fn list(
     _principal: Principal,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<ListResponse<EventTypeOut>>, ApiError> {
-    let page = params.page.parse(Order::Ascending)?;
+    let page = params.page.parse_by_name(Order::Ascending)?;
     let include_archived = match params.include_archived.as_deref() {
         None | Some("false") => false,
         Some("true") => true,

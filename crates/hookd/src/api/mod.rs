@@ -168,6 +168,10 @@ pub(crate) fn health_router(state: AppState) -> Router {
     )
 )]
 async fn health(State(state): State<AppState>) -> StatusCode {
+    if state.dispatch.as_ref().is_some_and(|d| !d.alive()) {
+        tracing::warn!("health check: the delivery engine stopped");
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     match state.store.ping().await {
         Ok(()) => StatusCode::NO_CONTENT,
         Err(err) => {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use crate::domain::ids::is_well_formed_id;
+use crate::domain::EventTypeName;
 use crate::store::{Order, PageRequest};
 
 pub const DEFAULT_LIMIT: usize = 50;
@@ -23,8 +25,25 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    /// Checks the parameters; `default_order` is the list's natural order.
+    /// Checks the parameters of a list paged by id (every list but the event types');
+    /// `default_order` is the list's natural order.
     pub fn parse(&self, default_order: Order) -> Result<PageRequest, ApiError> {
+        self.parse_keyed(default_order, is_well_formed_id)
+    }
+
+    /// Checks the parameters of a list paged by event type name.
+    pub fn parse_by_name(&self, default_order: Order) -> Result<PageRequest, ApiError> {
+        self.parse_keyed(default_order, |key| EventTypeName::parse(key).is_ok())
+    }
+
+    /// `is_key` says whether text is a key of this list. An iterator is always a key that
+    /// hookd answered (or one with `-` before it), so anything else is a mistake of the
+    /// caller's: answered as one, not as an empty page that reads like "no more results".
+    fn parse_keyed(
+        &self,
+        default_order: Order,
+        is_key: impl Fn(&str) -> bool,
+    ) -> Result<PageRequest, ApiError> {
         let limit = parse_limit(self.limit.as_deref())?;
         let order = match self.order.as_deref() {
             None => default_order,
@@ -44,10 +63,10 @@ impl PageParams {
                 None => (Some(text.to_string()), false),
             },
         };
-        if cursor.as_ref().is_some_and(|c| c.len() > 256) {
+        if cursor.as_deref().is_some_and(|c| !is_key(c)) {
             return Err(ApiError::invalid(
                 &["query", "iterator"],
-                "is not a valid iterator",
+                "is not an iterator of this list: pass the `iterator` or `prevIterator` of a page",
             ));
         }
         Ok(PageRequest {

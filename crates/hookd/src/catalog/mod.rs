@@ -187,12 +187,17 @@ pub struct SchemaViolation {
 impl SchemaViolation {
     /// The failing path as segments (`["data", "amount"]`), JSON pointer escapes undone.
     pub(crate) fn segments(&self) -> Vec<String> {
-        self.path
-            .split('/')
-            .skip(1)
-            .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
-            .collect()
+        pointer_segments(&self.path)
     }
+}
+
+/// A JSON pointer (`/data/a~1b`) as its segments (`["data", "a/b"]`), escapes undone.
+fn pointer_segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|segment| segment.replace("~1", "/").replace("~0", "~"))
+        .collect()
 }
 
 /// Checks `payload` against the newest version of the event type's schemas, if it has any.
@@ -203,19 +208,61 @@ pub fn validate(schemas: &Value, payload: &Value) -> Result<(), SchemaViolation>
     }
 }
 
-/// Compiles the newest version of an event type's schemas; `None` when it has none. Schemas
-/// may only refer to themselves: this build of `jsonschema` fetches no remote `$ref`, so a
-/// schema cannot make hookd send a request anywhere.
+/// Why a version of an event type's schemas is not a JSON Schema, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaFault {
+    /// The version's key in `schemas` (`"1"`).
+    pub version: String,
+    /// JSON pointer into that version's schema, e.g. `/properties/amount/type`.
+    pub path: String,
+    pub message: String,
+}
+
+impl SchemaFault {
+    /// Where the fault is under `schemas`: the version, then the pointer's segments.
+    pub(crate) fn segments(&self) -> Vec<String> {
+        std::iter::once(self.version.clone())
+            .chain(pointer_segments(&self.path))
+            .collect()
+    }
+}
+
+/// Compiles one version of an event type's schemas; a fault names its place in the schema.
+/// Schemas may only refer to themselves: this build of `jsonschema` fetches no remote `$ref`,
+/// so a schema cannot make hookd send a request anywhere.
+fn compile_version(version: &str, schema: &Value) -> Result<jsonschema::Validator, SchemaFault> {
+    jsonschema::validator_for(schema).map_err(|e| SchemaFault {
+        version: version.to_string(),
+        path: e.instance_path().to_string(),
+        message: format!("the event type's schema is not valid: {e}"),
+    })
+}
+
+/// Compiles the newest version of an event type's schemas; `None` when it has none.
 pub(crate) fn compile(schemas: &Value) -> Result<Option<jsonschema::Validator>, SchemaViolation> {
-    let Some(schema) = newest_schema(schemas) else {
+    let Some((version, schema)) = newest_version(schemas) else {
         return Ok(None);
     };
-    jsonschema::validator_for(schema)
+    // A violation's path points into payloads, so the schema's own fault is told in the
+    // message only.
+    compile_version(version, schema)
         .map(Some)
-        .map_err(|e| SchemaViolation {
+        .map_err(|fault| SchemaViolation {
             path: String::new(),
-            message: format!("the event type's schema is not valid: {e}"),
+            message: fault.message,
         })
+}
+
+/// Checks that every version of `schemas` compiles, so that none is stored that payloads
+/// could later not be checked against, or that a reader of the catalog would take as valid.
+pub(crate) fn check_every_version(schemas: &Value) -> Result<(), SchemaFault> {
+    let Some(versions) = schemas.as_object() else {
+        return Ok(());
+    };
+    for (version, schema) in versions {
+        compile_version(version, schema)?;
+    }
+    Ok(())
 }
 
 /// The first way `payload` breaks the compiled schema, if any.
@@ -237,11 +284,14 @@ pub(crate) fn schema_examples(schemas: &Value) -> Option<&Vec<Value>> {
 
 /// Schemas are keyed by version ("1", "2", …); the highest number is the current one.
 pub(crate) fn newest_schema(schemas: &Value) -> Option<&Value> {
+    newest_version(schemas).map(|(_, schema)| schema)
+}
+
+fn newest_version(schemas: &Value) -> Option<(&String, &Value)> {
     schemas
         .as_object()?
         .iter()
         .max_by_key(|(version, _)| version.parse::<u64>().unwrap_or(0))
-        .map(|(_, schema)| schema)
 }
 
 #[cfg(test)]
@@ -301,6 +351,18 @@ mod validation_tests {
             Some(&vec![json!({"v": 2}), json!({"v": 3})])
         );
         assert_eq!(schema_examples(&json!({"1": {"type": "object"}})), None);
+    }
+
+    #[test]
+    fn a_fault_in_any_version_names_its_place() {
+        let schemas = json!({
+            "1": {"type": "object", "properties": {"amount": {"type": "nonsense-type"}}},
+            "2": {"type": "object"}
+        });
+        let fault = check_every_version(&schemas).expect_err("version 1 is broken");
+        assert_eq!(fault.segments(), ["1", "properties", "amount", "type"]);
+        assert!(check_every_version(&json!({"1": {"type": "object"}, "2": true})).is_ok());
+        assert!(check_every_version(&json!({"1": 5})).is_err());
     }
 
     #[test]

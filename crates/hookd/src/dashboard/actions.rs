@@ -19,7 +19,7 @@ use super::session::OperatorSession;
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::{parse, Json, Path as ApiPath};
-use crate::api::{attempts, endpoints, messages, recover, AppState};
+use crate::api::{attempts, certify, endpoints, messages, recover, AppState};
 use crate::domain::ids::{AppId, AuditId, MessageId, TaskId};
 use crate::domain::time::{now_millis, rfc3339};
 use crate::portal::pages::render;
@@ -143,6 +143,12 @@ fn plan(form: &ActionForm) -> Result<Plan, Response> {
             true,
             &app_page,
         ),
+        "certify" => plan(
+            format!("Check endpoint {}: send it forged, tampered and stale requests?", form.endpoint_id),
+            "Ten requests go to the endpoint now, signed with its own key and marked with a hookd-certify: 1 header; none is a message. The report is kept, and the merchant sees it in their portal too.",
+            false,
+            &app_page,
+        ),
         "rotate" => plan(
             format!("Rotate the signing secret of endpoint {}?", form.endpoint_id),
             "A new secret signs from now on; the old one keeps signing beside it for 24 hours, so the merchant has a day to switch.",
@@ -220,10 +226,9 @@ pub async fn act(
         &outcome.detail,
     )
     .await?;
-    let to = match outcome.task {
-        Some(task) => format!("/ui/tasks/{task}"),
-        None => format!("{}?done={}", plan.back, form.action),
-    };
+    let to = outcome
+        .next_page
+        .unwrap_or_else(|| format!("{}?done={}", plan.back, form.action));
     Ok(axum::response::IntoResponse::into_response(Redirect::to(
         &to,
     )))
@@ -233,7 +238,9 @@ pub async fn act(
 struct Outcome {
     target: String,
     detail: String,
-    task: Option<String>,
+    /// Where the operator goes next, when not back where they came from (a task's progress,
+    /// a check's report).
+    next_page: Option<String>,
 }
 
 /// A request body for an API handler, as if the client had sent it.
@@ -251,7 +258,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             form.msg_id.clone()
         },
         detail: String::new(),
-        task: None,
+        next_page: None,
     };
     match form.action.as_str() {
         "resend" => {
@@ -308,11 +315,31 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             endpoints::patch(
                 state_(),
                 Principal::Org,
+                axum::http::HeaderMap::new(),
                 app_endpoint(),
                 body(json!({ "disabled": disabled }))?,
             )
             .await
             .map(drop)?;
+        }
+        "certify" => {
+            let report = certify::check(state_(), Principal::Org, app_endpoint())
+                .await?
+                .0;
+            let failed = report
+                .checks
+                .iter()
+                .filter(|c| c.verdict == crate::certify::Verdict::Fail)
+                .count();
+            outcome.detail = if report.passed {
+                "passed".into()
+            } else {
+                format!("{failed} failed")
+            };
+            outcome.next_page = Some(format!(
+                "/ui/apps/{}/endpoints/{}/check",
+                form.app_id, form.endpoint_id
+            ));
         }
         "rotate" => {
             endpoints::rotate_secret(state_(), Principal::Org, app_endpoint(), body(json!({}))?)
@@ -337,6 +364,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             endpoints::patch(
                 state_(),
                 Principal::Org,
+                axum::http::HeaderMap::new(),
                 app_endpoint(),
                 body(json!({ "throttleRate": limit }))?,
             )
@@ -363,7 +391,7 @@ async fn run(state: &AppState, form: &ActionForm) -> Result<Outcome, ApiError> {
             )
             .await?;
             outcome.detail = format!("since {}", when(since));
-            outcome.task = Some(task.0.id.clone());
+            outcome.next_page = Some(format!("/ui/tasks/{}", task.0.id));
         }
         "token_revoke" => {
             if !state
@@ -418,6 +446,7 @@ const ACTIONS: &[&str] = &[
     "rotate",
     "rate_limit",
     "recover",
+    "certify",
     "portal_link.create",
     "event_type.save",
     "event_type.archive",

@@ -536,3 +536,59 @@ pub async fn endpoints(
         StatusCode::OK,
     ))
 }
+
+#[derive(Template)]
+#[template(path = "dashboard/check.html")]
+pub struct CheckPage {
+    pub chrome: Chrome,
+    pub title: String,
+    pub app: Application,
+    pub endpoint: crate::store::Endpoint,
+    pub latest: Option<crate::portal::checks::ReportView>,
+    pub earlier: Vec<crate::portal::checks::ReportView>,
+    pub whose: &'static str,
+    pub whose_cap: &'static str,
+    pub code_link: String,
+    pub code_link_text: &'static str,
+}
+
+/// `GET /ui/apps/{app}/endpoints/{endpoint}/check`: the endpoint's check reports, as its
+/// merchant sees them in the portal.
+pub async fn endpoint_checks(
+    State(state): State<AppState>,
+    session: OperatorSession,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> PageResult {
+    let app = load_app(&state, &app_id).await?;
+    let endpoint = state
+        .store
+        .get_endpoint(&app.id, &endpoint_id)
+        .await
+        .or_problem()?
+        .ok_or_else(|| not_found("endpoint"))?;
+    let mut reports = crate::api::certify::stored_reports(
+        &state,
+        &app.id,
+        &endpoint.id,
+        crate::store::checks::KEPT_PER_ENDPOINT,
+    )
+    .await
+    .or_problem()?
+    .into_iter()
+    .map(crate::portal::checks::ReportView::from);
+    Ok(render(
+        &CheckPage {
+            chrome: Chrome::new(&session, "apps"),
+            title: format!("Checks of {}", endpoint.url),
+            latest: reports.next(),
+            earlier: reports.collect(),
+            whose: "the merchant's",
+            whose_cap: "The merchant's",
+            code_link: format!("/ui/apps/{}#{}", app.id, endpoint.id),
+            code_link_text: "their portal's endpoint page (a portal link opens it)",
+            app,
+            endpoint,
+        },
+        StatusCode::OK,
+    ))
+}

@@ -50,6 +50,10 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             get(session::back_home).post(find::portal_link),
         )
         .route("/ui/apps/{app_id}/messages/{msg_id}", get(find::message))
+        .route(
+            "/ui/apps/{app_id}/endpoints/{endpoint_id}/check",
+            get(find::endpoint_checks),
+        )
         .route("/ui/search", get(find::search))
         .route("/ui/endpoints", get(find::endpoints))
         .route("/ui/actions", get(session::back_home).post(actions::act))

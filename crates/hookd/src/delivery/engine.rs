@@ -48,6 +48,8 @@ pub struct EngineConfig {
 /// What the API holds to pass fresh deliveries to this process's worker.
 #[derive(Clone)]
 pub struct DispatchHandle {
+    /// Cancelled when the dispatcher or the recorder ended while nobody asked them to.
+    failed: CancellationToken,
     owner: String,
     lease_duration: Duration,
     handover: mpsc::Sender<Vec<ClaimedDelivery>>,
@@ -94,6 +96,11 @@ impl DispatchHandle {
     /// Tells the worker that new deliveries are due.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Whether the engine can still deliver: false once its dispatcher or recorder died.
+    pub fn alive(&self) -> bool {
+        !self.failed.is_cancelled()
     }
 
     /// The id this node leases deliveries under.
@@ -163,12 +170,24 @@ impl Engine {
             stop: stop.clone(),
             attempts: JoinSet::new(),
         };
-        tasks.spawn(recorder.run());
-        tasks.spawn(dispatcher.run());
+        let failed = CancellationToken::new();
+        tasks.spawn(supervised(
+            "recorder",
+            recorder.run(),
+            stop.clone(),
+            failed.clone(),
+        ));
+        tasks.spawn(supervised(
+            "dispatcher",
+            dispatcher.run(),
+            stop.clone(),
+            failed.clone(),
+        ));
         tasks.close();
         Self {
             store,
             handle: DispatchHandle {
+                failed,
                 owner,
                 lease_duration: config.lease_duration,
                 in_flight,
@@ -186,6 +205,12 @@ impl Engine {
         self.handle.clone()
     }
 
+    /// Completes if the dispatcher or the recorder dies: the process must then stop, so that
+    /// its supervisor starts a new one, rather than accept messages it will never deliver.
+    pub fn failed(&self) -> CancellationToken {
+        self.handle.failed.clone()
+    }
+
     /// Stops claiming, lets attempts in flight finish (up to the drain timeout, then cancels
     /// them), records their results and only then gives back every lease still held, so a
     /// finished attempt is never made due again.
@@ -198,6 +223,33 @@ impl Engine {
             warn!(error = %err, "releasing leases at shutdown failed; they expire on their own");
         }
     }
+}
+
+/// Runs one of the engine's long-lived tasks. If it ends while the engine was not told to stop
+/// (a panic, or a loop that returned), it says so and cancels `failed`.
+async fn supervised(
+    name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: CancellationToken,
+    failed: CancellationToken,
+) {
+    let ended = tokio::spawn(task).await;
+    if stop.is_cancelled() {
+        return;
+    }
+    match ended {
+        Err(err) if err.is_panic() => {
+            tracing::error!(
+                task = name,
+                "the delivery engine's {name} panicked; hookd stops"
+            );
+        }
+        _ => tracing::error!(
+            task = name,
+            "the delivery engine's {name} stopped; hookd stops"
+        ),
+    }
+    failed.cancel();
 }
 
 /// Receives work, claims due deliveries and starts attempts.
@@ -493,5 +545,33 @@ impl Recorder {
         // The deliveries keep their leases; when those expire they are attempted again.
         error!(count = batch.len(), "attempt results could not be recorded");
         None
+    }
+}
+
+#[cfg(test)]
+mod supervision_tests {
+    use super::*;
+
+    async fn outcome(
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+        stop_first: bool,
+    ) -> bool {
+        let (stop, failed) = (CancellationToken::new(), CancellationToken::new());
+        if stop_first {
+            stop.cancel();
+        }
+        supervised("test task", task, stop, failed.clone()).await;
+        failed.is_cancelled()
+    }
+
+    #[tokio::test]
+    async fn a_task_that_dies_unasked_fails_the_engine() {
+        assert!(outcome(async { panic!("a bug") }, false).await, "a panic");
+        assert!(outcome(async {}, false).await, "a loop that returned");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_when_told_to_stop_does_not() {
+        assert!(!outcome(async {}, true).await);
     }
 }

@@ -52,6 +52,36 @@ impl IdPrefix {
             IdPrefix::Audit => "audit_",
         }
     }
+
+    /// Every kind, so that text can be checked against all of them.
+    pub const ALL: [IdPrefix; 8] = [
+        IdPrefix::App,
+        IdPrefix::Endpoint,
+        IdPrefix::Message,
+        IdPrefix::Attempt,
+        IdPrefix::Delivery,
+        IdPrefix::Token,
+        IdPrefix::Task,
+        IdPrefix::Audit,
+    ];
+}
+
+/// The id prefix `text` begins with, if any: a name chosen by a user must not, or a path that
+/// takes "an id or a uid" could not tell which one it was given.
+pub(crate) fn id_prefix_of(text: &str) -> Option<IdPrefix> {
+    IdPrefix::ALL
+        .into_iter()
+        .find(|prefix| text.starts_with(prefix.as_str()))
+}
+
+/// True when `text` is an id hookd could have issued: a known prefix, then a ULID in its
+/// canonical spelling (26 upper-case Crockford base32 characters).
+pub(crate) fn is_well_formed_id(text: &str) -> bool {
+    let Some(prefix) = id_prefix_of(text) else {
+        return false;
+    };
+    let ulid = &text[prefix.as_str().len()..];
+    ulid::Ulid::from_string(ulid).is_ok_and(|parsed| parsed.to_string() == ulid)
 }
 
 /// A new id of the given kind.
@@ -205,6 +235,35 @@ mod tests {
         let second = MessageId::generate();
         assert!(first.starts_with("msg_"));
         assert!(first < second);
+    }
+
+    #[test]
+    fn only_issued_shapes_are_well_formed() {
+        assert!(is_well_formed_id(MessageId::generate().as_str()));
+        assert!(is_well_formed_id(AuditId::generate().as_str()));
+        for text in [
+            "",
+            "garbage",
+            "msg_",
+            "msg_nope",
+            "app_looks_like_id",
+            "msg_01arz3ndektsv4rrffq69g5fav",
+            "msg_01ARZ3NDEKTSV4RRFFQ69G5FAVX",
+            "msg_01ARZ3NDEKTSV4RRFFQ69G5FA\u{0}",
+            "node_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ] {
+            assert!(!is_well_formed_id(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_is_recognised() {
+        for prefix in IdPrefix::ALL {
+            let text = format!("{}anything", prefix.as_str());
+            assert_eq!(id_prefix_of(&text), Some(prefix));
+        }
+        assert_eq!(id_prefix_of("merchant-42"), None);
+        assert_eq!(id_prefix_of("APP_upper"), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::id_prefix_of;
+
 /// Why a name was refused; becomes a 422 on the field that held it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
@@ -9,6 +11,11 @@ pub enum NameError {
     Length { max: usize },
     #[error("may contain only letters, digits and {allowed}")]
     Characters { allowed: &'static str },
+    #[error(
+        "must not begin with `{prefix}`: hookd's own ids begin so, and a path that takes an id \
+         or a uid could not tell them apart"
+    )]
+    LooksLikeId { prefix: &'static str },
 }
 
 fn check(text: &str, max: usize, extra: &'static str) -> Result<(), NameError> {
@@ -33,13 +40,29 @@ fn describe(extra: &'static str) -> &'static str {
     }
 }
 
+/// Nothing more to check beyond length and characters.
+fn any_shape(_: &str) -> Result<(), NameError> {
+    Ok(())
+}
+
+/// A uid is looked up where an id is too (`/app/{id-or-uid}`), so it must not look like one:
+/// an application whose uid is another tenant's application id would make that path ambiguous.
+fn not_id_shaped(text: &str) -> Result<(), NameError> {
+    match id_prefix_of(text) {
+        Some(prefix) => Err(NameError::LooksLikeId {
+            prefix: prefix.as_str(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The characters beyond letters and digits, as a regular expression class.
 fn regex_class(extra: &str) -> String {
     extra.chars().map(|c| format!("\\{c}")).collect()
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, max = $max:expr, extra = $extra:expr) => {
+    ($(#[$doc:meta])* $name:ident, max = $max:expr, extra = $extra:expr, shape = $shape:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -49,6 +72,7 @@ macro_rules! name_type {
             pub fn parse(text: impl Into<String>) -> Result<Self, NameError> {
                 let text = text.into();
                 check(&text, $max, $extra)?;
+                $shape(&text)?;
                 Ok(Self(text))
             }
 
@@ -133,16 +157,17 @@ macro_rules! name_type {
 }
 
 name_type!(
-    /// A user-chosen unique identifier of an application or endpoint.
-    Uid, max = 256, extra = "-_."
+    /// A user-chosen unique identifier of an application or endpoint (also a message's
+    /// `eventId` and `orderingKey`), never shaped like one of hookd's ids.
+    Uid, max = 256, extra = "-_.", shape = not_id_shaped
 );
 name_type!(
     /// An event type name such as `payment.captured`.
-    EventTypeName, max = 256, extra = "-_."
+    EventTypeName, max = 256, extra = "-_.", shape = any_shape
 );
 name_type!(
     /// A channel a message is published on and an endpoint may listen to.
-    Channel, max = 128, extra = "-_.:"
+    Channel, max = 128, extra = "-_.:", shape = any_shape
 );
 
 #[cfg(test)]
@@ -163,5 +188,28 @@ mod tests {
         assert!(EventTypeName::parse("payment captured").is_err());
         assert!(Uid::parse("a:b").is_err());
         assert!(Channel::parse("ünicode").is_err());
+    }
+
+    #[test]
+    fn refuses_uids_shaped_like_ids() {
+        for text in [
+            "app_looks_like_id",
+            "ep_1",
+            "msg_x",
+            "atmpt_",
+            "tok_abc",
+            "qtask_1",
+        ] {
+            assert!(
+                matches!(Uid::parse(text), Err(NameError::LooksLikeId { .. })),
+                "{text}"
+            );
+        }
+        assert!(Uid::parse("apps_and_more").is_ok());
+        assert!(Uid::parse("my_app_1").is_ok());
+        assert!(
+            EventTypeName::parse("msg_sent").is_ok(),
+            "only uids are refused"
+        );
     }
 }

@@ -115,11 +115,16 @@ pub async fn ensure_target(
     let endpoint = if endpoint.url != url || endpoint.secret != settings.secret.clone().into() {
         // The operator changed the settings: the new URL and secret take over at once.
         let mut endpoint = endpoint;
+        let read_at = endpoint.updated_at;
         endpoint.url = url;
         endpoint.secret = settings.secret.clone().into();
         endpoint.retiring_secrets.clear();
-        endpoint.updated_at = now_millis();
-        store.update_endpoint(&endpoint).await?;
+        endpoint.updated_at = now_millis().max(read_at + 1);
+        if !store.update_endpoint(&endpoint, read_at).await? {
+            anyhow::bail!(
+                "the operational endpoint changed while its settings were applied; start again"
+            );
+        }
         endpoint
     } else {
         endpoint

@@ -52,7 +52,7 @@ impl From<Report> for ReportView {
                     Verdict::Info => ("Note", "wait"),
                 };
                 CheckRow {
-                    name: check.name,
+                    name: sentence_case(&check.name),
                     label,
                     class,
                     answered: check.answered,
@@ -70,6 +70,14 @@ impl From<Report> for ReportView {
     }
 }
 
+/// "a wrong signature is refused" as a table cell reads it: "A wrong signature is refused".
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
 #[derive(Template)]
 #[template(path = "portal/check.html")]
 pub struct CheckPage {
@@ -80,6 +88,12 @@ pub struct CheckPage {
     pub earlier: Vec<ReportView>,
     pub notice: Option<&'static str>,
     pub timeout_secs: u64,
+    /// Whose endpoint, as the report's sentences say it ("your", "the merchant's").
+    pub whose: &'static str,
+    pub whose_cap: &'static str,
+    /// Where the code that verifies correctly is shown.
+    pub code_link: String,
+    pub code_link_text: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +124,7 @@ pub async fn page(
     Query(query): Query<CheckQuery>,
 ) -> PageResult {
     let endpoint = load(&state, &session, &endpoint_id).await?;
+    let endpoint_id = endpoint.id.clone();
     let mut reports = api::stored_reports(&state, &session.app_id, &endpoint.id, KEPT_PER_ENDPOINT)
         .await
         .or_page(&state)?
@@ -131,6 +146,10 @@ pub async fn page(
             earlier: reports.collect(),
             notice,
             timeout_secs: state.settings.request_timeout.as_secs(),
+            whose: "your",
+            whose_cap: "Your",
+            code_link: format!("/portal/endpoints/{endpoint_id}#verify-h"),
+            code_link_text: "the endpoint's page",
         },
         StatusCode::OK,
     ))

@@ -511,6 +511,7 @@ pub async fn update(
         api::patch(
             State(state.clone()),
             principal(&session),
+            HeaderMap::new(),
             Path(path.0.clone()),
             Json(patch),
         )
@@ -804,6 +805,7 @@ async fn set_disabled(
     api::patch(
         State(state.clone()),
         principal(&session),
+        HeaderMap::new(),
         Path((session.app_id.to_string(), endpoint.id.to_string())),
         Json(parse(json!({ "disabled": disabled }).to_string().as_bytes()).or_page(&state)?),
     )

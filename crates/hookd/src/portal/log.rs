@@ -129,7 +129,7 @@ pub async fn messages(
         backwards: false,
         order: Order::Descending,
     };
-    if query.iterator.len() > 64 {
+    if !query.iterator.is_empty() && !crate::domain::ids::is_well_formed_id(&query.iterator) {
         return Err(
             PortalError::Api(ApiError::invalid(&["query", "iterator"], "is not valid"))
                 .into_page(&state),

@@ -86,6 +86,11 @@ impl SecretCipher {
         format!("{VERSION}{}", BASE64.encode(bytes))
     }
 
+    /// Whether `stored` is in the sealed form (the first SQLite releases kept secrets in clear).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(VERSION)
+    }
+
     /// Opens what [`seal`](Self::seal) made for the same row.
     pub fn open(&self, sealed: &str, row: &str) -> Result<String, CipherError> {
         let encoded = sealed.strip_prefix(VERSION).ok_or(CipherError::Malformed)?;

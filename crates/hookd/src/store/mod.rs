@@ -138,7 +138,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Endpoint>>;
     /// Saves every field of an endpoint. Disabling it cancels its pending deliveries;
     /// re-enabling it stops its failure clock.
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Writes `endpoint` over the stored one if that one still has the version the caller read
+    /// (`read_at`, its `updated_at` then); answers false, writing nothing, when it changed
+    /// meanwhile (an automatic disable, another request), so no update undoes a change it did
+    /// not see. `endpoint.updated_at` must be later than `read_at`.
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool>;
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool>;
     async fn endpoint_stats(
         &self,
@@ -462,6 +466,37 @@ pub async fn open(
     anyhow::bail!(
         "HOOKD_DATABASE_URL must start with sqlite://, postgres:// or postgresql://, got {:?}",
         redact_url(database_url)
+    )
+}
+
+/// `hookd backup`: a consistent copy of the SQLite database `database_url` names, taken while
+/// hookd serves from it, written to `target` (which must not exist). PostgreSQL has its own
+/// tools (docs/OPERATIONS.md); this refuses its URLs. Answers where the key that opens the
+/// copy's sealed secrets is kept, when it is a generated key file rather than
+/// `HOOKD_MAIN_SECRET`.
+pub async fn backup(
+    database_url: &str,
+    target: &std::path::Path,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(path) = database_url.strip_prefix("sqlite://") else {
+        anyhow::bail!(
+            "hookd backup copies a SQLite database; back PostgreSQL up with its own tools \
+             (pg_dump, or base backups with WAL archiving: see docs/OPERATIONS.md)"
+        );
+    };
+    let source = std::path::PathBuf::from(path);
+    let target = target.to_path_buf();
+    let key = key_file_beside(&source);
+    tokio::task::spawn_blocking(move || sqlite::backup::backup(&source, &target)).await??;
+    Ok(key.exists().then_some(key))
+}
+
+/// What to do about a database a newer hookd has migrated (both backends say it alike).
+pub(crate) fn newer_schema(migration: &str) -> String {
+    format!(
+        "this database was upgraded by a newer hookd (it has migration {migration}, which this \
+         version does not know): going back to an older version is not supported; run the \
+         newer version, or restore a backup taken before the upgrade"
     )
 }
 

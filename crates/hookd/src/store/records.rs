@@ -49,6 +49,38 @@ pub fn seal_secrets(endpoint: &Endpoint, cipher: &SecretCipher) -> (String, Stri
     (current, to_json(&retiring))
 }
 
+/// The sealed forms of secrets a first release stored in clear (`secret`, and the JSON text of
+/// `retiring_secrets`), or `None` when both are sealed already. Run once at open, after the
+/// migrations, so every later read finds sealed secrets only.
+pub fn seal_if_clear(
+    cipher: &SecretCipher,
+    app_id: &str,
+    endpoint_id: &str,
+    secret: &str,
+    retiring_json: &str,
+) -> Result<Option<(String, String)>, SecretsError> {
+    let aad = endpoint_row(app_id, endpoint_id);
+    let mut retiring: Vec<RetiringSecret> = serde_json::from_str(retiring_json)?;
+    let clear = !SecretCipher::is_sealed(secret)
+        || retiring
+            .iter()
+            .any(|old| !SecretCipher::is_sealed(&old.secret));
+    if !clear {
+        return Ok(None);
+    }
+    let seal = |text: &str| {
+        if SecretCipher::is_sealed(text) {
+            text.to_string()
+        } else {
+            cipher.seal(text, &aad)
+        }
+    };
+    for old in &mut retiring {
+        old.secret = seal(&old.secret);
+    }
+    Ok(Some((seal(secret), to_json(&retiring))))
+}
+
 /// Opens the secrets of the endpoint `endpoint_id` of `app_id`: its sealed current secret and
 /// the JSON text of its sealed retiring ones.
 pub fn open_secrets(

@@ -43,6 +43,23 @@ fn raw(
     }
 }
 
+/// Sends one case with the org token; answers the status and the JSON body (or null).
+async fn send(server: &TestServer, case: &Case) -> (u16, Value) {
+    let mut request = server
+        .client
+        .request(case.method.clone(), format!("{}{}", server.base, case.path))
+        .bearer_auth(&server.token);
+    if let Some(content_type) = case.content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(body) = &case.body {
+        request = request.body(body.clone());
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn bad_requests_get_clear_client_errors() {
     let server = TestServer::start_with(|s| s.max_payload_bytes = 4096).await;
@@ -51,8 +68,10 @@ async fn bad_requests_get_clear_client_errors() {
         .create_endpoint(&app, "http://127.0.0.1:9/hook", json!({}))
         .await;
     let ep = endpoint["id"].as_str().expect("id").to_string();
+    server.create_event_type("ok.type").await;
     let msg = format!("/api/v1/app/{app}/msg");
     let eps = format!("/api/v1/app/{app}/endpoint");
+    let nonsense_schema = json!({"1": {"type": "nonsense-type"}});
     let big = format!(
         r#"{{"eventType":"a.b","payload":{{"x":"{}"}}}}"#,
         "y".repeat(5000)
@@ -206,6 +225,13 @@ async fn bad_requests_get_clear_client_errors() {
             Method::PUT,
             &format!("{eps}/{ep}/headers"),
             Some(json!({"headers": {"webhook-signature": "x"}})),
+            422,
+        ),
+        case(
+            "endpoint header marking a check",
+            Method::PUT,
+            &format!("{eps}/{ep}/headers"),
+            Some(json!({"headers": {"Hookd-Certify": "1"}})),
             422,
         ),
         case(
@@ -370,31 +396,130 @@ async fn bad_requests_get_clear_client_errors() {
             Some(json!({"name": "n"})),
             422,
         ),
+        case(
+            "app uid shaped like an id",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "n", "uid": "app_looks_like_id"})),
+            422,
+        ),
+        case(
+            "app uid shaped like another kind of id",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "n", "uid": "ep_01ARZ3NDEKTSV4RRFFQ69G5FAV"})),
+            422,
+        ),
+        case(
+            "PUT app creating one with an id-shaped uid in the path",
+            Method::PUT,
+            "/api/v1/app/app_looks_like_id",
+            Some(json!({"name": "n"})),
+            422,
+        ),
+        case(
+            "PUT app with an id-shaped uid in the body",
+            Method::PUT,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"name": "n", "uid": "msg_looks_like_id"})),
+            422,
+        ),
+        case(
+            "PATCH app to an id-shaped uid",
+            Method::PATCH,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"uid": "app_looks_like_id"})),
+            422,
+        ),
+        case(
+            "endpoint uid shaped like an id",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "uid": "ep_looks_like_id"})),
+            422,
+        ),
+        case(
+            "PUT endpoint creating one with an id-shaped uid in the path",
+            Method::PUT,
+            &format!("{eps}/ep_looks_like_id"),
+            Some(json!({"url": "https://example.com/"})),
+            422,
+        ),
+        case(
+            "PATCH endpoint to an id-shaped uid",
+            Method::PATCH,
+            &format!("{eps}/{ep}"),
+            Some(json!({"uid": "app_looks_like_id"})),
+            422,
+        ),
+        case(
+            "message eventId shaped like an id",
+            Method::POST,
+            &msg,
+            Some(json!({"eventType": "ok.type", "payload": {}, "eventId": "msg_looks_like_id"})),
+            422,
+        ),
+        case(
+            "event type schema that is not a JSON Schema",
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "a.b", "description": "d", "schemas": nonsense_schema})),
+            422,
+        ),
+        case(
+            "PUT event type with a schema that is not a JSON Schema",
+            Method::PUT,
+            "/api/v1/event-type/a.b",
+            Some(json!({"description": "d", "schemas": nonsense_schema})),
+            422,
+        ),
+        case(
+            "PATCH event type to a schema that is not a JSON Schema",
+            Method::PATCH,
+            "/api/v1/event-type/ok.type",
+            Some(json!({"schemas": nonsense_schema})),
+            422,
+        ),
+        case(
+            "malformed message iterator",
+            Method::GET,
+            &format!("{msg}?iterator=%00%ff%20garbage"),
+            None,
+            422,
+        ),
+        case(
+            "malformed application iterator",
+            Method::GET,
+            "/api/v1/app?iterator=garbage",
+            None,
+            422,
+        ),
+        case(
+            "malformed event type iterator",
+            Method::GET,
+            "/api/v1/event-type?iterator=%00%ff%20garbage",
+            None,
+            422,
+        ),
     ];
-    assert!(cases.len() >= 25);
+    // The exact count, so that a case deleted by mistake is noticed.
+    assert_eq!(cases.len(), 61);
 
+    // Every case runs and every wrong answer is listed, so one run shows all that broke.
+    let mut wrong = Vec::new();
     for case in cases {
-        let mut request = server
-            .client
-            .request(case.method.clone(), format!("{}{}", server.base, case.path))
-            .bearer_auth(&server.token);
-        if let Some(content_type) = case.content_type {
-            request = request.header("content-type", content_type);
+        let (status, body) = send(&server, &case).await;
+        let answered = status == case.expect
+            && body["code"].is_string()
+            && (body["detail"].is_string() || body["detail"].is_array());
+        if !answered {
+            wrong.push(format!(
+                "{}: expected {}, got {status} {body}",
+                case.name, case.expect
+            ));
         }
-        if let Some(body) = case.body {
-            request = request.body(body);
-        }
-        let response = request.send().await.expect("send");
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, case.expect, "{}: {body}", case.name);
-        assert!(body["code"].is_string(), "{}: no code in {body}", case.name);
-        assert!(
-            body["detail"].is_string() || body["detail"].is_array(),
-            "{}: no detail in {body}",
-            case.name
-        );
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
     // Nothing partial was written by any of them.
     let messages = server.get(&msg).await.1;
@@ -426,6 +551,98 @@ async fn validation_errors_name_the_field() {
         .post(&format!("/api/v1/app/{app}/msg"), json!({"payload": {}}))
         .await;
     assert_eq!(body["detail"][0]["loc"], json!(["body", "eventType"]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_errors_name_the_field_and_the_fault() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .post(
+            "/api/v1/app",
+            json!({"name": "n", "uid": "app_looks_like_id"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "validation");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "uid"]));
+    let msg = body["detail"][0]["msg"].as_str().expect("msg");
+    assert!(msg.contains("`app_`"), "{msg}");
+
+    let (status, body) = server
+        .post(
+            "/api/v1/event-type",
+            json!({"name": "a.b", "description": "d", "schemas": {
+                "1": {"type": "object"},
+                "2": {"type": "object", "properties": {"amount": {"type": "nonsense-type"}}}
+            }}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        json!(["body", "schemas", "2", "properties", "amount", "type"])
+    );
+
+    let (status, body) = server.get("/api/v1/app?iterator=garbage").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["query", "iterator"]));
+    server.stop().await;
+}
+
+/// Every list route that takes an `iterator` refuses one hookd never answered, and still
+/// takes the ones it did.
+#[tokio::test]
+async fn every_list_refuses_a_malformed_iterator() {
+    let server = TestServer::start().await;
+    server.create_event_type("ok.type").await;
+    let app = server.create_app("Merchant").await;
+    let ep = server
+        .create_endpoint(&app, "http://127.0.0.1:9/hook", json!({}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let msg = server
+        .send_message(&app, json!({"eventType": "ok.type", "payload": {}}))
+        .await;
+    // Text that is no key of any list, and text that is a name but not an id.
+    let never_keys = ["%00%ff%20garbage", "-", "a%20b", &"x".repeat(300)];
+    let not_ids = ["garbage", "msg_nope", "app_01arz3ndektsv4rrffq69g5fav"];
+    let lists = [
+        ("/api/v1/event-type".to_string(), false),
+        ("/api/v1/app".to_string(), true),
+        (format!("/api/v1/app/{app}/endpoint"), true),
+        (format!("/api/v1/app/{app}/msg"), true),
+        (format!("/api/v1/app/{app}/msg/{msg}/endpoint"), true),
+        (format!("/api/v1/app/{app}/endpoint/{ep}/msg"), true),
+        (format!("/api/v1/app/{app}/attempt/endpoint/{ep}"), true),
+        (format!("/api/v1/app/{app}/attempt/msg/{msg}"), true),
+    ];
+    for (list, by_id) in &lists {
+        let refused = never_keys
+            .iter()
+            .chain(if *by_id { &not_ids[..] } else { &[] });
+        for iterator in refused {
+            let (status, body) = server.get(&format!("{list}?iterator={iterator}")).await;
+            assert_eq!(status, 422, "{list}?iterator={iterator}: {body}");
+            assert_eq!(
+                body["detail"][0]["loc"],
+                json!(["query", "iterator"]),
+                "{list}"
+            );
+        }
+        // The iterators a page answers are taken back, forwards and backwards.
+        let (status, page) = server.get(&format!("{list}?limit=1")).await;
+        assert_eq!(status, 200, "{list}: {page}");
+        for key in ["iterator", "prevIterator"] {
+            let Some(iterator) = page[key].as_str() else {
+                continue;
+            };
+            let (status, body) = server.get(&format!("{list}?iterator={iterator}")).await;
+            assert_eq!(status, 200, "{list}?iterator={iterator}: {body}");
+        }
+    }
     server.stop().await;
 }
 

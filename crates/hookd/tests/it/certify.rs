@@ -23,9 +23,14 @@ enum Handling {
 }
 
 /// A loopback receiver that keeps every request's headers.
-struct Merchant {
-    url: String,
-    seen: Arc<Mutex<Vec<HeaderMap>>>,
+pub struct Merchant {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+/// A receiver that verifies as hookd-receiver does, with `keys`.
+pub async fn verifying_merchant(keys: Vec<String>) -> Merchant {
+    merchant(Handling::Verifying, keys).await
 }
 
 async fn merchant(handling: Handling, keys: Vec<String>) -> Merchant {

@@ -272,6 +272,7 @@ async fn nobody_but_an_operator_gets_a_page_or_an_action() {
         "/ui/apps".into(),
         format!("/ui/apps/{app}"),
         format!("/ui/apps/{app}/messages/{msg}"),
+        format!("/ui/apps/{app}/endpoints/{endpoint}/check"),
         "/ui/search?q=x".into(),
         "/ui/endpoints?url=127".into(),
         "/ui/audit".into(),
@@ -542,9 +543,27 @@ async fn every_action_is_confirmed_made_through_the_api_and_audited() {
     let (_, message) = server.get(&format!("/api/v1/app/{app}/msg/{msg}")).await;
     assert_eq!(message["payload"], json!({}));
 
+    // Check the endpoint (a receiver that answers 204 to anything): the report page says
+    // what it gets wrong; the merchant's API sees the same report.
+    let checked = operator.act(&on("certify")).await;
+    let report_page = format!("/ui/apps/{app}/endpoints/{endpoint}/check");
+    assert_eq!(checked.location.as_deref(), Some(report_page.as_str()));
+    let report = operator.get(&report_page).await;
+    assert!(report.html.contains("6 to fix"), "{}", report.html);
+    assert_eq!(report.html.matches(">Failed<").count(), 6);
+    assert!(receiver
+        .received()
+        .iter()
+        .any(|r| r.header("hookd-certify") == "1"));
+    let (_, kept) = server
+        .get(&format!("/api/v1/app/{app}/endpoint/{endpoint}/certify"))
+        .await;
+    assert_eq!(kept["data"][0]["passed"], json!(false), "{kept}");
+
     // Every one is in the audit log, under the admin token, newest first; filters work.
     let audit = operator.get("/ui/audit").await;
     let order = [
+        "certify",
         "purge",
         "recover",
         "resend_all",
@@ -564,6 +583,7 @@ async fn every_action_is_confirmed_made_through_the_api_and_audited() {
     }
     assert!(audit.html.contains("admin token (HOOKD_ADMIN_TOKEN)"));
     assert!(audit.html.contains("7 per second"));
+    assert!(audit.html.contains("6 failed"));
     let filtered = operator.get("/ui/audit?action=disable").await;
     assert!(
         filtered.html.contains("<code>disable</code>")

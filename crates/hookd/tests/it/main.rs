@@ -35,3 +35,4 @@ mod send_example;
 mod store_conformance;
 mod store_dashboard;
 mod tokens;
+mod upgrade;

@@ -60,6 +60,11 @@ const ROUTES: &[(&str, &str)] = &[
         "get",
         "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
     ),
+    (
+        "post",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/certify",
+    ),
+    ("get", "/api/v1/app/{app_id}/endpoint/{endpoint_id}/certify"),
     ("get", "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}"),
     ("get", "/api/v1/app/{app_id}/attempt/msg/{msg_id}"),
     ("post", "/api/v1/auth/app-portal-access/{app_id}"),

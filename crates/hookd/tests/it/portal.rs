@@ -494,6 +494,7 @@ async fn a_session_reaches_nothing_of_another_application() {
         ep.clone(),
         format!("{ep}/edit"),
         format!("{ep}/delete"),
+        format!("{ep}/check"),
         msg.clone(),
         format!("{msg}/attempts/{their_attempt}"),
     ] {
@@ -502,7 +503,7 @@ async fn a_session_reaches_nothing_of_another_application() {
         assert!(!page.html.contains("theirs"));
     }
     for action in [
-        "", "/secret", "/rotate", "/enable", "/disable", "/test", "/recover", "/delete",
+        "", "/secret", "/rotate", "/enable", "/disable", "/test", "/recover", "/delete", "/check",
     ] {
         let page = portal
             .post(
@@ -577,6 +578,8 @@ async fn a_read_only_session_changes_nothing() {
         ),
         (format!("{ep}/recover"), vec![("since", "2026-01-01T00:00")]),
         (format!("{ep}/delete"), vec![]),
+        (format!("{ep}/check"), vec![]),
+        (format!("{ep}/rotate"), vec![("scheme", "v1a")]),
         (format!("/portal/messages/{msg}/resend/{endpoint}"), vec![]),
     ] {
         let page = portal.post(&path, &form).await;
@@ -594,6 +597,16 @@ async fn a_read_only_session_changes_nothing() {
             "GET {path}"
         );
     }
+    let check = portal.get(&format!("{ep}/check")).await;
+    assert_eq!(check.status, StatusCode::OK);
+    assert_eq!(check.html.matches("<form").count(), 1, "{}", check.html);
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.header("hookd-certify").is_empty()),
+        "a read-only session checked the endpoint"
+    );
     assert_eq!(server.endpoint_secret(&app, &endpoint).await, secret);
     let (_, stored) = server
         .get(&format!("/api/v1/app/{app}/endpoint/{endpoint}"))
@@ -798,5 +811,92 @@ async fn framing_and_brand_follow_the_settings() {
         portal.get("/portal/assets/../../etc/passwd").await.status,
         StatusCode::NOT_FOUND
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_merchant_checks_a_v1a_endpoint_and_switches_back_to_a_secret() {
+    let server = TestServer::start_with(seeded).await;
+    let app = server.create_app("Acme").await;
+    let (status, created) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({ "url": "http://127.0.0.1:9/unused", "signatureScheme": "v1a" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["id"].as_str().expect("id").to_string();
+    let public = server.endpoint_secret(&app, &endpoint).await;
+    let receiver = crate::certify::verifying_merchant(vec![public.clone()]).await;
+    let (status, _) = server
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/app/{app}/endpoint/{endpoint}"),
+            Some(json!({ "url": receiver.url })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let portal = Portal::open(&server, &app, json!({})).await;
+    let ep = format!("/portal/endpoints/{endpoint}");
+
+    // The page offers the public key, and code that verifies with it.
+    let page = portal.get(&ep).await;
+    assert!(page.html.contains("Verification key"), "{}", page.html);
+    assert!(
+        page.html.contains("Ed25519PublicKey"),
+        "the v1a Python sample"
+    );
+    assert!(!page.html.contains("standardwebhooks"), "no v1 sample");
+    let shown = portal.post(&format!("{ep}/secret"), &[]).await;
+    assert!(shown.html.contains(&public));
+    assert!(!shown.html.contains("whsk_") && !shown.html.contains("whsec_"));
+
+    // Never checked, then checked: every check passes and the report is kept.
+    let check = portal.get(&format!("{ep}/check")).await;
+    assert!(check.html.contains("never checked"), "{}", check.html);
+    let ran = portal.post(&format!("{ep}/check"), &[]).await;
+    assert_eq!(ran.status, StatusCode::SEE_OTHER, "{}", ran.html);
+    assert_eq!(
+        ran.location.as_deref(),
+        Some(format!("{ep}/check").as_str())
+    );
+    let report = portal.get(&format!("{ep}/check")).await;
+    assert!(report.html.contains("Secure"), "{}", report.html);
+    assert_eq!(
+        report.html.matches(">Failed<").count(),
+        0,
+        "{}",
+        report.html
+    );
+    assert_eq!(
+        report.html.matches(">Passed<").count(),
+        8,
+        "{}",
+        report.html
+    );
+    assert!(report.html.contains("v1a"));
+    assert!(portal.get(&ep).await.html.contains("Last checked"));
+    assert_eq!(receiver.seen.lock().expect("log").len(), 9);
+    // At once again: told to wait, nothing sent.
+    let again = portal.post(&format!("{ep}/check"), &[]).await;
+    let wait = again.location.expect("redirect");
+    assert!(wait.ends_with("?done=too_soon"), "{wait}");
+    assert!(portal.get(&wait).await.html.contains("Wait ten seconds"));
+    assert_eq!(receiver.seen.lock().expect("log").len(), 9);
+
+    // Back to a shared secret: shown once, both signatures for a day.
+    let switched = portal
+        .post(&format!("{ep}/rotate"), &[("scheme", "v1")])
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{}", switched.html);
+    assert!(switched.html.contains("Signing secret"));
+    let secret = server.endpoint_secret(&app, &endpoint).await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(switched.html.contains(&secret));
+    assert!(switched.html.contains("both the old and the new secret"));
+    let (_, stored) = server
+        .get(&format!("/api/v1/app/{app}/endpoint/{endpoint}"))
+        .await;
+    assert_eq!(stored["signatureScheme"], "v1");
     server.stop().await;
 }

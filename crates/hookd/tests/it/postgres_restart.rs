@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::child::{delivered_ids, post, try_post, ChildServer};
-use crate::harness::{postgres_only, report, skipped, TestDatabase};
+use crate::harness::{postgres_only, report, unavailable, TestDatabase};
 use crate::receiver::Receiver;
 
 /// A PostgreSQL server of the test's own, stopped and deleted when dropped.
@@ -149,7 +149,7 @@ async fn a_postgres_restart_mid_run_loses_nothing_and_the_nodes_recover() {
     let postgres = match PrivatePostgres::start() {
         Ok(postgres) => postgres,
         Err(reason) => {
-            skipped(
+            unavailable(
                 "a_postgres_restart_mid_run_loses_nothing_and_the_nodes_recover",
                 &reason,
             );

@@ -90,6 +90,7 @@ async fn literal_internal_addresses_are_refused_at_creation() {
         "http://0x7f000001/",
         "http://[::ffff:192.168.0.1]/",
         "http://100.64.0.1/",
+        "http://192.88.99.1/",
     ] {
         let (status, body) = server
             .post(&format!("/api/v1/app/{app}/endpoint"), json!({"url": url}))
@@ -186,7 +187,18 @@ async fn an_application_token_cannot_touch_another_tenant() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{b_task}");
     let b_task = b_task["id"].as_str().expect("task id").to_string();
-    let before = snapshot(&server, &b, &b_ep, &b_msg).await;
+    // A `hookd listen` session of tenant B, and an event type of the shared catalog.
+    let (status, b_listen) = server
+        .post(&format!("/api/v1/app/{b}/listen"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b_listen}");
+    let b_session = b_listen["sessionId"].as_str().expect("session").to_string();
+    server.create_event_type("payment.created").await;
+    let catalog_entry = "/api/v1/event-type/payment.created";
+    let before = (
+        snapshot(&server, &b, &b_ep, &b_msg).await,
+        server.get(catalog_entry).await.1,
+    );
 
     let (_, access) = server
         .post(&format!("/api/v1/auth/app-portal-access/{a}"), json!({}))
@@ -334,6 +346,26 @@ async fn an_application_token_cannot_touch_another_tenant() {
                 format!("/api/v1/app/{app_key}/endpoint/{ep}/send-example"),
                 Some(json!({"eventType": "payment.created"})),
             ),
+            (
+                Method::POST,
+                format!("/api/v1/app/{app_key}/listen"),
+                Some(json!({})),
+            ),
+            (
+                Method::GET,
+                format!("/api/v1/app/{app_key}/listen/{b_session}/next?wait=0"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/app/{app_key}/listen/{b_session}/reply/atmpt_x"),
+                Some(json!({"status": 200, "body": ""})),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/app/{app_key}/listen/{b_session}"),
+                None,
+            ),
         ];
         for (method, path, body) in routes {
             let (status, answer) = server.call_as(&token, method.clone(), &path, body).await;
@@ -343,6 +375,61 @@ async fn an_application_token_cannot_touch_another_tenant() {
             );
             tried += 1;
         }
+    }
+    // The event type catalog is the platform's: an application token only reads it.
+    let catalog_changes = [
+        (
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "x.y", "description": "d"})),
+        ),
+        (
+            Method::PUT,
+            catalog_entry,
+            Some(json!({"description": "changed"})),
+        ),
+        (
+            Method::PATCH,
+            catalog_entry,
+            Some(json!({"description": "changed"})),
+        ),
+        (Method::DELETE, catalog_entry, None),
+        (
+            Method::DELETE,
+            "/api/v1/event-type/payment.created?expunge=true",
+            None,
+        ),
+    ];
+    for (method, path, body) in catalog_changes {
+        let (status, answer) = server.call_as(&token, method.clone(), path, body).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path} answered {status}: {answer}"
+        );
+        tried += 1;
+    }
+    // Tenant A's own application with B's listen session finds no session.
+    for (method, path, body) in [
+        (
+            Method::GET,
+            format!("/api/v1/app/{a}/listen/{b_session}/next?wait=0"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/app/{a}/listen/{b_session}/reply/atmpt_x"),
+            Some(json!({"status": 200, "body": ""})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/app/{a}/listen/{b_session}"),
+            None,
+        ),
+    ] {
+        let (status, answer) = server.call_as(&token, method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+        tried += 1;
     }
     // Tenant A's own ids with B's sub-resources are not found either.
     for path in [
@@ -388,12 +475,21 @@ async fn an_application_token_cannot_touch_another_tenant() {
     let (status, _) = server.call_as(&token, Method::GET, &task_path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(server.get(&task_path).await.0, StatusCode::OK);
-    assert!(tried > 60);
+    assert_eq!(tried, 83, "routes tried");
 
-    assert_eq!(
+    let after = (
         snapshot(&server, &b, &b_ep, &b_msg).await,
-        before,
-        "tenant B changed"
+        server.get(catalog_entry).await.1,
+    );
+    assert_eq!(after, before, "tenant B or the catalog changed");
+    // B's listen session is still open: its own poll answers "nothing yet", not 404.
+    let (status, _) = server
+        .get(&format!("/api/v1/app/{b}/listen/{b_session}/next?wait=0"))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "tenant B's listen session was closed"
     );
     assert_eq!(
         receiver.received().len(),
@@ -426,24 +522,46 @@ async fn a_revoked_token_is_refused() {
     server.stop().await;
 }
 
+/// Sends `count` requests with `token` at once; answers the responses.
+async fn burst(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    count: usize,
+) -> Vec<reqwest::Response> {
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let request = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(token);
+        requests.spawn(async move { request.send().await.expect("send") });
+    }
+    let mut responses = Vec::new();
+    while let Some(response) = requests.join_next().await {
+        responses.push(response.expect("request task"));
+    }
+    responses
+}
+
 #[tokio::test]
 async fn the_api_rate_limit_answers_429_with_retry_after() {
-    let server = TestServer::start_with(|s| s.api_rate_limit = 5).await;
-    let mut limited = None;
-    for _ in 0..20 {
-        let response = server
-            .client
-            .get(format!("{}/api/v1/app", server.base))
-            .bearer_auth(&server.token)
-            .send()
-            .await
-            .expect("send");
-        if response.status() == 429 {
-            limited = Some(response);
-            break;
-        }
-    }
-    let response = limited.expect("20 requests at once exceed 5 per second");
+    const PER_SECOND: usize = 5;
+    let server = TestServer::start_with(|s| s.api_rate_limit = PER_SECOND as u32).await;
+    // The second token is made first, while the org token still has budget.
+    let app = server.create_app("Merchant").await;
+    let (_, access) = server
+        .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
+        .await;
+    let app_token = access["token"].as_str().expect("token").to_string();
+
+    // Sent at once, so that however slow the machine, they arrive faster than the budget
+    // refills.
+    let responses = burst(&server, &server.token, "/api/v1/app", 4 * PER_SECOND).await;
+    let response = responses
+        .into_iter()
+        .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .expect("20 requests at once exceed 5 per second");
     let retry_after: u64 = response
         .headers()
         .get("retry-after")
@@ -453,20 +571,16 @@ async fn the_api_rate_limit_answers_429_with_retry_after() {
     assert!(retry_after >= 1);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["code"], "rate_limited");
-    // Another token has its own budget.
-    let app = {
-        let server_token = server.token.clone();
-        let _ = server_token;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        server.create_app("Merchant").await
-    };
-    let (_, access) = server
-        .post(&format!("/api/v1/auth/app-portal-access/{app}"), json!({}))
-        .await;
-    let token = access["token"].as_str().expect("token").to_string();
-    let (status, _) = server
-        .call_as(&token, Method::GET, &format!("/api/v1/app/{app}"), None)
-        .await;
-    assert_eq!(status, 200);
+
+    // Another token has its own budget: right after the org token ran out, a whole burst of
+    // the application token is admitted. Had the two shared one budget, only what refilled
+    // since the 429 (one request per 200 ms) would be, so no refill is waited for.
+    let path = format!("/api/v1/app/{app}");
+    let admitted = burst(&server, &app_token, &path, PER_SECOND)
+        .await
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    assert_eq!(admitted, PER_SECOND);
     server.stop().await;
 }

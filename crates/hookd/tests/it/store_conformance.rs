@@ -288,11 +288,14 @@ async fn a_disabled_endpoints_delivery_is_cancelled_when_claimed() {
     let app = f.app().await;
     let mut endpoint = f.endpoint(&app, None).await;
     let msg = f.message(&app, None, 0).await;
+    let read_at = endpoint.updated_at;
     endpoint.disabled = true;
-    f.store
-        .update_endpoint(&endpoint)
+    endpoint.updated_at = read_at + 1;
+    assert!(f
+        .store
+        .update_endpoint(&endpoint, read_at)
         .await
-        .expect("disable endpoint");
+        .expect("disable endpoint"));
     // Disabling cancelled the delivery; a resend makes it due again behind that.
     assert!(f
         .store
@@ -686,6 +689,54 @@ async fn an_endpoint_keeps_its_newest_check_reports_and_loses_them_with_itself()
         .await
         .expect("list");
     assert_eq!(untouched, vec![check(&other, 0)]);
+}
+
+#[tokio::test]
+async fn an_update_from_a_stale_read_cannot_undo_an_automatic_disable() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    for at in 0..2 {
+        f.message(&app, None, at).await;
+    }
+    let claimed = f.claim("lease-a", 5, 10 * HOUR).await;
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    f.record(&[(&claimed[0], retry)], 10, &HEALTH).await;
+    // Someone reads the endpoint to edit it; meanwhile it fails for the whole window.
+    let get = || async {
+        f.store
+            .get_endpoint(&app, &endpoint.id)
+            .await
+            .expect("get")
+            .expect("endpoint")
+    };
+    let mut stale = get().await;
+    let read_at = stale.updated_at;
+    let disabled = f.record(&[(&claimed[1], retry)], 10 + HOUR, &HEALTH).await;
+    assert_eq!(disabled.disabled.len(), 1);
+    stale.description = "edited from a stale read".into();
+    stale.updated_at = read_at + 1;
+    assert!(
+        !f.store
+            .update_endpoint(&stale, read_at)
+            .await
+            .expect("update"),
+        "a stale write went through"
+    );
+    let stored = get().await;
+    assert!(stored.disabled, "the automatic disable was undone");
+    assert_eq!(stored.description, "");
+    // Read again, the same edit goes through and keeps the endpoint disabled.
+    let mut fresh = stored.clone();
+    fresh.description = "edited".into();
+    fresh.updated_at = stored.updated_at + 1;
+    assert!(f
+        .store
+        .update_endpoint(&fresh, stored.updated_at)
+        .await
+        .expect("update"));
+    let stored = get().await;
+    assert!(stored.disabled && stored.description == "edited");
 }
 
 /// Fails every delivery in `claimed` at `t0 + at`, each retried two hours later.

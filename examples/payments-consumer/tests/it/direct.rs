@@ -252,3 +252,51 @@ async fn events_the_app_does_not_handle_are_acknowledged() {
     );
     assert_eq!(consumer.count("webhook_inbox").await, 0);
 }
+
+#[tokio::test]
+async fn a_certification_request_is_acknowledged_and_applies_nothing() {
+    let secret = Secret::generate();
+    let consumer = spawn_consumer(&secret).await;
+    let body = event(
+        "payment.captured",
+        "pay_cert",
+        "captured",
+        "2026-11-29T10:00:00Z",
+    );
+    let timestamp = now();
+    let send = |certify: bool| {
+        let mut request = consumer
+            .client
+            .post(format!("{}/webhooks", consumer.url))
+            .header("content-type", "application/json")
+            .header("webhook-id", "cert_1_valid")
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                secret.sign("cert_1_valid", timestamp, body.as_bytes()),
+            )
+            .body(body.clone());
+        if certify {
+            request = request.header("hookd-certify", "1");
+        }
+        async move { request.send().await.expect("answer").status() }
+    };
+    assert_eq!(send(true).await, StatusCode::NO_CONTENT);
+    assert_eq!(consumer.payment("pay_cert").await, None);
+    assert_eq!(consumer.count("webhook_inbox").await, 0);
+    // Unsigned, the header buys nothing: refused as any forgery.
+    let forged = consumer
+        .client
+        .post(format!("{}/webhooks", consumer.url))
+        .header("content-type", "application/json")
+        .header("hookd-certify", "1")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answer")
+        .status();
+    assert!(forged.is_client_error(), "{forged}");
+    // The same request without the header is an event like any other.
+    assert_eq!(send(false).await, StatusCode::NO_CONTENT);
+    assert!(consumer.payment("pay_cert").await.is_some());
+}

@@ -186,15 +186,16 @@ pub async fn update_endpoint(
     pool: &PgPool,
     cipher: &SecretCipher,
     ep: &Endpoint,
-) -> StoreResult<()> {
+    read_at: i64,
+) -> StoreResult<bool> {
     let (secret, retiring) = records::seal_secrets(ep, cipher);
     let mut tx = pool.begin().await.map_err(db_error)?;
-    sqlx::query(
+    let written = sqlx::query(
         "UPDATE endpoints SET uid = $3, url = $4, description = $5, disabled = $6,
          event_types = $7, channels = $8, throttle_rate = $9, metadata = $10::jsonb,
          headers = $11::jsonb, secret = $12, retiring_secrets = $13::jsonb, updated_at = $14,
          first_failure_at = CASE WHEN disabled AND NOT $6 THEN NULL ELSE first_failure_at END
-         WHERE id = $1 AND app_id = $2",
+         WHERE id = $1 AND app_id = $2 AND updated_at = $15",
     )
     .bind(&ep.id)
     .bind(&ep.app_id)
@@ -210,13 +211,16 @@ pub async fn update_endpoint(
     .bind(secret)
     .bind(retiring)
     .bind(ep.updated_at)
+    .bind(read_at)
     .execute(&mut *tx)
     .await
-    .map_err(db_error)?;
-    if ep.disabled {
+    .map_err(db_error)?
+    .rows_affected();
+    if written > 0 && ep.disabled {
         cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
     }
-    tx.commit().await.map_err(db_error)
+    tx.commit().await.map_err(db_error)?;
+    Ok(written > 0)
 }
 
 pub async fn delete_endpoint(pool: &PgPool, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
@@ -450,4 +454,40 @@ pub async fn cancel_pending(
     .await
     .map_err(db_error)?;
     Ok(())
+}
+
+/// Seals the endpoint secrets an older release stored in clear ([`records::seal_if_clear`]);
+/// answers how many endpoints it sealed. Each row is rewritten only if it still holds what was
+/// read, so nodes starting together cannot seal a secret twice.
+pub async fn seal_clear_secrets(pool: &PgPool, cipher: &SecretCipher) -> StoreResult<u64> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT app_id, id, secret, retiring_secrets::text FROM endpoints
+         WHERE secret NOT LIKE 'v1.%' OR retiring_secrets::text LIKE '%\"secret\": \"wh%'",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?;
+    let mut sealed = 0;
+    for (app_id, id, secret, retiring) in rows {
+        let Some((new_secret, new_retiring)) =
+            records::seal_if_clear(cipher, &app_id, &id, &secret, &retiring)
+                .map_err(|e| crate::store::StoreError::Database(format!("endpoint {id}: {e}")))?
+        else {
+            continue;
+        };
+        sealed += sqlx::query(
+            "UPDATE endpoints SET secret = $1, retiring_secrets = $2::jsonb
+             WHERE app_id = $3 AND id = $4 AND secret = $5",
+        )
+        .bind(new_secret)
+        .bind(new_retiring)
+        .bind(&app_id)
+        .bind(&id)
+        .bind(&secret)
+        .execute(pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    }
+    Ok(sealed)
 }

@@ -45,10 +45,12 @@ pub async fn connect(database_url: &str, options: &PoolOptions) -> StoreResult<P
 
 /// Brings the schema up to date.
 pub async fn migrate(pool: &PgPool) -> StoreResult<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|e| StoreError::Database(format!("migrating the PostgreSQL schema failed: {e}")))
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(version) => {
+            StoreError::Database(crate::store::newer_schema(&format!("{version:04}")))
+        }
+        other => StoreError::Database(format!("migrating the PostgreSQL schema failed: {other}")),
+    })
 }
 
 /// Maps PostgreSQL errors onto the store's: a unique violation is a conflict, the rest

@@ -62,6 +62,13 @@ impl PgStore {
     ) -> StoreResult<Self> {
         let pool = connection::connect(database_url, options).await?;
         connection::migrate(&pool).await?;
+        let sealed = catalog::seal_clear_secrets(&pool, &cipher).await?;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         let stop = CancellationToken::new();
         let cipher = Arc::new(cipher);
         Ok(Self {
@@ -131,8 +138,8 @@ impl Store for PgStore {
         catalog::list_endpoints(&self.pool, &self.cipher, app_id, page).await
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
-        catalog::update_endpoint(&self.pool, &self.cipher, endpoint).await
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool> {
+        catalog::update_endpoint(&self.pool, &self.cipher, endpoint, read_at).await
     }
 
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {

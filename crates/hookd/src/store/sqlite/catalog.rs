@@ -12,7 +12,7 @@ use crate::store::records;
 use crate::store::status::HELD;
 use crate::store::{
     ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreResult, TokenKind,
+    StoreError, StoreResult, TokenKind,
 };
 
 pub fn insert_app(conn: &Connection, app: &Application) -> StoreResult<()> {
@@ -158,38 +158,45 @@ pub fn list_endpoints(
 
 /// Saves an endpoint. Disabling it cancels its pending deliveries; re-enabling it stops its
 /// failure clock, so it gets the whole period again.
-pub fn update_endpoint(conn: &Connection, cipher: &SecretCipher, ep: &Endpoint) -> StoreResult<()> {
+pub fn update_endpoint(
+    conn: &Connection,
+    cipher: &SecretCipher,
+    ep: &Endpoint,
+    read_at: i64,
+) -> StoreResult<bool> {
     let (secret, retiring) = records::seal_secrets(ep, cipher);
-    conn.prepare_cached(
-        "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
+    let written = conn
+        .prepare_cached(
+            "UPDATE endpoints SET uid = ?3, url = ?4, description = ?5, disabled = ?6,
          event_types = ?7, channels = ?8, throttle_rate = ?9, metadata = ?10, headers = ?11,
          secret = ?12, retiring_secrets = ?13, updated_at = ?14,
          first_failure_at = CASE WHEN disabled AND NOT ?6 THEN NULL ELSE first_failure_at END
-         WHERE id = ?1 AND app_id = ?2",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            ep.id,
-            ep.app_id,
-            ep.uid,
-            ep.url,
-            ep.description,
-            ep.disabled,
-            ep.event_types.as_ref().map(to_json),
-            ep.channels.as_ref().map(to_json),
-            ep.throttle_rate,
-            to_json(&ep.metadata),
-            to_json(&ep.headers),
-            secret,
-            retiring,
-            ep.updated_at
-        ])
-    })
-    .map_err(db_error)?;
-    if ep.disabled {
+         WHERE id = ?1 AND app_id = ?2 AND updated_at = ?15",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                ep.id,
+                ep.app_id,
+                ep.uid,
+                ep.url,
+                ep.description,
+                ep.disabled,
+                ep.event_types.as_ref().map(to_json),
+                ep.channels.as_ref().map(to_json),
+                ep.throttle_rate,
+                to_json(&ep.metadata),
+                to_json(&ep.headers),
+                secret,
+                retiring,
+                ep.updated_at,
+                read_at
+            ])
+        })
+        .map_err(db_error)?;
+    if written > 0 && ep.disabled {
         cancel_pending(conn, &ep.id)?;
     }
-    Ok(())
+    Ok(written > 0)
 }
 
 /// A disabled endpoint receives nothing: its waiting deliveries stop, and an attempt in flight
@@ -389,4 +396,67 @@ pub fn redeem_token(
 pub fn count_tokens(conn: &Connection) -> StoreResult<u64> {
     conn.query_row("SELECT COUNT(*) FROM api_tokens", [], |row| row.get(0))
         .map_err(db_error)
+}
+
+/// Seals the endpoint secrets a first release stored in clear, on a connection of its own, and
+/// leaves none of them on disk: with `secure_delete` the old row images are overwritten with
+/// zeros, and the checkpoint moves the new pages over the old ones in the main file. Answers
+/// how many endpoints it sealed.
+pub fn seal_clear_secrets_in(path: &std::path::Path, cipher: &SecretCipher) -> StoreResult<usize> {
+    let mut conn = Connection::open(path).map_err(db_error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db_error)?;
+    conn.execute_batch("PRAGMA secure_delete = ON")
+        .map_err(db_error)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let sealed = seal_clear_secrets(&tx, cipher)?;
+    tx.commit().map_err(db_error)?;
+    if sealed > 0 {
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(db_error)?;
+    }
+    Ok(sealed)
+}
+
+/// Seals the endpoint secrets a first release stored in clear ([`records::seal_if_clear`]);
+/// answers how many endpoints it sealed. Each row is rewritten only if it still holds what was
+/// read, so two processes opening the file at once cannot seal a secret twice.
+pub fn seal_clear_secrets(conn: &Connection, cipher: &SecretCipher) -> StoreResult<usize> {
+    let mut statement = conn
+        .prepare(
+            "SELECT app_id, id, secret, retiring_secrets FROM endpoints
+             WHERE secret NOT LIKE 'v1.%' OR retiring_secrets LIKE '%\"secret\":\"wh%'",
+        )
+        .map_err(db_error)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    let mut sealed = 0;
+    for (app_id, id, secret, retiring) in rows {
+        let Some((new_secret, new_retiring)) =
+            records::seal_if_clear(cipher, &app_id, &id, &secret, &retiring)
+                .map_err(|e| StoreError::Database(format!("endpoint {id}: {e}")))?
+        else {
+            continue;
+        };
+        sealed += conn
+            .execute(
+                "UPDATE endpoints SET secret = ?1, retiring_secrets = ?2
+                 WHERE app_id = ?3 AND id = ?4 AND secret = ?5",
+                params![new_secret, new_retiring, app_id, id, secret],
+            )
+            .map_err(db_error)?;
+    }
+    Ok(sealed)
 }

@@ -84,6 +84,7 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )
     .map_err(db_error)?;
+    refuse_newer_schema(conn)?;
     for (name, sql) in MIGRATIONS {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -106,6 +107,24 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tx.commit().map_err(db_error)?;
     }
     Ok(())
+}
+
+/// A database migrated by a newer hookd holds migrations this one does not know: running on it
+/// could corrupt what the newer version wrote, so this version refuses to open it.
+fn refuse_newer_schema(conn: &Connection) -> StoreResult<()> {
+    let mut statement = conn
+        .prepare("SELECT name FROM schema_migrations ORDER BY name")
+        .map_err(db_error)?;
+    let applied = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db_error)?;
+    let known = |name: &String| MIGRATIONS.iter().any(|(known, _)| known == name);
+    match applied.iter().find(|name| !known(name)) {
+        Some(unknown) => Err(StoreError::Database(crate::store::newer_schema(unknown))),
+        None => Ok(()),
+    }
 }
 
 /// Maps SQLite errors onto the store's: a unique violation is a conflict, the rest is a

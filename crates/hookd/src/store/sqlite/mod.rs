@@ -2,6 +2,7 @@
 
 mod activity;
 mod attempts;
+pub(crate) mod backup;
 mod catalog;
 mod catchup;
 mod checks;
@@ -53,13 +54,26 @@ impl SqliteStore {
         };
         let writer = Writer::start(path)?;
         let readers = Readers::open(path)?;
+        let cipher = Arc::new(cipher);
+        let sealing = (path.to_path_buf(), Arc::clone(&cipher));
+        let sealed = tokio::task::spawn_blocking(move || {
+            catalog::seal_clear_secrets_in(&sealing.0, &sealing.1)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("sealing secrets stopped: {e}")))??;
+        if sealed > 0 {
+            tracing::info!(
+                endpoints = sealed,
+                "sealed endpoint secrets stored in clear"
+            );
+        }
         if lock.is_some() {
             writer.run(|conn| claim::release_leases(conn, None)).await?;
         }
         Ok(Self {
             writer,
             readers,
-            cipher: Arc::new(cipher),
+            cipher,
             _lock: lock,
         })
     }
@@ -133,11 +147,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool> {
         let endpoint = endpoint.clone();
         let cipher = Arc::clone(&self.cipher);
         self.writer
-            .run(move |c| catalog::update_endpoint(c, &cipher, &endpoint))
+            .run(move |c| catalog::update_endpoint(c, &cipher, &endpoint, read_at))
             .await
     }
 
