@@ -502,9 +502,10 @@ impl Recorder {
                     }
                 });
                 self.traffic.attempts(delivered, failed);
-                released = recorded.released > 0;
+                released = recorded.released + recorded.caught_up > 0;
             }
-            // Held deliveries released by this batch are due now; retries when scheduled.
+            // Deliveries released by this batch (held ones of a finished key, waiting ones of a
+            // recovered endpoint) are due now; retries when scheduled.
             let retries = batch.iter().filter_map(|r| match r.next {
                 NextStep::RetryAt(at) => Some(at),
                 _ => None,

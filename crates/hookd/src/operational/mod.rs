@@ -458,6 +458,7 @@ mod tests {
                 fail_since: 0,
             }],
             released: 0,
+            caught_up: 0,
         };
         emitter.recorded(&batch, &recorded);
         let event = queue.try_recv().expect("one event");

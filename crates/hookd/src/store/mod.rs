@@ -16,6 +16,10 @@
 //! - Every query that reads tenant data is scoped by application id.
 //! - A delivery with an ordering key is held (not due) while an earlier delivery with the same
 //!   key to the same endpoint is unfinished; finishing one releases the next.
+//! - `record_attempts` brings a recovered endpoint back promptly ([`catchup`]): in the
+//!   transaction where a failing endpoint succeeds, its deliveries waiting for a later retry
+//!   start being made due, at most [`CATCHUP_BATCH`] due at a time and no faster than its
+//!   rate limit; held deliveries stay held and attempt counts are kept.
 //! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
 //!   across all nodes: claiming plans them with [`throttle::plan`] against the
 //!   endpoint's stored schedule, and ingest never leases them directly.
@@ -26,6 +30,7 @@
 //! clocks and leases, on both backends.
 
 pub(crate) mod activity;
+pub(crate) mod catchup;
 pub mod checks;
 pub(crate) mod cipher;
 pub(crate) mod claim;
@@ -52,6 +57,11 @@ pub use dashboard::{
     TrafficMinute,
 };
 pub use model::*;
+
+/// How many of a recovering endpoint's deliveries are kept due at once ([`catchup`]).
+pub const CATCHUP_BATCH: usize = catchup::RELEASE_BATCH;
+/// The shortest time between the starts of two catch-ups of one endpoint, in ms ([`catchup`]).
+pub const CATCHUP_RESTART_AFTER_MS: i64 = catchup::RESTART_AFTER_MS;
 
 /// Errors the store reports to its callers.
 #[derive(Debug, Clone, thiserror::Error)]

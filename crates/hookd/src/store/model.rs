@@ -420,6 +420,8 @@ pub struct Recorded {
     pub disabled: Vec<DisabledEndpoint>,
     /// Held deliveries made due because the one before them in their key finished.
     pub released: usize,
+    /// Waiting deliveries made due because their endpoint recovered ([`super::catchup`]).
+    pub caught_up: usize,
 }
 
 /// What committing a message did.

@@ -6,6 +6,7 @@ mod receiver;
 
 mod api_errors;
 mod asymmetric;
+mod catchup;
 mod certify;
 mod controls;
 mod dashboard;

@@ -14,7 +14,8 @@ use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, Task
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
     DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
-    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType,
+    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType, CATCHUP_BATCH,
+    CATCHUP_RESTART_AFTER_MS,
 };
 use hookd_signing::Secret;
 
@@ -129,6 +130,18 @@ impl Fixture {
         self.store.claim_due(&lease, 50).await.expect("claim")
     }
 
+    /// Claims up to `limit` deliveries due at `t0 + at` under the lease `token`, held a second.
+    async fn claim_many(&self, token: &str, at: i64, limit: usize) -> Vec<ClaimedDelivery> {
+        let lease = Lease {
+            owner: "conformance".into(),
+            token: token.into(),
+            now: self.t0 + at,
+            until: self.t0 + at + SECOND,
+            skip_endpoints: Vec::new(),
+        };
+        self.store.claim_due(&lease, limit).await.expect("claim")
+    }
+
     /// Records one result per delivery at `t0 + at`; answers which applied.
     async fn record(
         &self,
@@ -142,6 +155,23 @@ impl Fixture {
             .collect();
         self.store
             .record_attempts(&results, policy, self.t0 + at)
+            .await
+            .expect("record")
+    }
+
+    /// Records one result per delivery at `t0 + at`, of attempts started at `t0 + started`.
+    async fn record_started(
+        &self,
+        outcomes: &[(&ClaimedDelivery, NextStep)],
+        started: i64,
+        at: i64,
+    ) -> store::Recorded {
+        let results: Vec<AttemptResult> = outcomes
+            .iter()
+            .map(|(delivery, next)| result(delivery, *next, self.t0 + started))
+            .collect();
+        self.store
+            .record_attempts(&results, &HEALTH, self.t0 + at)
             .await
             .expect("record")
     }
@@ -707,4 +737,306 @@ async fn an_update_from_a_stale_read_cannot_undo_an_automatic_disable() {
         .expect("update"));
     let stored = get().await;
     assert!(stored.disabled && stored.description == "edited");
+}
+
+/// Fails every delivery in `claimed` at `t0 + at`, each retried two hours later.
+async fn fail_all(f: &Fixture, claimed: &[ClaimedDelivery], at: i64) {
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = claimed.iter().map(|d| (d, retry)).collect();
+    let recorded = f.record(&outcomes, at, &HEALTH).await;
+    assert!(recorded.applied.iter().all(|applied| *applied));
+}
+
+#[tokio::test]
+async fn a_success_on_a_failing_endpoint_makes_its_waiting_deliveries_due_at_once() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let other_app = f.app().await;
+    f.endpoint(&other_app, None).await;
+    let waiting = [
+        f.message(&app, None, 0).await,
+        f.message(&app, None, 1).await,
+        f.message(&app, Some("order-1"), 2).await,
+    ];
+    let held = f.message(&app, Some("order-1"), 3).await;
+    let others = f.message(&other_app, None, 4).await;
+    // Both endpoints are down: every attempt fails and waits two hours.
+    let claimed = f.claim("lease-a", 10, 100).await;
+    assert_eq!(claimed.len(), 4, "all but the held one");
+    fail_all(&f, &claimed, 20).await;
+    assert!(f.claim("lease-b", 30, 100).await.is_empty(), "all wait");
+
+    // The endpoint answers a fresh message: it is back.
+    let fresh = f.message(&app, None, 40).await;
+    let claimed = f.claim("lease-c", 50, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let recovered = f
+        .record(&[(&claimed[0], NextStep::Done)], 60, &HEALTH)
+        .await;
+    assert_eq!(
+        recovered.caught_up, 3,
+        "its waiting deliveries are released"
+    );
+
+    let released = f.claim("lease-d", 61, 100).await;
+    let mut released_ids = msg_ids(&released);
+    released_ids.sort_unstable();
+    let mut waiting_ids: Vec<&str> = waiting.iter().map(|id| id.as_str()).collect();
+    waiting_ids.sort_unstable();
+    assert_eq!(
+        released_ids, waiting_ids,
+        "due at once, the other endpoint's not among them"
+    );
+    assert!(released.iter().all(|d| d.endpoint_id == endpoint.id));
+    assert!(
+        released.iter().all(|d| d.attempts_made == 1),
+        "attempt counts are kept"
+    );
+    assert_eq!(f.state(&app, &held).await, DeliveryStatus::Held);
+    assert_eq!(f.state(&other_app, &others).await, DeliveryStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_success_on_a_healthy_endpoint_releases_nothing() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let poison = f.message(&app, None, 0).await;
+    f.message(&app, None, 1).await;
+    // One delivery fails while the other succeeds in the same batch: the endpoint works, the
+    // failure is the message's own, and it keeps its retry time.
+    let claimed = f.claim("lease-a", 10, 100).await;
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = claimed
+        .iter()
+        .map(|d| {
+            let next = if d.msg_id == poison {
+                NextStep::RetryAt(f.t0 + 2 * HOUR)
+            } else {
+                NextStep::Done
+            };
+            (d, next)
+        })
+        .collect();
+    let recorded = f.record(&outcomes, 20, &HEALTH).await;
+    assert_eq!(recorded.caught_up, 0);
+
+    // Later successes, the first of them past any restart interval, change nothing either.
+    for (i, at) in [CATCHUP_RESTART_AFTER_MS, CATCHUP_RESTART_AFTER_MS + 100]
+        .into_iter()
+        .enumerate()
+    {
+        f.message(&app, None, at).await;
+        let claimed = f.claim(&format!("fresh-{i}"), at + 10, 100).await;
+        assert_eq!(claimed.len(), 1, "only the fresh message is due");
+        let recorded = f
+            .record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+            .await;
+        assert_eq!(recorded.caught_up, 0);
+    }
+    let after = CATCHUP_RESTART_AFTER_MS + 200;
+    assert!(f.claim("lease-c", after, 100).await.is_empty());
+    assert_eq!(f.state(&app, &poison).await, DeliveryStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_recovered_throttled_endpoint_is_released_no_faster_than_its_rate() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    // Five per second: one every 200 ms.
+    f.endpoint(&app, Some(5)).await;
+    for at in 0..3 {
+        f.message(&app, None, at).await;
+    }
+    // Down: each delivery is claimed at its turn and fails.
+    for (at, token) in [(10, "a"), (210, "b"), (410, "c")] {
+        let claimed = f.claim(token, at, 100).await;
+        assert_eq!(claimed.len(), 1, "one per interval");
+        fail_all(&f, &claimed, at + 1).await;
+    }
+
+    let fresh = f.message(&app, None, 500).await;
+    let claimed = f.claim("d", 610, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let recovered = f
+        .record(&[(&claimed[0], NextStep::Done)], 620, &HEALTH)
+        .await;
+    assert_eq!(recovered.caught_up, 3);
+    // Released, but still one interval apart.
+    assert!(f.claim("e", 809, 100).await.is_empty(), "too early");
+    assert_eq!(f.claim("f", 810, 100).await.len(), 1);
+    assert!(f.claim("g", 1009, 100).await.is_empty(), "too early");
+    assert_eq!(f.claim("h", 1010, 100).await.len(), 1);
+    assert_eq!(f.claim("i", 1210, 100).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_catch_up_releases_in_batches_until_nothing_waits() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let waiting = CATCHUP_BATCH + CATCHUP_BATCH / 5;
+    for at in 0..waiting {
+        f.message(&app, None, at as i64).await;
+    }
+    let mut at = waiting as i64;
+    loop {
+        let claimed = f.claim_many("down", at, waiting).await;
+        if claimed.is_empty() {
+            break;
+        }
+        fail_all(&f, &claimed, at + 1).await;
+        at += 10;
+    }
+
+    let fresh = f.message(&app, None, at).await;
+    let claimed = f.claim("up", at + 10, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let first = f
+        .record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+        .await;
+    assert_eq!(first.caught_up, CATCHUP_BATCH, "one batch at a time");
+
+    // Draining some makes room for as many more, even when one of them fails again; that one
+    // follows its retry schedule.
+    let drained = f.claim_many("drain", at + 30, 100).await;
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> = drained
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d, if i == 0 { retry } else { NextStep::Done }))
+        .collect();
+    let more = f.record(&outcomes, at + 40, &HEALTH).await;
+    assert_eq!(more.caught_up, 100);
+
+    // The last of them; the catch-up ends.
+    let drained = f.claim_many("rest", at + 50, waiting).await;
+    assert_eq!(drained.len(), CATCHUP_BATCH - 100 + 100);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> =
+        drained.iter().map(|d| (d, NextStep::Done)).collect();
+    let last = f.record(&outcomes, at + 60, &HEALTH).await;
+    assert_eq!(last.caught_up, waiting - CATCHUP_BATCH - 100);
+    let drained = f.claim_many("last", at + 70, waiting).await;
+    assert_eq!(drained.len(), last.caught_up);
+    let outcomes: Vec<(&ClaimedDelivery, NextStep)> =
+        drained.iter().map(|d| (d, NextStep::Done)).collect();
+    let done = f.record(&outcomes, at + 80, &HEALTH).await;
+    assert_eq!(done.caught_up, 0, "nothing left");
+    let backlog = f.store.backlog().await.expect("backlog");
+    assert_eq!(
+        backlog.pending, 1,
+        "the one that failed again waits for its retry"
+    );
+}
+
+#[tokio::test]
+async fn a_flapping_endpoint_releases_a_delivery_again_only_after_the_restart_interval() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let waiting = f.message(&app, None, 0).await;
+    let claimed = f.claim("down", 10, 100).await;
+    fail_all(&f, &claimed, 20).await;
+
+    // Back: the waiting delivery is released, and fails again (a batch of only failures).
+    let fresh = f.message(&app, None, 30).await;
+    let claimed = f.claim("up", 40, 100).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let up = f
+        .record(&[(&claimed[0], NextStep::Done)], 50, &HEALTH)
+        .await;
+    assert_eq!(up.caught_up, 1);
+    let released = f.claim("released", 60, 100).await;
+    assert_eq!(msg_ids(&released), [waiting.as_str()]);
+    fail_all(&f, &released, 70).await;
+
+    // Back again soon after: no new catch-up, the delivery keeps its retry time.
+    let recover_soon = |token: &'static str, at: i64| {
+        let f = &f;
+        let app = &app;
+        async move {
+            f.message(app, None, at).await;
+            let claimed = f.claim(token, at + 10, 100).await;
+            assert_eq!(claimed.len(), 1, "only the fresh message is due");
+            f.record(&[(&claimed[0], NextStep::Done)], at + 20, &HEALTH)
+                .await
+        }
+    };
+    let soon = recover_soon("soon", 100).await;
+    assert_eq!(soon.caught_up, 0, "within the restart interval");
+
+    // A failure and a recovery a restart interval after the first: released again.
+    let failing = f.message(&app, None, 200).await;
+    let claimed = f.claim("fail", 210, 100).await;
+    assert_eq!(msg_ids(&claimed), [failing.as_str()]);
+    fail_all(&f, &claimed, 220).await;
+    let later = recover_soon("later", 50 + CATCHUP_RESTART_AFTER_MS).await;
+    assert_eq!(
+        later.caught_up, 2,
+        "the waiting one and the one that just failed"
+    );
+}
+
+#[tokio::test]
+async fn failures_of_attempts_sent_before_the_recovery_are_released_too() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    f.endpoint(&app, None).await;
+    let first = f.message(&app, None, 0).await;
+    let claimed = f.claim("down", 10, HOUR).await;
+    fail_all(&f, &claimed, 20).await;
+
+    // Three attempts are sent while the endpoint is still down, at 40; it recovers at 50.
+    let in_flight = [
+        f.message(&app, None, 30).await,
+        f.message(&app, None, 31).await,
+        f.message(&app, None, 32).await,
+    ];
+    let sent = f.claim("in-flight", 40, HOUR).await;
+    assert_eq!(sent.len(), 3);
+    let by_msg = |msg: &MessageId| sent.iter().find(|d| d.msg_id == *msg).expect("sent");
+    let retry = NextStep::RetryAt(f.t0 + 2 * HOUR);
+    // The recovery's batch: one succeeds, one failed before it was fixed.
+    let up = f
+        .record_started(
+            &[
+                (by_msg(&in_flight[0]), NextStep::Done),
+                (by_msg(&in_flight[1]), retry),
+            ],
+            40,
+            50,
+        )
+        .await;
+    assert_eq!(
+        up.caught_up, 2,
+        "the waiting one and the one failed in the same batch"
+    );
+    // The last failure is recorded only after the recovery.
+    let late = f
+        .record_started(&[(by_msg(&in_flight[2]), retry)], 40, 60)
+        .await;
+    assert_eq!(
+        late.caught_up, 1,
+        "sent before the recovery, recorded after it"
+    );
+    let mut due: Vec<MessageId> = f
+        .claim("after", 70, HOUR)
+        .await
+        .into_iter()
+        .map(|d| d.msg_id)
+        .collect();
+    due.sort();
+    let mut expected = vec![first, in_flight[1].clone(), in_flight[2].clone()];
+    expected.sort();
+    assert_eq!(due, expected);
+
+    // An attempt sent after the recovery that fails keeps its retry time.
+    let after = f.claim_many("again", 80, 10).await;
+    assert!(after.is_empty());
+    let fresh = f.message(&app, None, 90).await;
+    let claimed = f.claim("fresh", 100, HOUR).await;
+    assert_eq!(msg_ids(&claimed), [fresh.as_str()]);
+    let failed = f.record_started(&[(&claimed[0], retry)], 100, 110).await;
+    assert_eq!(failed.caught_up, 0);
+    assert!(f.claim("later", 120, HOUR).await.is_empty());
 }

@@ -14,6 +14,7 @@
 mod activity;
 mod attempts;
 mod catalog;
+mod catchup;
 mod checks;
 mod claim;
 mod connection;

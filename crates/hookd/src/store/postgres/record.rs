@@ -1,13 +1,16 @@
 //! Recording attempt results under their leases, in one transaction with what they cause:
-//! the endpoints' failure clocks ([`crate::store::health`]) and the release of the next
-//! delivery of each finished ordering key ([`crate::store::outcome`]).
+//! the endpoints' failure clocks ([`crate::store::health`]), a recovered endpoint's catch-up
+//! ([`crate::store::catchup`]) and the release of the next delivery of each finished ordering
+//! key ([`crate::store::outcome`]).
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::postgres::PgPool;
 
 use super::catalog::cancel_pending;
+use super::catchup;
 use super::connection::db_error;
+use crate::store::catchup::EndpointState;
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
 use crate::store::{activity, health};
@@ -118,7 +121,7 @@ pub async fn record_attempts(
         .filter_map(|(result, applied)| applied.then_some(result));
     let applied_results: Vec<&AttemptResult> = applied_results.collect();
     count_hourly(&mut tx, applied_results.iter().copied()).await?;
-    let disabled = judge_endpoints(&mut tx, applied_results.into_iter(), now, policy).await?;
+    let (disabled, caught_up) = judge_endpoints(&mut tx, &applied_results, now, policy).await?;
     // A finished delivery (delivered, exhausted or gone) lets the next one of its key go, in
     // this transaction: a crash after the commit must not leave the key held for ever.
     let finished: Vec<&str> = results
@@ -137,12 +140,10 @@ pub async fn record_attempts(
         applied,
         disabled,
         released,
+        caught_up,
     })
 }
 
-/// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
-/// the pending deliveries of) those the rules say to. Only endpoints whose clock may change are
-/// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
 /// Adds the applied results to their endpoints' hourly counts ([`activity`]), in one
 /// statement; rows are locked in (endpoint, hour) order, as [`activity::hourly_counts`] sorts.
 async fn count_hourly<'a>(
@@ -180,37 +181,72 @@ async fn count_hourly<'a>(
     Ok(())
 }
 
-async fn judge_endpoints<'a>(
+/// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
+/// the pending deliveries of) those the rules say to; starts or continues their
+/// catch-up ([`crate::store::catchup`]). Only endpoints whose clock or catch-up may change are
+/// locked (in id order) and written, so a batch of successes to healthy endpoints writes none.
+/// Answers the endpoints disabled and how many waiting deliveries the catch-up made due.
+async fn judge_endpoints(
     tx: &mut sqlx::PgConnection,
-    applied: impl Iterator<Item = &'a AttemptResult>,
+    applied: &[&AttemptResult],
     now: i64,
     policy: &HealthPolicy,
-) -> StoreResult<Vec<DisabledEndpoint>> {
-    let verdicts = health::verdicts(applied);
+) -> StoreResult<(Vec<DisabledEndpoint>, usize)> {
+    let verdicts = health::verdicts(applied.iter().copied());
     if verdicts.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let ids: Vec<&str> = verdicts.iter().map(|v| v.endpoint_id).collect();
-    let failing: Vec<&str> = verdicts
+    // A healthy endpoint's row is neither locked nor written: only those with a failure in the
+    // batch, whose clock runs, or which are catching up.
+    let mut failing: Vec<&str> = applied
         .iter()
-        .filter(|v| v.verdict != health::Verdict::Succeeded)
-        .map(|v| v.endpoint_id)
+        .filter(|r| !r.attempt.success)
+        .map(|r| r.attempt.endpoint_id.as_str())
         .collect();
-    let clocks: HashMap<String, Option<i64>> = sqlx::query_as(
-        "SELECT id, first_failure_at FROM endpoints
-         WHERE id = ANY($1) AND NOT disabled AND (first_failure_at IS NOT NULL OR id = ANY($2))
+    failing.sort_unstable();
+    failing.dedup();
+    let states: HashMap<String, EndpointState> =
+        sqlx::query_as::<_, (String, Option<i64>, bool, Option<i64>)>(
+            "SELECT id, first_failure_at, catchup_cursor IS NOT NULL, catchup_at FROM endpoints
+         WHERE id = ANY($1) AND NOT disabled
+           AND (first_failure_at IS NOT NULL OR catchup_cursor IS NOT NULL OR id = ANY($2))
          ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
-    .bind(&failing)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .into_iter()
-    .collect();
+        )
+        .bind(&ids)
+        .bind(&failing)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|(id, failing_since, catching_up, last_start)| {
+            let state = EndpointState {
+                failing_since,
+                catching_up,
+                last_start,
+            };
+            (id, state)
+        })
+        .collect();
+    let clocks: HashMap<String, Option<i64>> = states
+        .iter()
+        .map(|(id, state)| (id.clone(), state.failing_since))
+        .collect();
     let judged = health::judge_batch(&verdicts, &clocks, now, policy);
+    write_clocks(tx, &judged, now).await?;
+    let caught_up = catchup::catch_up(tx, &verdicts, &states, applied, now).await?;
+    Ok((judged.disabled, caught_up))
+}
+
+/// Writes the clocks a batch moved, and cancels the pending deliveries of the endpoints it
+/// disabled.
+async fn write_clocks(
+    tx: &mut sqlx::PgConnection,
+    judged: &health::Judged<'_>,
+    now: i64,
+) -> StoreResult<()> {
     if judged.changes.is_empty() {
-        return Ok(judged.disabled);
+        return Ok(());
     }
     let changed_ids: Vec<&str> = judged.changes.iter().map(|c| c.endpoint_id).collect();
     let changed_since: Vec<Option<i64>> = judged.changes.iter().map(|c| c.failing_since).collect();
@@ -236,7 +272,7 @@ async fn judge_endpoints<'a>(
             .collect();
         cancel_pending(&mut *tx, &gone, now).await?;
     }
-    Ok(judged.disabled)
+    Ok(())
 }
 
 /// Makes the earliest held delivery of each finished keyed delivery's key due, under the key's

@@ -61,6 +61,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_endpoint_checks",
         include_str!("migrations/0010_endpoint_checks.sql"),
     ),
+    ("0011_catchup", include_str!("migrations/0011_catchup.sql")),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

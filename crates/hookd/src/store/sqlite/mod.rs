@@ -4,6 +4,7 @@ mod activity;
 mod attempts;
 pub(crate) mod backup;
 mod catalog;
+mod catchup;
 mod checks;
 mod claim;
 mod connection;

@@ -1,13 +1,14 @@
 //! Recording attempt results under their leases, in one transaction with what they cause:
-//! the endpoints' failure clocks ([`crate::store::health`]) and the release of the next
-//! delivery of each finished ordering key ([`crate::store::outcome`]).
+//! the endpoints' failure clocks ([`crate::store::health`]), a recovered endpoint's catch-up
+//! ([`crate::store::catchup`]) and the release of the next delivery of each finished ordering
+//! key ([`crate::store::outcome`]).
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::catalog;
 use super::connection::db_error;
+use super::{catalog, catchup};
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::{activity, health};
@@ -99,11 +100,12 @@ pub fn record_attempts(
         .filter_map(|(result, applied)| applied.then_some(result));
     let applied_results: Vec<&AttemptResult> = applied_results.collect();
     count_hourly(conn, applied_results.iter().copied())?;
-    let disabled = judge_endpoints(conn, applied_results.into_iter(), now, policy)?;
+    let (disabled, caught_up) = judge_endpoints(conn, &applied_results, now, policy)?;
     Ok(Recorded {
         applied,
         disabled,
         released,
+        caught_up,
     })
 }
 
@@ -137,35 +139,29 @@ fn count_hourly<'a>(
 }
 
 /// Moves the failure clock of each endpoint with results in the batch; disables (and cancels
-/// the pending deliveries of) those the rules say to. Endpoint rows are written only when
-/// their clock or state changes, so a batch of successes to healthy endpoints writes none.
-fn judge_endpoints<'a>(
+/// the pending deliveries of) those the rules say to; starts or continues their
+/// catch-up ([`catchup`]). Endpoint rows are written only when their clock or state changes,
+/// so a batch of successes to healthy endpoints writes none. Answers the endpoints disabled and
+/// how many waiting deliveries the catch-up made due.
+fn judge_endpoints(
     conn: &Connection,
-    applied: impl Iterator<Item = &'a AttemptResult>,
+    applied: &[&AttemptResult],
     now: i64,
     policy: &HealthPolicy,
-) -> StoreResult<Vec<DisabledEndpoint>> {
-    let mut read = conn
-        .prepare_cached("SELECT first_failure_at FROM endpoints WHERE id = ?1 AND disabled = 0")
-        .map_err(db_error)?;
+) -> StoreResult<(Vec<DisabledEndpoint>, usize)> {
     let mut write = conn
         .prepare_cached(
             "UPDATE endpoints SET first_failure_at = ?2, disabled = ?3,
              updated_at = CASE WHEN ?3 THEN ?4 ELSE updated_at END WHERE id = ?1",
         )
         .map_err(db_error)?;
-    let verdicts = health::verdicts(applied);
+    let verdicts = health::verdicts(applied.iter().copied());
     // An endpoint deleted or disabled meanwhile has no clock to read.
-    let mut clocks = HashMap::new();
-    for verdict in &verdicts {
-        let clock = read
-            .query_row([verdict.endpoint_id], |row| row.get::<_, Option<i64>>(0))
-            .optional()
-            .map_err(db_error)?;
-        if let Some(since) = clock {
-            clocks.insert(verdict.endpoint_id.to_string(), since);
-        }
-    }
+    let states = catchup::read_states(conn, &verdicts)?;
+    let clocks: HashMap<String, Option<i64>> = states
+        .iter()
+        .map(|(id, state)| (id.clone(), state.failing_since))
+        .collect();
     let judged = health::judge_batch(&verdicts, &clocks, now, policy);
     for change in &judged.changes {
         write
@@ -180,7 +176,8 @@ fn judge_endpoints<'a>(
             catalog::cancel_pending(conn, change.endpoint_id)?;
         }
     }
-    Ok(judged.disabled)
+    let caught_up = catchup::catch_up(conn, &verdicts, &states, applied, now)?;
+    Ok((judged.disabled, caught_up))
 }
 
 /// Makes the earliest held delivery of a key due, once the one before it has finished.
