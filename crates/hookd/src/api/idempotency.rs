@@ -115,21 +115,35 @@ async fn once(state: AppState, request: Request, next: Next) -> Result<Response,
         Err(err) => {
             // The handler panicked: free the key so a retry runs again.
             warn!(error = %err, "a request holding an idempotency key failed");
-            if let Err(err) = state.store.release_idempotency_key(&key).await {
-                warn!(error = %err, "freeing an idempotency key failed; it frees itself when its lock lapses");
-            }
+            release(&state.store, &key).await;
             Err(ApiError::internal())
         }
     }
+}
+
+/// Frees a key whose request failed, so that a retry runs it again. The failure was often the
+/// database's (a cut connection, a full disk), so freeing is tried a few times, briefly; if it
+/// still fails, the key frees itself when its lock lapses and retries meanwhile get a 409.
+async fn release(store: &SharedStore, key: &IdempotencyKey) {
+    let mut delay = Duration::from_millis(50);
+    for _ in 0..4 {
+        match store.release_idempotency_key(key).await {
+            Ok(_) => return,
+            Err(err) => {
+                warn!(error = %err, "freeing an idempotency key failed; trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    warn!("an idempotency key could not be freed; it frees itself when its lock lapses");
 }
 
 /// Keeps the answer for replay (all but server errors, which free the key) and sends it on.
 async fn save(store: &SharedStore, key: &IdempotencyKey, response: Response) -> Response {
     let (parts, body) = response.into_parts();
     if parts.status.is_server_error() {
-        if let Err(err) = store.release_idempotency_key(key).await {
-            warn!(error = %err, "freeing an idempotency key failed; it frees itself when its lock lapses");
-        }
+        release(store, key).await;
         return Response::from_parts(parts, body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {

@@ -8,6 +8,7 @@ mod api_errors;
 mod asymmetric;
 mod catchup;
 mod certify;
+mod connections_dropped;
 mod controls;
 mod dashboard;
 mod delivery;
