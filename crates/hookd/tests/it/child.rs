@@ -104,6 +104,16 @@ impl ChildServer {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.

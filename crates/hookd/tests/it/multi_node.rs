@@ -191,3 +191,110 @@ async fn an_api_node_and_a_worker_node_split_the_roles_and_notify_each_other() {
     receiver.wait_delivered(5, Duration::from_secs(10)).await;
     drop((api, worker));
 }
+
+/// The deliveries each node holds a lease on, by node id, and the node that started first.
+async fn leases(pool: &sqlx::PgPool) -> (std::collections::HashMap<String, i64>, String) {
+    let held: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT lease_owner, COUNT(*) FROM deliveries WHERE lease_owner IS NOT NULL
+         GROUP BY lease_owner",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("leases");
+    let first: String = sqlx::query_scalar("SELECT id FROM nodes ORDER BY started_at LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .expect("nodes");
+    (held.into_iter().collect(), first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_is_taken_over_and_its_late_results_change_nothing() {
+    if !postgres_only("a_paused_node_is_taken_over_and_its_late_results_change_nothing") {
+        return;
+    }
+    let db = TestDatabase::create().await;
+    let log = db.dir().join("hookd.log");
+    // Slow answers keep attempts in flight, so the paused node holds leased work.
+    let receiver = Receiver::scripted(|_, _| crate::receiver::Reply::Slow(204, 300)).await;
+    let settings = [
+        ("HOOKD_LEASE_DURATION", "2s"),
+        ("HOOKD_REQUEST_TIMEOUT", "1s"),
+    ];
+    let paused = ChildServer::start(&db, &log, &settings).await;
+    // Started second, so the first row of `nodes` is the paused one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let other = ChildServer::start(&db, &log, &settings).await;
+    let client = reqwest::Client::new();
+    let app = post(
+        &client,
+        format!("{}/api/v1/app", paused.base),
+        json!({"name": "M"}),
+    )
+    .await;
+    let app_id = app["id"].as_str().expect("id").to_string();
+    post(
+        &client,
+        format!("{}/api/v1/app/{app_id}/endpoint", paused.base),
+        json!({"url": receiver.url("/hook")}),
+    )
+    .await;
+    let mut accepted = HashSet::new();
+    for n in 0..300 {
+        let body = json!({"eventType": "payment.captured", "payload": {"n": n}});
+        let message = post(
+            &client,
+            format!("{}/api/v1/app/{app_id}/msg", paused.base),
+            body,
+        )
+        .await;
+        accepted.insert(message["id"].as_str().expect("id").to_string());
+    }
+    receiver.wait_delivered(20, Duration::from_secs(20)).await;
+
+    // Paused for longer than a lease, holding leased, unfinished attempts.
+    paused.signal("STOP");
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    let (held, paused_id) = leases(&pool).await;
+    let held_by_paused = held.get(&paused_id).copied().unwrap_or(0);
+    assert!(
+        held_by_paused > 0,
+        "the paused node held no lease: {held:?}"
+    );
+    let delivered_at_pause = receiver.delivered().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let delivered_while_paused = receiver.delivered().len() - delivered_at_pause;
+    paused.signal("CONT");
+    assert!(
+        delivered_while_paused > 0,
+        "the other node took nothing over"
+    );
+
+    // Everything arrives; once the paused node's late results are in, every delivery is done.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let (lost, duplicates) = loop {
+        let (delivered, duplicates) = delivered_ids(&receiver);
+        let lost = accepted.difference(&delivered).count();
+        if lost == 0 || tokio::time::Instant::now() >= deadline {
+            break (lost, duplicates);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let unfinished: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status <> 0")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    report(&format!(
+        "paused node: held {held_by_paused} leases at the pause, {delivered_while_paused} delivered by the other node meanwhile, lost {lost}, duplicates {duplicates}"
+    ));
+    assert_eq!(
+        lost,
+        0,
+        "log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(unfinished, 0, "a late result undid a finished delivery");
+    pool.close().await;
+    drop((paused, other));
+}
