@@ -298,3 +298,60 @@ async fn a_paused_node_is_taken_over_and_its_late_results_change_nothing() {
     pool.close().await;
     drop((paused, other));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_endpoints_rate() {
+    if !postgres_only("two_nodes_share_one_endpoints_rate") {
+        return;
+    }
+    const RATE: u32 = 5;
+    const MESSAGES: usize = 16;
+    let gap = Duration::from_millis(1000 / u64::from(RATE));
+    let db = TestDatabase::create().await;
+    let log = db.dir().join("hookd.log");
+    let receiver = Receiver::start().await;
+    let nodes = [
+        ChildServer::start(&db, &log, &[]).await,
+        ChildServer::start(&db, &log, &[]).await,
+    ];
+    let client = reqwest::Client::new();
+    let app = post(
+        &client,
+        format!("{}/api/v1/app", nodes[0].base),
+        json!({"name": "M"}),
+    )
+    .await;
+    let app_id = app["id"].as_str().expect("id").to_string();
+    post(
+        &client,
+        format!("{}/api/v1/app/{app_id}/endpoint", nodes[1].base),
+        json!({"url": receiver.url("/hook"), "throttleRate": RATE}),
+    )
+    .await;
+    // Both nodes take messages for the one endpoint, alternately.
+    let started = std::time::Instant::now();
+    for n in 0..MESSAGES {
+        let base = &nodes[n % 2].base;
+        let body = json!({"eventType": "payment.captured", "payload": {"n": n}});
+        post(&client, format!("{base}/api/v1/app/{app_id}/msg"), body).await;
+    }
+    receiver
+        .wait_delivered(MESSAGES, Duration::from_secs(60))
+        .await;
+    let mut arrived: Vec<std::time::Instant> =
+        receiver.delivered().iter().map(|r| r.arrived).collect();
+    arrived.sort();
+    // As on one node (see `controls`): the k-th delivery cannot arrive before k gaps after the
+    // first message was sent, whichever node started it. A few ms for whole-ms planning.
+    let rounding = Duration::from_millis(5);
+    for (k, at) in arrived.iter().enumerate() {
+        let earliest = (gap * u32::try_from(k).expect("count")).saturating_sub(rounding);
+        assert!(
+            at.duration_since(started) >= earliest,
+            "delivery {k} arrived {:?} after the first message, before {earliest:?}: the nodes \
+             did not share the rate",
+            at.duration_since(started)
+        );
+    }
+    drop(nodes);
+}
