@@ -1,6 +1,7 @@
 //! PostgreSQL connections cut under load (`pg_terminate_backend` on every hookd connection,
 //! again and again, while 3,000 messages are posted): the API answers 202 or 503 with
-//! Retry-After, never a 500, and every message accepted is delivered.
+//! Retry-After, never a 500, and every message accepted is delivered. An exhausted pool is a
+//! 503 too.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -145,4 +146,56 @@ async fn cut_connections_answer_503_and_lose_nothing() {
     if let Ok(server) = Arc::try_unwrap(server) {
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_503_not_500() {
+    if !postgres_only("an_exhausted_pool_answers_503_not_500") {
+        return;
+    }
+    // A pool of two connections, given up on after 20 ms: 64 concurrent requests (and the
+    // node's own work) must queue for them.
+    let server = TestServer::start_with(|s| {
+        s.pool.max_connections = 2;
+        s.pool.acquire_timeout = Duration::from_millis(20);
+    })
+    .await;
+    // Even setting up meets the busy pool: a 503 is retried, as a client does.
+    let mut app = None;
+    for _ in 0..100 {
+        let (status, body) = server.post("/api/v1/app", json!({ "name": "Busy" })).await;
+        match status.as_u16() {
+            201 => {
+                app = body["id"].as_str().map(String::from);
+                break;
+            }
+            503 => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("creating the app answered {other}: {body}"),
+        }
+    }
+    let app = app.expect("the app was never created");
+    let requests = (0..64).map(|n| {
+        let request = server
+            .client
+            .post(format!("{}/api/v1/app/{app}/msg", server.base))
+            .bearer_auth(&server.token)
+            .json(&json!({ "eventType": "payment.captured", "payload": { "n": n } }))
+            .send();
+        async move {
+            let response = request.await.expect("answer");
+            let status = response.status().as_u16();
+            let retry_after = response.headers().contains_key("retry-after");
+            (status, retry_after)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let refused = answers.iter().filter(|(status, _)| *status == 503).count();
+    for (status, retry_after) in &answers {
+        assert!(
+            *status == 202 || (*status == 503 && *retry_after),
+            "an exhausted pool answered {status}: {answers:?}"
+        );
+    }
+    assert!(refused > 0, "the pool was never exhausted: {answers:?}");
+    server.stop().await;
 }

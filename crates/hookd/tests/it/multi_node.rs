@@ -99,6 +99,8 @@ async fn three_nodes_deliver_everything_when_one_is_killed_halfway() {
     while accepted.lock().expect("accepted").len() < MESSAGES / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    let (held_at_kill, _) = leases(&pool).await;
     victim_dead.store(true, Ordering::Relaxed);
     nodes[VICTIM].take().expect("victim").kill();
     let delivered_at_kill = receiver.delivered().len();
@@ -116,11 +118,20 @@ async fn three_nodes_deliver_everything_when_one_is_killed_halfway() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The killed node is the one whose heartbeat stopped; it held leased work just before it
+    // died (the leases were read a moment before the kill).
+    let victim = silent_node(&pool).await;
+    let held_by_victim = held_at_kill.get(&victim).copied().unwrap_or(0);
+    pool.close().await;
     report(&format!(
-        "multi-node: {NODES} nodes, {} accepted, {} refused by the killed node, {delivered_at_kill} delivered at the kill, lost {lost}, duplicates {duplicates}",
+        "multi-node: {NODES} nodes, {} accepted, {} refused by the killed node, {delivered_at_kill} delivered at the kill, {held_by_victim} leases held by it then, lost {lost}, duplicates {duplicates}",
         accepted.len(),
         refused.load(Ordering::Relaxed),
     ));
+    assert!(
+        held_by_victim > 0,
+        "the killed node held no leased work just before it died: {held_at_kill:?}"
+    );
     assert_eq!(
         lost,
         0,
@@ -190,6 +201,16 @@ async fn an_api_node_and_a_worker_node_split_the_roles_and_notify_each_other() {
     }
     receiver.wait_delivered(5, Duration::from_secs(10)).await;
     drop((api, worker));
+}
+
+/// The node whose heartbeat is the oldest: after a kill and a few heartbeats of the others,
+/// the dead one.
+async fn silent_node(pool: &sqlx::PgPool) -> String {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    sqlx::query_scalar("SELECT id FROM nodes ORDER BY heartbeat_at LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .expect("nodes")
 }
 
 /// The deliveries each node holds a lease on, by node id, and the node that started first.
