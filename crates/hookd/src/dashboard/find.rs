@@ -547,7 +547,6 @@ pub struct CheckPage {
     pub latest: Option<crate::portal::checks::ReportView>,
     pub earlier: Vec<crate::portal::checks::ReportView>,
     pub whose: &'static str,
-    pub whose_cap: &'static str,
     pub code_link: String,
     pub code_link_text: &'static str,
 }
@@ -583,7 +582,6 @@ pub async fn endpoint_checks(
             latest: reports.next(),
             earlier: reports.collect(),
             whose: "the merchant's",
-            whose_cap: "The merchant's",
             code_link: format!("/ui/apps/{}#{}", app.id, endpoint.id),
             code_link_text: "their portal's endpoint page (a portal link opens it)",
             app,

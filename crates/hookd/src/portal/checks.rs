@@ -90,7 +90,6 @@ pub struct CheckPage {
     pub timeout_secs: u64,
     /// Whose endpoint, as the report's sentences say it ("your", "the merchant's").
     pub whose: &'static str,
-    pub whose_cap: &'static str,
     /// Where the code that verifies correctly is shown.
     pub code_link: String,
     pub code_link_text: &'static str,
@@ -147,7 +146,6 @@ pub async fn page(
             notice,
             timeout_secs: state.settings.request_timeout.as_secs(),
             whose: "your",
-            whose_cap: "Your",
             code_link: format!("/portal/endpoints/{endpoint_id}#verify-h"),
             code_link_text: "the endpoint's page",
         },

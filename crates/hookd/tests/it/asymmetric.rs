@@ -7,19 +7,13 @@ use hookd_receiver::Verifier;
 use hookd_signing::Secret;
 use serde_json::{json, Value};
 
-use crate::harness::TestServer;
+use crate::harness::{contains, TestServer};
 use crate::receiver::{Received, Receiver};
 
 /// The seed 0x00..0x1f and its public key, as an independent implementation (Python's
 /// `cryptography`) derives it.
 const KNOWN_SIGNING_KEY: &str = "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KNOWN_PUBLIC_KEY: &str = "whpk_A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
 
 /// Verifies a delivery as a merchant's receiver would, with the keys it was given.
 fn verifies(keys: &[&str], got: &Received) -> bool {

@@ -60,6 +60,13 @@ pub fn skipped(test: &str, reason: &str) {
     report(&format!("skipped {test}: {reason}"));
 }
 
+/// Whether `needle` occurs in `haystack` (database files and rows, searched for secrets).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
 /// Prints a line on the terminal even when the test passes: written to the process's stderr
 /// directly, because the test harness hides what `println!` and `eprintln!` print.
 pub fn report(line: &str) {

@@ -862,6 +862,11 @@ async fn a_merchant_checks_a_v1a_endpoint_and_switches_back_to_a_secret() {
     );
     let report = portal.get(&format!("{ep}/check")).await;
     assert!(report.html.contains("Secure"), "{}", report.html);
+    assert!(
+        report.html.contains("Your endpoint refuses forged"),
+        "{}",
+        report.html
+    );
     assert_eq!(
         report.html.matches(">Failed<").count(),
         0,

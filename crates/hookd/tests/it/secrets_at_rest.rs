@@ -2,13 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::TestServer;
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
+use crate::harness::{contains, TestServer};
 
 #[tokio::test]
 async fn the_database_holds_no_endpoint_secret_in_clear() {

@@ -11,7 +11,7 @@ use hookd_signing::Secret;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::{TestDatabase, TestServer};
+use crate::harness::{contains, TestDatabase, TestServer};
 use crate::receiver::Receiver;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -146,12 +146,6 @@ async fn postgres_at_first_schema(database: &TestDatabase, rows: &OldRows, url: 
         .await
         .expect("token");
     pool.close().await;
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
 }
 
 #[tokio::test]
