@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::TestServer;
+use crate::harness::{TestDatabase, TestServer};
 
 #[tokio::test]
 async fn a_reused_event_id_is_a_conflict_within_its_application_only() {
@@ -293,5 +293,98 @@ async fn a_request_still_in_flight_elsewhere_is_a_409_until_its_lock_lapses() {
         IdempotencyState::InFlight { fingerprint }
     );
     drop(other_node);
+    server.stop().await;
+}
+
+/// Runs one statement about idempotency key `key` on the test's database, as an operator's SQL
+/// shell would; answers the first column of the first row (an `expires_at`), if any.
+async fn key_sql(db: &TestDatabase, sqlite: &str, postgres: &str, key: &str) -> Option<i64> {
+    if db.is_postgres() {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        return sqlx::query_scalar::<_, i64>(postgres)
+            .bind(key)
+            .fetch_optional(&mut conn)
+            .await
+            .expect("query");
+    }
+    let path = db
+        .url
+        .strip_prefix("sqlite://")
+        .expect("sqlite url")
+        .to_string();
+    let (sqlite, key) = (sqlite.to_string(), key.to_string());
+    tokio::task::spawn_blocking(move || {
+        let conn = rusqlite::Connection::open(path).expect("open");
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy timeout");
+        let mut statement = conn.prepare(&sqlite).expect("prepare");
+        let mut rows = statement.query([key]).expect("query");
+        rows.next()
+            .expect("row")
+            .map(|row| row.get::<_, i64>(0).expect("integer"))
+    })
+    .await
+    .expect("sqlite task")
+}
+
+/// Makes the stored answer for `key` older by `millis`, as if that much time had gone by
+/// (the clock cannot be moved; the record's expiry can).
+async fn age_key(db: &TestDatabase, key: &str, millis: i64) {
+    let aged = key_sql(
+        db,
+        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = ?1 RETURNING expires_at"),
+        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = $1 RETURNING expires_at"),
+        key,
+    )
+    .await;
+    assert!(aged.is_some(), "no idempotency record for {key}");
+}
+
+/// The window is the API's own: a key's answer is kept 24 hours from the request, replayed up
+/// to the last minute of it, and a request after it runs again.
+#[tokio::test]
+async fn a_key_is_replayed_for_24_hours_and_runs_again_after() {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    const MINUTE_MS: i64 = 60 * 1000;
+    let server = TestServer::start().await;
+    let app = server.create_app("Merchant").await;
+    let path = format!("/api/v1/app/{app}/msg");
+    let body = json!({"eventType": "payment.captured", "payload": {"amount": 4999}});
+    let token = server.token.clone();
+
+    let before = hookd::domain::time::now_millis();
+    let (status, first, replayed) = post_with_key(&server, &token, &path, "day-key", &body).await;
+    let after = hookd::domain::time::now_millis();
+    assert_eq!((status, replayed), (StatusCode::ACCEPTED, false), "{first}");
+    let expires_at = key_sql(
+        server.database(),
+        "SELECT expires_at FROM idempotency_keys WHERE key = ?1",
+        "SELECT expires_at FROM idempotency_keys WHERE key = $1",
+        "day-key",
+    )
+    .await
+    .expect("the key is stored");
+    assert!(
+        (before + DAY_MS..=after + DAY_MS).contains(&expires_at),
+        "the answer is kept until {expires_at}, not 24 hours after the request ({before}..{after})"
+    );
+
+    // 23 h 59 min later: still the first answer, and still one message.
+    age_key(server.database(), "day-key", DAY_MS - MINUTE_MS).await;
+    let (status, again, replayed) = post_with_key(&server, &token, &path, "day-key", &body).await;
+    assert_eq!((status, replayed), (StatusCode::ACCEPTED, true));
+    assert_eq!(
+        again, first,
+        "a replay answers the first body byte for byte"
+    );
+    assert_eq!(message_count(&server.get(&path).await.1), 1);
+
+    // 24 h 1 min later: the key is free again and the request runs as a new one.
+    age_key(server.database(), "day-key", 2 * MINUTE_MS).await;
+    let (status, fresh, replayed) = post_with_key(&server, &token, &path, "day-key", &body).await;
+    assert_eq!((status, replayed), (StatusCode::ACCEPTED, false), "{fresh}");
+    assert_ne!(fresh, first, "a new message, with its own id");
+    assert_eq!(message_count(&server.get(&path).await.1), 2);
     server.stop().await;
 }

@@ -98,6 +98,7 @@ fn spawn_hookd(db: &std::path::Path, port: u16) -> std::process::Child {
         .env("HOOKD_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("HOOKD_ALLOW_DESTINATIONS", "127.0.0.0/8")
         .env("HOOKD_MAX_IN_FLIGHT", "1000")
+        .env("HOOKD_ENDPOINT_MAX_IN_FLIGHT", "1000")
         .env("HOOKD_SHUTDOWN_TIMEOUT", "30s")
         .env("HOOKD_REQUEST_TIMEOUT", "20s")
         .env("HOOKD_RETRY_SCHEDULE", "100ms,100ms,100ms")
@@ -129,13 +130,40 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Message id (`webhook-id`) → whether the delivery succeeded and how many successful attempts
+/// are recorded for it, straight from the SQLite file.
+fn recorded_successes(db: &std::path::Path) -> std::collections::HashMap<String, (bool, i64)> {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    let mut statement = conn
+        .prepare(
+            "SELECT d.msg_id, d.status = 0,
+                    (SELECT COUNT(*) FROM attempts a WHERE a.delivery_id = d.id AND a.success = 1)
+             FROM deliveries d",
+        )
+        .expect("prepare");
+    statement
+        .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_thousand_deliveries_loses_and_strands_nothing() {
+async fn sigterm_lets_attempts_in_flight_finish_and_records_them() {
     const MESSAGES: usize = 1000;
+    /// Requests that must have reached the receiver, unanswered, when SIGTERM is sent.
+    const IN_FLIGHT_AT_TERM: usize = 300;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("hookd.db");
-    // Each delivery takes 1.5 s to be answered, so the deliveries are in flight at SIGTERM.
-    let receiver = Receiver::scripted(|_, _| Reply::Slow(204, 1500)).await;
+    // Each delivery is answered 1.5 s after it arrived, so the ones that arrived just before
+    // SIGTERM are still in flight when it is sent. The script runs when a request arrives.
+    let arrivals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&arrivals);
+    let receiver = Receiver::scripted(move |_, _| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Reply::Slow(204, 1500)
+    })
+    .await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = spawn_hookd(&db, port);
@@ -189,18 +217,71 @@ async fn sigterm_during_a_thousand_deliveries_loses_and_strands_nothing() {
         accepted.insert(handle.await.expect("post"));
     }
 
+    // SIGTERM once enough requests wait for their answers (none is answered before 1.5 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while arrivals.load(std::sync::atomic::Ordering::SeqCst) < IN_FLIGHT_AT_TERM {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hookd never had {IN_FLIGHT_AT_TERM} attempts in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Counted first: a request counted here arrived before `term_at`.
+    let arrived_at_term = arrivals.load(std::sync::atomic::Ordering::SeqCst);
+    let term_at = std::time::Instant::now();
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(term.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let exit = tokio::task::spawn_blocking(move || {
+        // Bounded: a shutdown that hangs fails the test instead of hanging it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .expect("join");
+    let exit = exit.expect("hookd did not exit within 60 s of SIGTERM");
     assert!(exit.success(), "hookd exits 0 on SIGTERM: {exit:?}");
 
-    // Every delivery is either done or pending again; none is left leased ("sending", 3).
+    // Every request that had arrived before SIGTERM was answered: hookd kept its connection
+    // open until the answer came, instead of dropping the attempt.
+    let in_flight: HashSet<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.arrived < term_at)
+        .map(|r| r.header("webhook-id").to_string())
+        .collect();
+    assert!(
+        in_flight.len() >= arrived_at_term,
+        "only {} of the {arrived_at_term} requests in flight at SIGTERM were answered",
+        in_flight.len()
+    );
+    // ... and their success is recorded: the delivery is done with one successful attempt.
+    let recorded = recorded_successes(&db);
+    let unrecorded: Vec<_> = in_flight
+        .iter()
+        .filter(|id| recorded.get(*id) != Some(&(true, 1)))
+        .map(|id| (id, recorded.get(id)))
+        .collect();
+    assert!(
+        unrecorded.is_empty(),
+        "{} deliveries answered 2xx before shutdown are not recorded as done with one \
+         successful attempt, e.g. {:?}",
+        unrecorded.len(),
+        unrecorded.iter().take(3).collect::<Vec<_>>()
+    );
+    // The rest are pending again, never left leased ("sending", 3).
     let states = delivery_states(&db);
     let total: i64 = states.iter().map(|(_, n)| n).sum();
     assert_eq!(total, MESSAGES as i64, "{states:?}");
@@ -211,7 +292,7 @@ async fn sigterm_during_a_thousand_deliveries_loses_and_strands_nothing() {
         "{states:?}"
     );
 
-    // After a restart, everything accepted arrives.
+    // After a restart, everything accepted arrives, and what was recorded is not sent again.
     receiver.set_script(|_, _| Reply::Status(204));
     let mut child = spawn_hookd(&db, port);
     wait_healthy(&base).await;
@@ -231,6 +312,15 @@ async fn sigterm_during_a_thousand_deliveries_loses_and_strands_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let resent = receiver
+        .received()
+        .iter()
+        .filter(|r| r.arrived >= term_at && in_flight.contains(r.header("webhook-id")))
+        .count();
+    assert_eq!(
+        resent, 0,
+        "deliveries recorded before shutdown were sent again"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
