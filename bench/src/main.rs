@@ -28,6 +28,7 @@ use crate::scenario::fanout::FanoutArgs;
 use crate::scenario::latency::LatencyArgs;
 use crate::scenario::merchants::MerchantsArgs;
 use crate::scenario::portal::PortalArgs;
+use crate::scenario::soak::SoakArgs;
 use crate::scenario::throughput::ThroughputArgs;
 use crate::scenario::UNTRUSTWORTHY;
 
@@ -115,6 +116,9 @@ enum Scenario {
     Portal(PortalArgs),
     /// Operator dashboard with 1,000,000 messages and 3,000,000 attempts loaded: p50/p95 per page.
     Dashboard(DashboardArgs),
+    /// Half an hour at 1,000 msg/s with failing requests and a flapping endpoint: RSS,
+    /// descriptors and pending stay flat, nothing is lost (not in `all`).
+    Soak(SoakArgs),
 }
 
 #[derive(Args)]
@@ -210,6 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Smoke => bench.smoke().await,
         Scenario::Portal(args) => bench.portal(&args).await,
         Scenario::Dashboard(args) => bench.dashboard(&args).await,
+        Scenario::Soak(args) => bench.soak(&args).await,
     }
 }
 
@@ -366,6 +371,23 @@ impl Bench {
         );
         self.scenario("dashboard", args.settings(), |c| {
             scenario::dashboard::run_once(self.config(c), args)
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn soak(&self, args: &SoakArgs) -> anyhow::Result<()> {
+        let mut settings = args.settings();
+        let soaked = args.hookd_config(self.config(0));
+        if let Some((_, schedule)) = soaked
+            .extra_env
+            .iter()
+            .find(|(key, _)| key == "HOOKD_RETRY_SCHEDULE")
+        {
+            settings.push(("retry_schedule", schedule.clone()));
+        }
+        self.scenario("soak", settings, |c| {
+            scenario::soak::run_once(self.config(c), args)
         })
         .await
         .map(drop)

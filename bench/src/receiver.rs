@@ -91,6 +91,11 @@ struct State {
     attempts_while_down: AtomicU64,
     /// How long every delivery waits for its answer, in ms, after it was recorded.
     answer_delay_ms: AtomicU64,
+    /// Per mille of requests answered 500 on purpose (spread evenly), and the requests seen
+    /// and failed so far: a receiver that fails now and then, as real ones do.
+    failure_permille: AtomicU64,
+    requests: AtomicU64,
+    failed_on_purpose: AtomicU64,
     endpoints: RwLock<Endpoints>,
     /// Bumped on every outage change, so hung requests look again.
     outage_changes: watch::Sender<u64>,
@@ -168,6 +173,21 @@ impl State {
         });
     }
 
+    /// Whether this request is one of the `failure_permille` to fail: request `n` fails when
+    /// `n × permille / 1000` steps up, which spreads the failures evenly.
+    fn fails_on_purpose(&self) -> bool {
+        let permille = self.failure_permille.load(Ordering::Relaxed);
+        if permille == 0 {
+            return false;
+        }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let fails = (n + 1) * permille / 1000 != n * permille / 1000;
+        if fails {
+            self.failed_on_purpose.fetch_add(1, Ordering::Relaxed);
+        }
+        fails
+    }
+
     /// Waits while the endpoint hangs; answers whether it is down with errors. Counts the
     /// requests that found it down either way.
     async fn refuses(&self, endpoint: u32) -> bool {
@@ -227,6 +247,9 @@ impl Receiver {
             verify_ns: AtomicU64::new(0),
             attempts_while_down: AtomicU64::new(0),
             answer_delay_ms: AtomicU64::new(0),
+            failure_permille: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failed_on_purpose: AtomicU64::new(0),
             endpoints: RwLock::new(Endpoints::default()),
             outage_changes: watch::Sender::new(0),
             log: Mutex::new(Log::default()),
@@ -275,6 +298,19 @@ impl Receiver {
     pub fn set_answer_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.state.answer_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Makes `permille` of all requests (spread evenly, every endpoint) answer 500 before
+    /// they are read: hookd records a failed attempt and retries them.
+    pub fn set_failure_permille(&self, permille: u64) {
+        self.state
+            .failure_permille
+            .store(permille.min(1000), Ordering::Relaxed);
+    }
+
+    /// Requests answered 500 by [`Receiver::set_failure_permille`].
+    pub fn failed_on_purpose(&self) -> u64 {
+        self.state.failed_on_purpose.load(Ordering::Relaxed)
     }
 
     /// Every POST received, duplicates included.
@@ -380,6 +416,9 @@ async fn handle(
     let endpoint = endpoint_index(req.uri().path());
     if state.refuses(endpoint).await {
         return Ok(answer(StatusCode::SERVICE_UNAVAILABLE));
+    }
+    if state.fails_on_purpose() {
+        return Ok(answer(StatusCode::INTERNAL_SERVER_ERROR));
     }
     let (parts, body) = req.into_parts();
     let body = body.collect().await;

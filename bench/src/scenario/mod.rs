@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod latency;
 pub mod merchants;
 pub mod portal;
+pub mod soak;
 pub mod throughput;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
