@@ -13,8 +13,10 @@ use super::error::{ApiError, ErrorResponses};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
+use super::text::{check_metadata, check_text};
 use super::AppState;
 use crate::domain::ids::AppId;
+use crate::domain::text::Lines;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::Uid;
 use crate::store::{Application, Order};
@@ -88,7 +90,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
             "must be between 1 and 256 characters long",
         ));
     }
-    Ok(())
+    check_text(&["body", "name"], name, Lines::Single)
 }
 
 fn check_rate(rate: Option<u16>) -> Result<Option<i64>, ApiError> {
@@ -189,6 +191,7 @@ async fn create(
 
 fn new_app(input: ApplicationIn, uid_from_path: Option<Uid>) -> Result<Application, ApiError> {
     check_name(&input.name)?;
+    check_metadata(input.metadata.as_ref())?;
     let now = now_millis();
     Ok(Application {
         id: AppId::generate(),
@@ -250,6 +253,7 @@ async fn replace(
         return Ok((StatusCode::CREATED, axum::Json(app.into())));
     };
     check_name(&input.name)?;
+    check_metadata(input.metadata.as_ref())?;
     app.name = input.name;
     app.uid = input.uid;
     app.throttle_rate = check_rate(input.throttle_rate)?;
@@ -282,6 +286,7 @@ async fn patch(
         check_name(&name)?;
         app.name = name;
     }
+    check_metadata(input.metadata.as_ref())?;
     if let Some(uid) = input.uid {
         app.uid = uid;
     }

@@ -15,8 +15,10 @@ use super::error::{ApiError, ErrorResponses, FieldError, HttpErrorOut};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
+use super::text::{check_metadata, check_text};
 use super::AppState;
 use crate::domain::ids::EndpointId;
+use crate::domain::text::Lines;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
 use crate::operational::Kind;
@@ -257,7 +259,7 @@ fn check_description(description: &str) -> Result<(), ApiError> {
             "must be at most 1024 characters long",
         ));
     }
-    Ok(())
+    check_text(&["body", "description"], description, Lines::Multi)
 }
 
 /// Event types an endpoint subscribes to must be in the catalog.
@@ -407,6 +409,7 @@ async fn new_endpoint(
 ) -> Result<Endpoint, ApiError> {
     let url = parse_url(state, &input.url)?;
     check_description(&input.description)?;
+    check_metadata(input.metadata.as_ref())?;
     let now = now_millis();
     Ok(Endpoint {
         id: EndpointId::generate(),
@@ -491,6 +494,7 @@ async fn replace(
     }
     let url = parse_url(&state, &input.url)?;
     check_description(&input.description)?;
+    check_metadata(input.metadata.as_ref())?;
     let event_types = check_event_types(&state, input.event_types).await?;
     let channels = check_channels(input.channels)?;
     let throttle_rate = check_rate(input.throttle_rate)?;
@@ -549,6 +553,7 @@ pub(crate) async fn patch(
     if let Some(description) = &input.description {
         check_description(description)?;
     }
+    check_metadata(input.metadata.as_ref())?;
     let event_types = match input.event_types {
         Some(types) => Some(check_event_types(&state, types).await?),
         None => None,

@@ -11,8 +11,10 @@ use super::error::{ApiError, ErrorResponses, FieldError};
 use super::extract::{Json, Path, Query};
 use super::pagination::{ListResponse, PageParams};
 use super::serde_util::double_option;
+use super::text::check_text;
 use super::AppState;
 use crate::catalog;
+use crate::domain::text::Lines;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::EventTypeName;
 use crate::store::{EventType, Order};
@@ -117,7 +119,14 @@ fn check_description(description: &str) -> Result<(), ApiError> {
             "must be at most 4096 characters long",
         ));
     }
-    Ok(())
+    check_text(&["body", "description"], description, Lines::Multi)
+}
+
+fn check_feature_flag(flag: Option<&str>) -> Result<(), ApiError> {
+    match flag {
+        Some(flag) => check_text(&["body", "featureFlag"], flag, Lines::Single),
+        None => Ok(()),
+    }
 }
 
 /// `schemas` maps versions to JSON Schemas, each of which must compile: a 422 names the
@@ -228,6 +237,7 @@ async fn create(
 ) -> Result<(StatusCode, axum::Json<EventTypeOut>), ApiError> {
     principal.require_org()?;
     check_description(&input.description)?;
+    check_feature_flag(input.feature_flag.as_deref())?;
     check_schemas(&input.schemas)?;
     let now = now_millis();
     let event_type = EventType {
@@ -289,6 +299,7 @@ pub(crate) async fn replace(
 ) -> Result<(StatusCode, axum::Json<EventTypeOut>), ApiError> {
     principal.require_org()?;
     check_description(&input.description)?;
+    check_feature_flag(input.feature_flag.as_deref())?;
     check_schemas(&input.schemas)?;
     let now = now_millis();
     let existing = state.store.get_event_type(&name).await?;
@@ -358,6 +369,7 @@ async fn patch(
         event_type.schemas = schemas;
     }
     if let Some(flag) = input.feature_flag {
+        check_feature_flag(flag.as_deref())?;
         event_type.feature_flag = flag;
     }
     if let Some(validate) = input.validate_payloads {

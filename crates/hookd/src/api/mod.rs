@@ -22,6 +22,7 @@ pub(crate) mod rate_limit;
 pub(crate) mod recover;
 pub(crate) mod send_example;
 mod serde_util;
+mod text;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;

@@ -18,6 +18,7 @@ use crate::api::extract::{parse, Path as ApiPath};
 use crate::api::{event_types, AppState};
 use crate::catalog;
 use crate::config::Settings;
+use crate::domain::text::{describe_control, forbidden_control, Lines};
 use crate::domain::time::now_millis;
 use crate::portal::pages::render;
 use crate::store::{EventType, NodeReport, Order, PageRequest};
@@ -566,6 +567,12 @@ pub async fn create_token(
         return Err(Problem::from_api(ApiError::invalid(
             &["body", "name"],
             "a token needs a name of 1 to 100 characters, saying who uses it",
+        )));
+    }
+    if let Some(found) = forbidden_control(name, Lines::Single) {
+        return Err(Problem::from_api(ApiError::invalid(
+            &["body", "name"],
+            describe_control(found),
         )));
     }
     let app_id = match form.app.trim() {

@@ -2,6 +2,7 @@
 
 pub mod ids;
 pub mod names;
+pub mod text;
 pub mod time;
 pub mod url;
 

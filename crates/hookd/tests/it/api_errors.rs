@@ -501,9 +501,116 @@ async fn bad_requests_get_clear_client_errors() {
             None,
             422,
         ),
+        // Control characters in stored text: PostgreSQL cannot store NUL at all (it answered
+        // 500), and SQLite kept what no page can show. Payloads stay byte-exact (below).
+        case(
+            "application name holding NUL",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "a\u{0}b"})),
+            422,
+        ),
+        case(
+            "PUT application with a name holding an escape character",
+            Method::PUT,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"name": "a\u{1b}b"})),
+            422,
+        ),
+        case(
+            "PATCH application name holding a line break",
+            Method::PATCH,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"name": "first\nsecond"})),
+            422,
+        ),
+        case(
+            "application metadata value holding NUL",
+            Method::POST,
+            "/api/v1/app",
+            Some(json!({"name": "M2", "metadata": {"k": "v\u{0}"}})),
+            422,
+        ),
+        case(
+            "PATCH application metadata key holding NUL",
+            Method::PATCH,
+            &format!("/api/v1/app/{app}"),
+            Some(json!({"metadata": {"k\u{0}": "v"}})),
+            422,
+        ),
+        case(
+            "endpoint description holding NUL",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "description": "a\u{0}b"})),
+            422,
+        ),
+        case(
+            "PUT endpoint with metadata holding NUL",
+            Method::PUT,
+            &format!("{eps}/{ep}"),
+            Some(json!({"url": "https://example.com/", "metadata": {"k": "\u{0}"}})),
+            422,
+        ),
+        case(
+            "PATCH endpoint description holding a DEL",
+            Method::PATCH,
+            &format!("{eps}/{ep}"),
+            Some(json!({"description": "a\u{7f}"})),
+            422,
+        ),
+        case(
+            "PATCH endpoint metadata holding NUL",
+            Method::PATCH,
+            &format!("{eps}/{ep}"),
+            Some(json!({"metadata": {"k": "a\u{0}"}})),
+            422,
+        ),
+        case(
+            "endpoint header value holding NUL",
+            Method::POST,
+            &eps,
+            Some(json!({"url": "https://example.com/", "headers": {"x-k": "a\u{0}"}})),
+            422,
+        ),
+        case(
+            "event type description holding NUL",
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "c.d", "description": "a\u{0}b"})),
+            422,
+        ),
+        case(
+            "PUT event type with a description holding NUL",
+            Method::PUT,
+            "/api/v1/event-type/ok.type",
+            Some(json!({"description": "a\u{0}b"})),
+            422,
+        ),
+        case(
+            "PATCH event type description holding NUL",
+            Method::PATCH,
+            "/api/v1/event-type/ok.type",
+            Some(json!({"description": "\u{0}"})),
+            422,
+        ),
+        case(
+            "event type feature flag holding NUL",
+            Method::POST,
+            "/api/v1/event-type",
+            Some(json!({"name": "e.f", "description": "d", "featureFlag": "b\u{0}"})),
+            422,
+        ),
+        case(
+            "PATCH event type feature flag holding NUL",
+            Method::PATCH,
+            "/api/v1/event-type/ok.type",
+            Some(json!({"featureFlag": "b\u{0}"})),
+            422,
+        ),
     ];
     // The exact count, so that a case deleted by mistake is noticed.
-    assert_eq!(cases.len(), 61);
+    assert_eq!(cases.len(), 76);
 
     // Every case runs and every wrong answer is listed, so one run shows all that broke.
     let mut wrong = Vec::new();
@@ -526,6 +633,47 @@ async fn bad_requests_get_clear_client_errors() {
     assert_eq!(messages["data"].as_array().expect("data").len(), 0);
     let apps = server.get("/api/v1/app").await.1;
     assert_eq!(apps["data"].as_array().expect("data").len(), 1);
+    server.stop().await;
+}
+
+/// What the control-character rule leaves alone: payloads (kept byte for byte, NUL escapes
+/// included), line breaks in descriptions, and any other Unicode in names.
+#[tokio::test]
+async fn payloads_line_breaks_and_unicode_are_not_control_character_faults() {
+    let server = TestServer::start().await;
+    let (status, app) = server
+        .post(
+            "/api/v1/app",
+            json!({"name": "Café ☕ 東京", "metadata": {"city": "Zürich"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{app}");
+    let app = app["id"].as_str().expect("id").to_string();
+    let (status, endpoint) = server
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": "https://example.com/", "description": "first line\nsecond\tline"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    assert_eq!(endpoint["description"], "first line\nsecond\tline");
+    server.create_event_type("ok.type").await;
+    let raw = r#"{"eventType":"ok.type","payload":{"note":"a\u0000b"}}"#;
+    let response = server
+        .client
+        .post(format!("{}/api/v1/app/{app}/msg", server.base))
+        .bearer_auth(&server.token)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 202);
+    let message: Value = response.json().await.expect("json");
+    let id = message["id"].as_str().expect("id");
+    let (status, stored) = server.get(&format!("/api/v1/app/{app}/msg/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(stored["payload"]["note"], "a\u{0}b");
     server.stop().await;
 }
 
