@@ -275,6 +275,20 @@ pub async fn paced_publish(
     warmup_count: u64,
     total: u64,
 ) -> f64 {
+    let apps: Arc<[String]> = Arc::new([setup.app_id.clone()]);
+    paced_publish_to(setup, stats, rate, warmup_count, total, &apps).await
+}
+
+/// [`paced_publish`] spreading the messages over `apps`: message `seq` goes to application
+/// `seq % apps.len()`.
+pub async fn paced_publish_to(
+    setup: &Setup,
+    stats: &Arc<PublishStats>,
+    rate: f64,
+    warmup_count: u64,
+    total: u64,
+    apps: &Arc<[String]>,
+) -> f64 {
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut ticker = tokio::time::interval(period);
     // Catch up after a stall, so the offered rate stays what was asked.
@@ -286,15 +300,12 @@ pub async fn paced_publish(
         if seq == warmup_count {
             window_start = Instant::now();
         }
-        let (api, app_id, clock, stats) = (
-            setup.api.clone(),
-            setup.app_id.clone(),
-            setup.clock,
-            stats.clone(),
-        );
+        let (api, apps, clock, stats) =
+            (setup.api.clone(), apps.clone(), setup.clock, stats.clone());
         tasks.spawn(async move {
+            let app_id = &apps[usize::try_from(seq).unwrap_or(0) % apps.len()];
             // Stamped here, right before the POST, as the latency definition says.
-            stats.record(api.publish(&app_id, seq, clock.now_us()).await);
+            stats.record(api.publish(app_id, seq, clock.now_us()).await);
         });
         // Reap finished sends so the set does not grow with the run.
         while tasks.try_join_next().is_some() {}

@@ -3,10 +3,11 @@
 //! its open file descriptors and its pending deliveries sampled over the run stay level, and
 //! nothing accepted is lost. Not in `all` and not in CI (it runs for half an hour by default).
 //!
-//! One application with two endpoints, so every message is two deliveries: `/hook/0`, steady
-//! apart from the receiver's `--failure-permille` failures, and `/hook/1`, down (answering 503)
-//! for `--flap-period` seconds out of every two. hookd runs with a short retry schedule so the
-//! failed attempts come back within the run instead of hours later.
+//! `--endpoints` applications with one endpoint each (`/hook/<n>`), the messages spread over
+//! them, so each message is one delivery. The receiver answers `--failure-permille` of all
+//! requests 500, and the last endpoint flaps: down (answering 503) for `--flap-period` seconds,
+//! up as long, over and over. hookd runs with a short retry schedule so the failed attempts come
+//! back within the run instead of hours later.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,14 +19,12 @@ use anyhow::{ensure, Context};
 use clap::Args;
 use tokio::task::JoinHandle;
 
-use super::{health_figures, mib, paced_publish, PublishStats, Setup};
+use super::{health_figures, mib, paced_publish_to, PublishStats, Setup};
 use crate::cpu::CpuSample;
 use crate::hookd::{Hookd, HookdConfig};
 use crate::receiver::{Outage, Receiver};
 use crate::report::{Figure, Settings};
 
-/// The endpoint that flaps.
-const FLAPPING: u32 = 1;
 /// Lets hookd pick up the new endpoints before the first message.
 const SETTLE: Duration = Duration::from_millis(500);
 /// Samples before this are warm-up (caches, pools, the allocator settling): the trends are
@@ -37,9 +36,12 @@ const RETRY_SCHEDULE: &str = "1s,5s,10s,30s,60s,60s,60s,60s,60s,60s";
 
 #[derive(Args, Clone, Debug)]
 pub struct SoakArgs {
-    /// Offered messages per second (each is two deliveries).
+    /// Offered messages per second (each is one delivery).
     #[arg(long, default_value_t = 1000)]
     pub rate: u32,
+    /// Applications, one endpoint each; the messages are spread over them and the last flaps.
+    #[arg(long, default_value_t = 10)]
+    pub endpoints: u32,
     /// Length of the load, in seconds.
     #[arg(long, default_value_t = 1800)]
     pub duration: u64,
@@ -72,7 +74,7 @@ impl SoakArgs {
             ("failure_permille", self.failure_permille.to_string()),
             ("flap_period_s", self.flap_period.to_string()),
             ("sample_every_s", self.sample_every.to_string()),
-            ("endpoints", "2".to_owned()),
+            ("endpoints", self.endpoints.to_string()),
         ]
     }
 
@@ -108,6 +110,10 @@ pub async fn run_once(config: &HookdConfig, args: &SoakArgs) -> anyhow::Result<V
     ensure!(args.duration > 0, "--duration must be positive");
     ensure!(args.sample_every > 0, "--sample-every must be positive");
     ensure!(args.flap_period > 0, "--flap-period must be positive");
+    ensure!(
+        args.endpoints >= 2,
+        "--endpoints must be at least 2 (the last one flaps)"
+    );
     let mut hookd = Hookd::start(&args.hookd_config(config)).await?;
     let outcome = measure(&mut hookd, args).await;
     hookd.finish(outcome).await
@@ -115,8 +121,15 @@ pub async fn run_once(config: &HookdConfig, args: &SoakArgs) -> anyhow::Result<V
 
 async fn measure(hookd: &mut Hookd, args: &SoakArgs) -> anyhow::Result<Vec<Figure>> {
     let setup = Arc::new(Setup::new(hookd, (args.rate / 10).max(8) as usize).await?);
-    setup.add_endpoint(&setup.app_id, Some(0)).await?;
-    setup.add_endpoint(&setup.app_id, Some(FLAPPING)).await?;
+    let mut apps = vec![setup.app_id.clone()];
+    for _ in 1..args.endpoints {
+        apps.push(setup.api.create_app().await?);
+    }
+    for (n, app_id) in (0..).zip(&apps) {
+        setup.add_endpoint(app_id, Some(n)).await?;
+    }
+    let apps: Arc<[String]> = apps.into();
+    let flapping = args.endpoints - 1;
     tokio::time::sleep(SETTLE).await;
     setup.receiver.set_failure_permille(args.failure_permille);
 
@@ -124,16 +137,16 @@ async fn measure(hookd: &mut Hookd, args: &SoakArgs) -> anyhow::Result<Vec<Figur
     let started = Instant::now();
     let cpu_before = CpuSample::of(hookd)?;
     let sampler = Sampler::start(hookd, &setup, &stats, args.sample_every, started);
-    let flapper = Flapper::start(&setup, args.flap_period);
+    let flapper = Flapper::start(&setup, flapping, args.flap_period);
     let total = u64::from(args.rate) * args.duration;
-    let offered = paced_publish(&setup, &stats, f64::from(args.rate), 0, total).await;
+    let offered = paced_publish_to(&setup, &stats, f64::from(args.rate), 0, total, &apps).await;
     let load_s = started.elapsed().as_secs_f64();
     stats.warn_if_failed("soak");
     flapper.stop().await;
     hookd.ensure_running()?;
     let at_end_of_load = sampler.latest();
 
-    let expected = 2 * stats.accepted();
+    let expected = stats.accepted();
     let drained = wait_for(hookd, &setup.receiver, expected, args.drain_timeout).await?;
     let cpu = cpu_before.until(&CpuSample::of(hookd)?);
     let points = sampler.stop().await;
@@ -372,7 +385,7 @@ struct Flapper {
 }
 
 impl Flapper {
-    fn start(setup: &Arc<Setup>, period: u64) -> Self {
+    fn start(setup: &Arc<Setup>, endpoint: u32, period: u64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, setup) = (stop.clone(), setup.clone());
         let task = tokio::spawn(async move {
@@ -380,7 +393,7 @@ impl Flapper {
             while !flag.load(Ordering::Relaxed) {
                 setup
                     .receiver
-                    .set_outage(FLAPPING, down.then_some(Outage::Error));
+                    .set_outage(endpoint, down.then_some(Outage::Error));
                 down = !down;
                 tokio::time::sleep(Duration::from_secs(period)).await;
             }
