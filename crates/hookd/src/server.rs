@@ -76,12 +76,13 @@ pub(crate) async fn run_with_store(
     }
     let relay = Arc::new(RelayHub::default());
     let traffic = Arc::new(Traffic::default());
-    // Every role emits operational events: the API about endpoints, workers about deliveries.
-    let (operational, outbox) = match &settings.operational_webhook {
+    // Every role writes operational events (the API about endpoints, workers about deliveries)
+    // and publishes the outbox.
+    let (operational, target) = match &settings.operational_webhook {
         Some(webhook) => {
             let target = operational::ensure_target(&store, webhook).await?;
-            let (emitter, queue) = Emitter::new(&target);
-            (emitter, Some((target, queue)))
+            store.set_operational(Some(target.app_id.clone()));
+            (Emitter::on(), Some(target))
         }
         None => (Emitter::off(), None),
     };
@@ -107,11 +108,11 @@ pub(crate) async fn run_with_store(
             (Some(engine), Some(pruner), Some(runner))
         }
     };
-    let publisher = outbox.map(|(target, queue)| {
+    let publisher = target.map(|target| {
         Publisher::start(
             store.clone(),
             target,
-            queue,
+            &operational,
             engine.as_ref().map(|engine| {
                 let dispatch = engine.handle();
                 Arc::new(move || dispatch.wake()) as operational::Wake
@@ -198,7 +199,7 @@ pub(crate) async fn run_with_store(
     if let Some(engine) = engine {
         engine.shutdown().await;
     }
-    // The API and the recorder, the only emitters, have stopped: publish what they left.
+    // The API and the recorder, the only causes, have stopped: publish what they left.
     if let Some(publisher) = publisher {
         publisher.finish(settings.shutdown_timeout).await;
     }

@@ -213,8 +213,8 @@ pub(crate) fn attempt_finished(
     }
 }
 
-/// What became of one operational event: `committed` (stored as a message to the operator),
-/// `dropped` (the queue was full) or `failed` (it could not be stored).
+/// What became of operational events: `committed` (an outbox row published as a message to the
+/// operator), or `failed` (a publishing round that failed and is retried, or an unreadable row).
 pub(crate) fn operational_event(outcome: &'static str) {
     counter!(OPERATIONAL_EVENTS, "outcome" => outcome).increment(1);
 }

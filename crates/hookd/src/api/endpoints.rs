@@ -21,9 +21,9 @@ use crate::domain::ids::EndpointId;
 use crate::domain::text::Lines;
 use crate::domain::time::{now_millis, rfc3339};
 use crate::domain::{Channel, EndpointUrl, EventTypeName, Uid};
-use crate::operational::Kind;
+use crate::operational::{Emitter, Event, Kind};
 use crate::outbound::Verdict;
-use crate::store::{Application, Endpoint, Order, RetiringSecret};
+use crate::store::{Application, Endpoint, EndpointChange, Order, RetiringSecret};
 use utoipa::ToSchema;
 
 /// How long a rotated-out secret keeps signing, unless the caller says otherwise.
@@ -173,6 +173,7 @@ pub(crate) async fn modify(
     app_key: &str,
     endpoint_key: &str,
     if_match: Option<i64>,
+    announce: Option<Kind>,
     mut change: impl FnMut(&mut Endpoint) -> Result<(), ApiError>,
 ) -> Result<(Application, Endpoint), ApiError> {
     for _ in 0..CHANGE_ATTEMPTS {
@@ -183,7 +184,12 @@ pub(crate) async fn modify(
         }
         change(&mut endpoint)?;
         endpoint.updated_at = now_millis().max(read_at + 1);
-        if state.store.update_endpoint(&endpoint, read_at).await? {
+        let update = EndpointChange::Update {
+            endpoint: &endpoint,
+            read_at,
+        };
+        let event = announce.map(|kind| Emitter::endpoint_event(kind, &app, &endpoint));
+        if changed(state, update, event).await? {
             return Ok((app, endpoint));
         }
         if if_match.is_some() {
@@ -193,6 +199,35 @@ pub(crate) async fn modify(
     Err(ApiError::conflict(
         "the endpoint kept changing while this update was made; retry",
     ))
+}
+
+/// Makes an endpoint change; with an event, the event is written in the same transaction (the
+/// store writes nothing while operational webhooks are off) and the publisher is woken.
+async fn changed(
+    state: &AppState,
+    change: EndpointChange<'_>,
+    event: Option<Event>,
+) -> Result<bool, ApiError> {
+    let Some(event) = event else {
+        return Ok(match change {
+            EndpointChange::Create(endpoint) => {
+                state.store.create_endpoint(endpoint).await?;
+                true
+            }
+            EndpointChange::Update { endpoint, read_at } => {
+                state.store.update_endpoint(endpoint, read_at).await?
+            }
+            EndpointChange::Delete {
+                app_id,
+                endpoint_id,
+            } => state.store.delete_endpoint(app_id, endpoint_id).await?,
+        });
+    };
+    let changed = state.store.change_endpoint(change, &event).await?;
+    if changed {
+        state.operational.committed();
+    }
+    Ok(changed)
 }
 
 fn precondition_failed() -> ApiError {
@@ -394,10 +429,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, axum::Json<EndpointOut>), ApiError> {
     let app = apps::load(&state, &principal, &app_id).await?;
     let endpoint = new_endpoint(&state, &app, input, None).await?;
-    state.store.create_endpoint(&endpoint).await?;
-    state
-        .operational
-        .endpoint_changed(Kind::EndpointCreated, &app, &endpoint);
+    let event = Emitter::endpoint_event(Kind::EndpointCreated, &app, &endpoint);
+    changed(&state, EndpointChange::Create(&endpoint), Some(event)).await?;
     Ok((StatusCode::CREATED, axum::Json(endpoint.into())))
 }
 
@@ -486,10 +519,8 @@ async fn replace(
         let uid = Uid::parse(endpoint_id.clone())
             .map_err(|e| ApiError::invalid(&["path", "endpoint_id"], e.to_string()))?;
         let endpoint = new_endpoint(&state, &app, input, Some(uid)).await?;
-        state.store.create_endpoint(&endpoint).await?;
-        state
-            .operational
-            .endpoint_changed(Kind::EndpointCreated, &app, &endpoint);
+        let event = Emitter::endpoint_event(Kind::EndpointCreated, &app, &endpoint);
+        changed(&state, EndpointChange::Create(&endpoint), Some(event)).await?;
         return Ok((StatusCode::CREATED, axum::Json(endpoint.into())));
     }
     let url = parse_url(&state, &input.url)?;
@@ -499,12 +530,13 @@ async fn replace(
     let channels = check_channels(input.channels)?;
     let throttle_rate = check_rate(input.throttle_rate)?;
     let metadata = input.metadata.unwrap_or_default();
-    let (app, endpoint) = modify(
+    let (_, endpoint) = modify(
         &state,
         &principal,
         &app_id,
         &endpoint_id,
         if_match(&headers)?,
+        Some(Kind::EndpointUpdated),
         |endpoint| {
             endpoint.url.clone_from(&url);
             endpoint.description.clone_from(&input.description);
@@ -520,9 +552,6 @@ async fn replace(
         },
     )
     .await?;
-    state
-        .operational
-        .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
     Ok((StatusCode::OK, axum::Json(endpoint.into())))
 }
 
@@ -560,12 +589,13 @@ pub(crate) async fn patch(
     };
     let channels = input.channels.map(check_channels).transpose()?;
     let throttle_rate = input.throttle_rate.map(check_rate).transpose()?;
-    let (app, endpoint) = modify(
+    let (_, endpoint) = modify(
         &state,
         &principal,
         &app_id,
         &endpoint_id,
         if_match(&headers)?,
+        Some(Kind::EndpointUpdated),
         |endpoint| {
             if let Some(url) = &url {
                 endpoint.url.clone_from(url);
@@ -595,9 +625,6 @@ pub(crate) async fn patch(
         },
     )
     .await?;
-    state
-        .operational
-        .endpoint_changed(Kind::EndpointUpdated, &app, &endpoint);
     Ok(axum::Json(endpoint.into()))
 }
 
@@ -617,11 +644,12 @@ pub(crate) async fn remove(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (app, endpoint) = load(&state, &principal, &app_id, &endpoint_id).await?;
-    if state.store.delete_endpoint(&app.id, &endpoint.id).await? {
-        state
-            .operational
-            .endpoint_changed(Kind::EndpointDeleted, &app, &endpoint);
-    }
+    let delete = EndpointChange::Delete {
+        app_id: &app.id,
+        endpoint_id: &endpoint.id,
+    };
+    let event = Emitter::endpoint_event(Kind::EndpointDeleted, &app, &endpoint);
+    changed(&state, delete, Some(event)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -704,6 +732,7 @@ pub(crate) async fn rotate_secret(
         &principal,
         &app_id,
         &endpoint_id,
+        None,
         None,
         |endpoint| {
             let new_secret = endpoint_key(
@@ -840,6 +869,7 @@ pub(crate) async fn replace_headers(
         &app_id,
         &endpoint_id,
         None,
+        None,
         |endpoint| {
             endpoint.headers.clone_from(&headers);
             Ok(())
@@ -873,6 +903,7 @@ async fn patch_headers(
         &principal,
         &app_id,
         &endpoint_id,
+        None,
         None,
         |endpoint| {
             let mut headers = endpoint.headers.clone();

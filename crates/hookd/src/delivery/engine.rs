@@ -128,8 +128,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the dispatcher and the recorder; the recorder emits operational events through
-    /// `operational`.
+    /// Starts the dispatcher and the recorder; the recorder wakes the operational publisher
+    /// through `operational` when a batch wrote events.
     pub fn start(
         store: SharedStore,
         ctx: AttemptContext,
@@ -488,8 +488,10 @@ impl Recorder {
         while self.results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             let mut released = false;
             if let Some(recorded) = self.record(&batch).await {
-                // After the commit, so an event never reports what did not happen.
-                self.operational.recorded(&batch, &recorded);
+                // The batch's operational events were committed with it.
+                if recorded.operational > 0 {
+                    self.operational.committed();
+                }
                 let applied = batch
                     .iter()
                     .zip(&recorded.applied)

@@ -5,117 +5,7 @@
 use serde::Serialize;
 
 use crate::domain::time::rfc3339;
-use crate::domain::{AppId, AttemptId, EndpointId, MessageId};
-use crate::store::{AttemptResult, DisabledEndpoint, NextStep};
-
-/// The attempt whose failure sends `message.attempt.failing`, as with Svix: the fourth. With the
-/// default schedule that is about 35 minutes after the first failure; a delivery whose retries
-/// run out sooner sends only `message.attempt.exhausted`.
-pub(crate) const FAILING_AT_ATTEMPT: u32 = 4;
-
-/// The kinds of operational event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    EndpointCreated,
-    EndpointUpdated,
-    EndpointDeleted,
-    EndpointDisabled,
-    AttemptFailing,
-    AttemptExhausted,
-    AttemptRecovered,
-}
-
-impl Kind {
-    /// The event type, as Svix names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::EndpointCreated => "endpoint.created",
-            Kind::EndpointUpdated => "endpoint.updated",
-            Kind::EndpointDeleted => "endpoint.deleted",
-            Kind::EndpointDisabled => "endpoint.disabled",
-            Kind::AttemptFailing => "message.attempt.failing",
-            Kind::AttemptExhausted => "message.attempt.exhausted",
-            Kind::AttemptRecovered => "message.attempt.recovered",
-        }
-    }
-}
-
-/// One operational event as emitted, before the names (uids, event id) it shows are looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// An endpoint was created, updated or deleted through the API, which knows the uids.
-    Endpoint {
-        kind: Kind,
-        app_id: AppId,
-        app_uid: Option<String>,
-        endpoint_id: EndpointId,
-        endpoint_uid: Option<String>,
-    },
-    /// Recording results disabled an endpoint.
-    Disabled(DisabledEndpoint),
-    /// An attempt made a delivery failing, exhausted or recovered.
-    Attempt {
-        kind: Kind,
-        app_id: AppId,
-        endpoint_id: EndpointId,
-        msg_id: MessageId,
-        last_attempt: LastAttempt,
-    },
-}
-
-impl Event {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Event::Endpoint { kind, .. } | Event::Attempt { kind, .. } => *kind,
-            Event::Disabled(_) => Kind::EndpointDisabled,
-        }
-    }
-
-    /// The application the event is about.
-    pub fn app_id(&self) -> &AppId {
-        match self {
-            Event::Endpoint { app_id, .. } | Event::Attempt { app_id, .. } => app_id,
-            Event::Disabled(disabled) => &disabled.app_id,
-        }
-    }
-}
-
-/// The attempt an attempt event reports (Svix's `MessageAttempetLast`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastAttempt {
-    pub id: AttemptId,
-    pub response_status_code: i64,
-    pub timestamp: String,
-}
-
-/// The attempt event one recorded result sends, if any:
-/// - `message.attempt.exhausted` when the delivery has no retry left;
-/// - `message.attempt.failing` when attempt [`FAILING_AT_ATTEMPT`] failed and a retry follows;
-/// - `message.attempt.recovered` when a later attempt succeeds, i.e. after `failing` was sent.
-///
-/// A 410 sends none: the `endpoint.disabled` it causes says more. A resend starts counting
-/// again from its first attempt.
-pub(crate) fn attempt_event(result: &AttemptResult) -> Option<Event> {
-    let kind = match result.next {
-        NextStep::Exhausted => Kind::AttemptExhausted,
-        NextStep::RetryAt(_) if result.attempt_number == FAILING_AT_ATTEMPT => Kind::AttemptFailing,
-        NextStep::Done if result.attempt_number > FAILING_AT_ATTEMPT => Kind::AttemptRecovered,
-        _ => return None,
-    };
-    let attempt = &result.attempt;
-    Some(Event::Attempt {
-        kind,
-        app_id: result.app_id.clone(),
-        endpoint_id: attempt.endpoint_id.clone(),
-        msg_id: attempt.msg_id.clone(),
-        last_attempt: LastAttempt {
-            id: attempt.id.clone(),
-            response_status_code: attempt.response_status_code,
-            timestamp: rfc3339(attempt.created_at),
-        },
-    })
-}
+pub use crate::store::outbox::{Event, Kind, LastAttempt};
 
 /// The names an event shows besides ids, looked up when it is published.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -221,7 +111,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::store::{Attempt, TriggerType};
+    use crate::store::outbox::attempt_event;
+    use crate::store::{Attempt, AttemptResult, DisabledEndpoint, NextStep, TriggerType};
 
     fn result(attempt_number: u32, success: bool, next: NextStep) -> AttemptResult {
         AttemptResult {
@@ -243,43 +134,6 @@ mod tests {
             next,
             attempt_number,
         }
-    }
-
-    fn kind_of(r: &AttemptResult) -> Option<Kind> {
-        attempt_event(r).map(|e| e.kind())
-    }
-
-    #[test]
-    fn failing_is_sent_once_on_the_fourth_failure_with_a_retry_ahead() {
-        let retry = NextStep::RetryAt(1);
-        assert_eq!(kind_of(&result(1, false, retry)), None);
-        assert_eq!(kind_of(&result(3, false, retry)), None);
-        assert_eq!(
-            kind_of(&result(4, false, retry)),
-            Some(Kind::AttemptFailing)
-        );
-        assert_eq!(kind_of(&result(5, false, retry)), None);
-    }
-
-    #[test]
-    fn exhausted_whenever_retries_run_out() {
-        for n in [1, 4, 8] {
-            assert_eq!(
-                kind_of(&result(n, false, NextStep::Exhausted)),
-                Some(Kind::AttemptExhausted)
-            );
-        }
-        assert_eq!(kind_of(&result(2, false, NextStep::Gone)), None);
-    }
-
-    #[test]
-    fn recovered_only_after_failing_was_sent() {
-        assert_eq!(kind_of(&result(1, true, NextStep::Done)), None);
-        assert_eq!(kind_of(&result(4, true, NextStep::Done)), None);
-        assert_eq!(
-            kind_of(&result(5, true, NextStep::Done)),
-            Some(Kind::AttemptRecovered)
-        );
     }
 
     #[test]

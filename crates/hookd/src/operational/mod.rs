@@ -5,37 +5,41 @@
 //!
 //! They are ordinary webhooks. At start, hookd keeps an internal application (uid
 //! [`APP_UID`]) with one endpoint at `HOOKD_OPERATIONAL_WEBHOOK_URL`, signed with
-//! `HOOKD_OPERATIONAL_WEBHOOK_SECRET`; each event becomes a message of that application through
-//! [`crate::store::Store::create_message`], so it is committed, signed, retried, listed and
-//! resent like any other message.
+//! `HOOKD_OPERATIONAL_WEBHOOK_SECRET`; each event becomes a message of that application, so it
+//! is committed, signed, retried, listed and resent like any other message.
 //!
-//! The API (endpoint changes) and the recorder (disabled endpoints, attempt events) call
-//! [`Emitter`], which never waits and never fails its caller: events go onto a bounded queue,
-//! and the [`Publisher`] task looks up the names they show (uids, event id), builds Svix's
-//! payloads ([`events`]) and commits them. An event is lost only if the queue is full (counted
-//! and logged), if it cannot be committed (logged), or if the process dies between committing
-//! what caused it and committing the event. Events about the operational application itself
-//! are never emitted, so a failing operator URL cannot feed itself.
+//! Events go through a transactional outbox ([`crate::store::outbox`]), so none is lost
+//! between its cause and its message: the API's endpoint changes
+//! ([`crate::store::Store::change_endpoint`]) and the recorder's results
+//! ([`crate::store::Store::record_attempts`]) write their events in their own transaction,
+//! once the server turned the outbox on ([`crate::store::Store::set_operational`]). The
+//! [`Publisher`] task reads the outbox, looks up the names the events show (uids, event id),
+//! builds Svix's payloads ([`events`]), and commits the messages and deletes their rows in one
+//! transaction ([`crate::store::Store::publish_outbox`]): each event is published once, even
+//! if a process dies in between or several nodes drain the outbox. It is woken by the
+//! [`Emitter`] after a local commit and polls every [`POLL`] for rows a killed process or
+//! another node left. Events about the operational application itself are never written, so a
+//! failing operator URL cannot feed itself.
 
 pub(crate) mod events;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-pub(crate) use events::{Event, Kind};
+pub use events::{Event, Kind, LastAttempt};
 
 use hookd_signing::Secret;
 
 use crate::domain::time::now_millis;
 use crate::domain::{AppId, EndpointId, EndpointUrl, EventTypeName, Uid};
 use crate::store::{
-    Application, AttemptResult, Endpoint, Message, Recorded, SharedStore, StoreError,
+    Application, Endpoint, Message, OutboxRow, Published, SharedStore, StoreError,
     DEFAULT_PAYLOAD_RETENTION_MS,
 };
 use crate::telemetry;
@@ -60,10 +64,11 @@ pub(crate) const ENDPOINT_UID: &str = "hookd-operational";
 /// Metadata that marks the application as hookd's own, so a tenant's application that
 /// happens to use the uid is never taken over.
 const MARKER: (&str, &str) = ("hookd", "operational");
-/// Events waiting to be published before new ones are dropped.
-const QUEUE: usize = 8192;
-/// Events published per round; their messages are committed concurrently (one group commit).
+/// Outbox rows published per transaction.
 const BATCH: usize = 64;
+/// How often the publisher looks at the outbox without being woken: rows left by a process
+/// that died, or written by another node, wait at most this long.
+const POLL: Duration = Duration::from_secs(1);
 
 /// Where the events of this process go: the internal application and its endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,169 +181,177 @@ async fn ensure_app(store: &SharedStore) -> anyhow::Result<Application> {
     }
 }
 
-/// The handle the API and the recorder emit events through; cheap to clone. Emitting never
-/// waits and never fails: when operational webhooks are off it does nothing.
+/// Wakes the [`Publisher`] after a cause committed operational events to the outbox; cheap to
+/// clone. A hint only: the publisher also polls, for rows a killed process or another node
+/// left. When operational webhooks are off it does nothing.
 #[derive(Clone, Default)]
 pub(crate) struct Emitter {
-    inner: Option<Arc<EmitterInner>>,
-}
-
-struct EmitterInner {
-    events: mpsc::Sender<Event>,
-    /// The operational application, about which no event is emitted.
-    own_app_id: AppId,
-    /// Set while events are being dropped, so that a flood logs once.
-    dropping: AtomicBool,
+    committed: Option<Arc<Notify>>,
 }
 
 impl Emitter {
-    /// An emitter that emits nothing.
+    /// An emitter that wakes nobody.
     pub fn off() -> Self {
         Self::default()
     }
 
-    /// An emitter for `target` and the receiving end its [`Publisher`] takes.
-    pub fn new(target: &Target) -> (Self, mpsc::Receiver<Event>) {
-        let (events, queue) = mpsc::channel(QUEUE);
-        let inner = EmitterInner {
-            events,
-            own_app_id: target.app_id.clone(),
-            dropping: AtomicBool::new(false),
-        };
-        (
-            Self {
-                inner: Some(Arc::new(inner)),
-            },
-            queue,
-        )
-    }
-
-    /// Queues one event.
-    pub(crate) fn emit(&self, event: Event) {
-        let Some(inner) = &self.inner else {
-            return;
-        };
-        if *event.app_id() == inner.own_app_id {
-            return;
-        }
-        let kind = event.kind().name();
-        match inner.events.try_send(event) {
-            Ok(()) => {
-                inner.dropping.store(false, Ordering::Relaxed);
-            }
-            Err(_) => {
-                telemetry::operational_event("dropped");
-                if !inner.dropping.swap(true, Ordering::Relaxed) {
-                    warn!(
-                        event_type = kind,
-                        "the operational webhook queue is full; events are dropped until it drains"
-                    );
-                }
-            }
+    /// An emitter that wakes the [`Publisher`] started with it.
+    pub fn on() -> Self {
+        Self {
+            committed: Some(Arc::new(Notify::new())),
         }
     }
 
-    /// An endpoint was created, updated or deleted through the API.
-    pub(crate) fn endpoint_changed(&self, kind: Kind, app: &Application, endpoint: &Endpoint) {
-        self.emit(Event::Endpoint {
+    /// Events were committed to the outbox.
+    pub(crate) fn committed(&self) {
+        if let Some(committed) = &self.committed {
+            committed.notify_one();
+        }
+    }
+
+    /// The event the API writes with an endpoint change
+    /// ([`crate::store::Store::change_endpoint`]).
+    pub(crate) fn endpoint_event(kind: Kind, app: &Application, endpoint: &Endpoint) -> Event {
+        Event::Endpoint {
             kind,
             app_id: app.id.clone(),
             app_uid: app.uid.clone().map(String::from),
             endpoint_id: endpoint.id.clone(),
             endpoint_uid: endpoint.uid.clone().map(String::from),
-        });
-    }
-
-    /// The events a recorded batch of results sends: one per endpoint it disabled, and the
-    /// attempt events of the results that applied (a result whose lease was lost sends none:
-    /// whoever holds the delivery now will).
-    pub fn recorded(&self, batch: &[AttemptResult], recorded: &Recorded) {
-        if self.inner.is_none() {
-            return;
-        }
-        for disabled in &recorded.disabled {
-            self.emit(Event::Disabled(disabled.clone()));
-        }
-        for (result, applied) in batch.iter().zip(&recorded.applied) {
-            if let Some(event) = applied.then(|| events::attempt_event(result)).flatten() {
-                self.emit(event);
-            }
         }
     }
 }
 
-/// The task that turns queued events into messages of the operational application.
+/// The task that turns outbox rows into messages of the operational application.
 pub(crate) struct Publisher {
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 impl Publisher {
-    /// Starts publishing into `target`; `wake` tells this process's worker about new messages
-    /// (other nodes hear of them from the store). The task ends once every [`Emitter`] is
-    /// dropped and the queue is drained.
+    /// Starts publishing into `target`, woken by `emitter` and every [`POLL`]; `wake` tells
+    /// this process's worker about new messages (other nodes hear of them from the store).
     pub fn start(
         store: SharedStore,
         target: Target,
-        queue: mpsc::Receiver<Event>,
+        emitter: &Emitter,
         wake: Option<Wake>,
     ) -> Self {
+        let stop = CancellationToken::new();
+        let committed = emitter.committed.clone().unwrap_or_default();
+        let publishing = Publishing {
+            store,
+            target,
+            wake,
+        };
         Self {
-            task: tokio::spawn(publish(store, target, queue, wake)),
+            task: tokio::spawn(publishing.run(committed, stop.clone())),
+            stop,
         }
     }
 
-    /// Waits up to `timeout` for the queue to drain (call it once every emitter is gone).
+    /// Publishes what the outbox holds, for up to `timeout` (call it once the API and the
+    /// recorder have stopped). What is left stays in the outbox for the next start, or
+    /// another node.
     pub async fn finish(self, timeout: Duration) {
+        self.stop.cancel();
         let abort = self.task.abort_handle();
         match tokio::time::timeout(timeout, self.task).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => error!(error = %err, "the operational webhook publisher failed"),
             Err(_) => {
                 abort.abort();
-                warn!("operational webhooks still queued at shutdown were dropped");
+                warn!("operational webhooks left in the outbox at shutdown are sent after the next start");
             }
         }
     }
 }
 
-async fn publish(
+struct Publishing {
     store: SharedStore,
     target: Target,
-    mut queue: mpsc::Receiver<Event>,
     wake: Option<Wake>,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        let mut names = NameCache::default();
-        let mut commits = JoinSet::new();
-        for event in batch.drain(..) {
-            let looked_up = names.of(&store, &event).await;
-            let message = Message::new(
-                target.app_id.clone(),
-                EventTypeName::from_stored(event.kind().name().into()),
-                events::payload(&event, &looked_up).into(),
-                now_millis(),
-                DEFAULT_PAYLOAD_RETENTION_MS,
-            );
-            let store = Arc::clone(&store);
-            commits.spawn(async move {
-                let committed = store.create_message(&message, None).await;
-                (message.event_type, committed)
-            });
-        }
-        while let Some(joined) = commits.join_next().await {
-            match joined {
-                Ok((_, Ok(_))) => telemetry::operational_event("committed"),
-                Ok((event_type, Err(err))) => {
-                    telemetry::operational_event("failed");
-                    error!(error = %err, %event_type, "an operational webhook could not be stored");
-                }
-                Err(err) => error!(error = %err, "storing an operational webhook panicked"),
+}
+
+impl Publishing {
+    async fn run(self, committed: Arc<Notify>, stop: CancellationToken) {
+        loop {
+            self.drain().await;
+            tokio::select! {
+                () = committed.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = stop.cancelled() => break,
             }
         }
-        if let Some(wake) = &wake {
-            wake();
+        // The causes have stopped: publish what they left.
+        self.drain().await;
+    }
+
+    /// Publishes batches until the outbox is empty or the store fails (the next round
+    /// retries: the rows stay).
+    async fn drain(&self) {
+        loop {
+            match self.batch().await {
+                Ok(published) if published > 0 => {
+                    if let Some(wake) = &self.wake {
+                        wake();
+                    }
+                }
+                Ok(_) => return,
+                Err(err) => {
+                    telemetry::operational_event("failed");
+                    error!(error = %err, "operational webhooks could not be published; retrying");
+                    return;
+                }
+            }
         }
+    }
+
+    /// Publishes one batch; answers how many rows it took (0: the outbox is empty, or another
+    /// node took them all).
+    async fn batch(&self) -> Result<usize, StoreError> {
+        let rows = self.store.read_outbox(BATCH).await?;
+        let mut names = NameCache::default();
+        let mut published = Vec::with_capacity(rows.len());
+        for row in &rows {
+            published.push(Published {
+                id: row.id,
+                message: self.message(&mut names, row).await,
+            });
+        }
+        let taken = self
+            .store
+            .publish_outbox(&self.target.endpoint_id, &published)
+            .await?;
+        // An unreadable row was deleted without a message (and counted as failed).
+        let messages = published
+            .iter()
+            .filter(|p| p.message.is_some() && taken.contains(&p.id));
+        for _ in messages {
+            telemetry::operational_event("committed");
+        }
+        Ok(taken.len())
+    }
+
+    /// The message a row becomes; none for a row this version cannot read (it is logged and
+    /// deleted rather than block the outbox).
+    async fn message(&self, names: &mut NameCache, row: &OutboxRow) -> Option<Message> {
+        let event: Event = match serde_json::from_str(&row.event) {
+            Ok(event) => event,
+            Err(err) => {
+                telemetry::operational_event("failed");
+                error!(error = %err, outbox_id = row.id, "an operational event cannot be read; it is dropped");
+                return None;
+            }
+        };
+        let looked_up = names.of(&self.store, &event).await;
+        Some(Message::new(
+            self.target.app_id.clone(),
+            EventTypeName::from_stored(event.kind().name().into()),
+            events::payload(&event, &looked_up).into(),
+            now_millis(),
+            DEFAULT_PAYLOAD_RETENTION_MS,
+        ))
     }
 }
 
@@ -415,69 +428,20 @@ impl NameCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Attempt, DisabledEndpoint, NextStep, TriggerType};
 
-    fn target() -> Target {
-        Target {
-            app_id: "app_ops".into(),
-            endpoint_id: "ep_ops".into(),
-        }
-    }
-
-    fn exhausted(app_id: &str) -> AttemptResult {
-        AttemptResult {
-            delivery_id: "dlv_1".into(),
-            lease_token: "lease".into(),
-            attempt: Attempt {
-                id: "atmpt_1".into(),
-                msg_id: "msg_1".into(),
-                endpoint_id: "ep_1".into(),
-                url: "https://example.com/".into(),
-                success: false,
-                response_status_code: 500,
-                response: String::new(),
-                response_duration_ms: 1,
-                trigger_type: TriggerType::Scheduled,
-                created_at: 0,
-            },
-            app_id: app_id.into(),
-            next: NextStep::Exhausted,
-            attempt_number: 8,
-        }
-    }
-
-    #[test]
-    fn only_applied_results_of_other_applications_emit() {
-        let (emitter, mut queue) = Emitter::new(&target());
-        let batch = [exhausted("app_1"), exhausted("app_2"), exhausted("app_ops")];
-        let recorded = Recorded {
-            applied: vec![true, false, true],
-            disabled: vec![DisabledEndpoint {
-                app_id: "app_ops".into(),
-                endpoint_id: "ep_ops".into(),
-                fail_since: 0,
-            }],
-            released: 0,
-            caught_up: 0,
-        };
-        emitter.recorded(&batch, &recorded);
-        let event = queue.try_recv().expect("one event");
-        assert_eq!(event.kind(), Kind::AttemptExhausted);
-        assert_eq!(event.app_id(), "app_1");
-        assert!(
-            queue.try_recv().is_err(),
-            "a lost lease or our own app emitted"
-        );
+    #[tokio::test]
+    async fn an_emitter_wakes_its_publisher_once_per_commit_burst() {
+        let emitter = Emitter::on();
+        let committed = emitter.committed.clone().expect("on");
+        emitter.committed();
+        emitter.committed();
+        tokio::time::timeout(Duration::from_secs(1), committed.notified())
+            .await
+            .expect("woken");
     }
 
     #[test]
     fn an_emitter_that_is_off_does_nothing() {
-        Emitter::off().recorded(
-            &[exhausted("app_1")],
-            &Recorded {
-                applied: vec![true],
-                ..Recorded::default()
-            },
-        );
+        Emitter::off().committed();
     }
 }

@@ -23,6 +23,11 @@
 //! - A throttled endpoint's deliveries start no closer than `1000 / throttleRate` ms apart
 //!   across all nodes: claiming plans them with [`throttle::plan`] against the
 //!   endpoint's stored schedule, and ingest never leases them directly.
+//! - Operational events are written to the outbox ([`outbox`]) in the transaction of their
+//!   cause (an endpoint change the API announces, recorded results), only while
+//!   [`Store::set_operational`] turned it on, and never about the operational application;
+//!   `publish_outbox` creates a row's message and deletes the row in one transaction, and of
+//!   several nodes publishing at once only one publishes a row.
 //! - `read_feed` answers an application's messages in commit order from positions that never
 //!   change, and never answers a position that a transaction still running could precede.
 //!
@@ -37,6 +42,7 @@ pub(crate) mod claim;
 pub mod dashboard;
 pub(crate) mod health;
 mod model;
+pub mod outbox;
 pub(crate) mod outcome;
 pub(crate) mod postgres;
 pub(crate) mod records;
@@ -50,6 +56,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{AppId, AttemptId, EndpointId, MessageId, TaskId, TokenId};
+use outbox::Event;
 use tokio::sync::mpsc;
 
 pub use dashboard::{
@@ -57,6 +64,7 @@ pub use dashboard::{
     TrafficMinute,
 };
 pub use model::*;
+pub use outbox::{EndpointChange, OutboxRow, Published};
 
 /// How many of a recovering endpoint's deliveries are kept due at once ([`catchup`]).
 pub const CATCHUP_BATCH: usize = catchup::RELEASE_BATCH;
@@ -149,6 +157,12 @@ pub trait Store: Send + Sync + 'static {
     /// not see. `endpoint.updated_at` must be later than `read_at`.
     async fn update_endpoint(&self, endpoint: &Endpoint, read_at: i64) -> StoreResult<bool>;
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool>;
+    /// An endpoint change the API announces: what [`Store::create_endpoint`],
+    /// [`Store::update_endpoint`] or [`Store::delete_endpoint`] does (answering true for a
+    /// create), plus, when the change was made and the outbox is on, `event` written to the
+    /// operational outbox in the same transaction.
+    async fn change_endpoint(&self, change: EndpointChange<'_>, event: &Event)
+        -> StoreResult<bool>;
     async fn endpoint_stats(
         &self,
         app_id: &AppId,
@@ -287,6 +301,22 @@ pub trait Store: Send + Sync + 'static {
     fn wakeups(&self) -> Option<mpsc::Receiver<()>> {
         None
     }
+
+    // The operational outbox ([`outbox`]).
+    /// Turns the outbox on for the operational application `own_app` (about which nothing is
+    /// written), or off with `None`, as it is when the store opens.
+    fn set_operational(&self, own_app: Option<AppId>);
+    /// Up to `limit` rows of the outbox, oldest first. Another node may publish them meanwhile:
+    /// [`Store::publish_outbox`] decides.
+    async fn read_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxRow>>;
+    /// In one transaction, deletes the outbox rows of `published` still there (passing over
+    /// rows another node is publishing) and commits the message of each row it deleted, with
+    /// one delivery to `endpoint_id` (the operational endpoint). Answers the ids published.
+    async fn publish_outbox(
+        &self,
+        endpoint_id: &EndpointId,
+        published: &[Published],
+    ) -> StoreResult<Vec<i64>>;
 
     // Background tasks.
     async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()>;

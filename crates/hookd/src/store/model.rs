@@ -422,6 +422,8 @@ pub struct Recorded {
     pub released: usize,
     /// Waiting deliveries made due because their endpoint recovered ([`super::catchup`]).
     pub caught_up: usize,
+    /// Operational events this batch wrote to the outbox ([`super::outbox`]).
+    pub operational: usize,
 }
 
 /// What committing a message did.
@@ -434,7 +436,7 @@ pub struct Ingested {
 }
 
 /// An endpoint disabled while recording results.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisabledEndpoint {
     pub app_id: AppId,
     pub endpoint_id: EndpointId,

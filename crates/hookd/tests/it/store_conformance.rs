@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use hookd::domain::time::now_millis;
 use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, TaskId, Uid};
+use hookd::operational::{Event, Kind};
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
-    DeliveryStatus, Endpoint, FeedPosition, HealthPolicy, Lease, Message, NextStep, OpenMode,
-    Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus, TriggerType, CATCHUP_BATCH,
-    CATCHUP_RESTART_AFTER_MS,
+    DeliveryStatus, DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message,
+    NextStep, OpenMode, Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus,
+    TriggerType, CATCHUP_BATCH, CATCHUP_RESTART_AFTER_MS,
 };
 use hookd_signing::Secret;
 
@@ -1039,4 +1040,244 @@ async fn failures_of_attempts_sent_before_the_recovery_are_released_too() {
     let failed = f.record_started(&[(&claimed[0], retry)], 100, 110).await;
     assert_eq!(failed.caught_up, 0);
     assert!(f.claim("later", 120, HOUR).await.is_empty());
+}
+
+/// The operational application's endpoint, for the outbox tests: its app is the one about
+/// which nothing is written.
+async fn operational_target(f: &Fixture) -> (AppId, Endpoint) {
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    (app, endpoint)
+}
+
+fn created(app_id: &AppId, endpoint_id: &EndpointId) -> Event {
+    Event::Endpoint {
+        kind: Kind::EndpointCreated,
+        app_id: app_id.clone(),
+        app_uid: Some("acme".into()),
+        endpoint_id: endpoint_id.clone(),
+        endpoint_uid: None,
+    }
+}
+
+async fn outbox_events(f: &Fixture) -> Vec<Event> {
+    let rows = f.store.read_outbox(100).await.expect("read the outbox");
+    rows.iter()
+        .map(|row| serde_json::from_str(&row.event).expect("an event"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_result_that_disables_an_endpoint_commits_its_event_with_it() {
+    let f = Fixture::new().await;
+    let (ops_app, ops_endpoint) = operational_target(&f).await;
+    f.store.set_operational(Some(ops_app.clone()));
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let gone = f.message(&app, None, 0).await;
+    let lost = f.message(&app, None, 1).await;
+    f.message(&ops_app, None, 2).await;
+    let claimed = f.claim("lease-a", 5, HOUR).await;
+    let delivery = |msg: &MessageId| claimed.iter().find(|d| d.msg_id == *msg).expect("claimed");
+    let ops_delivery = claimed
+        .iter()
+        .find(|d| d.endpoint_id == ops_endpoint.id)
+        .expect("claimed");
+
+    // The 410 disables the endpoint; the operational endpoint's own 410 writes nothing.
+    let recorded = f
+        .record(
+            &[
+                (delivery(&gone), NextStep::Gone),
+                (ops_delivery, NextStep::Gone),
+            ],
+            10,
+            &HEALTH,
+        )
+        .await;
+    assert_eq!(recorded.disabled.len(), 2);
+    assert_eq!(recorded.operational, 1);
+    // Committed by the time the store answers, with no publisher running.
+    let disabled = DisabledEndpoint {
+        app_id: app.clone(),
+        endpoint_id: endpoint.id.clone(),
+        fail_since: f.t0 + 10,
+    };
+    assert_eq!(outbox_events(&f).await, [Event::Disabled(disabled.clone())]);
+
+    // An exhausting result whose lease was lost (the disable fenced it) writes nothing.
+    let late = f
+        .record(&[(delivery(&lost), NextStep::Exhausted)], 20, &HEALTH)
+        .await;
+    assert_eq!(
+        (late.applied.as_slice(), late.operational),
+        (&[false][..], 0)
+    );
+    assert_eq!(outbox_events(&f).await, [Event::Disabled(disabled)]);
+}
+
+#[tokio::test]
+async fn an_announced_endpoint_change_commits_its_event_with_it() {
+    let f = Fixture::new().await;
+    let (ops_app, _) = operational_target(&f).await;
+    f.store.set_operational(Some(ops_app));
+    let app = f.app().await;
+    let mut endpoint = f.endpoint(&app, None).await;
+    endpoint.id = EndpointId::generate();
+    let event = created(&app, &endpoint.id);
+    let made = f
+        .store
+        .change_endpoint(store::EndpointChange::Create(&endpoint), &event)
+        .await
+        .expect("create");
+    assert!(made);
+    assert_eq!(outbox_events(&f).await, std::slice::from_ref(&event));
+
+    // A compare-and-set that loses writes no event.
+    let mut stale = endpoint.clone();
+    stale.updated_at = f.t0 + 1;
+    let update = store::EndpointChange::Update {
+        endpoint: &stale,
+        read_at: f.t0 - 1,
+    };
+    let changed = f
+        .store
+        .change_endpoint(update, &event)
+        .await
+        .expect("update");
+    assert!(!changed);
+    assert_eq!(outbox_events(&f).await, std::slice::from_ref(&event));
+
+    // A change that fails (its uid is taken) rolls its event back with it.
+    let mut first = endpoint.clone();
+    first.id = EndpointId::generate();
+    first.uid = Some(Uid::parse("primary").expect("a uid"));
+    let mut second = first.clone();
+    second.id = EndpointId::generate();
+    f.store
+        .change_endpoint(store::EndpointChange::Create(&first), &event)
+        .await
+        .expect("create");
+    let taken = f
+        .store
+        .change_endpoint(store::EndpointChange::Create(&second), &event)
+        .await;
+    assert!(
+        matches!(taken, Err(store::StoreError::Conflict(_))),
+        "{taken:?}"
+    );
+    assert_eq!(outbox_events(&f).await, [event.clone(), event]);
+}
+
+#[tokio::test]
+async fn publishing_commits_the_messages_and_removes_their_rows_once() {
+    let f = Fixture::new().await;
+    let (ops_app, ops_endpoint) = operational_target(&f).await;
+    f.store.set_operational(Some(ops_app.clone()));
+    let app = f.app().await;
+    for _ in 0..3 {
+        let endpoint = f.endpoint(&app, None).await;
+        let event = created(&app, &EndpointId::generate());
+        let mut other = endpoint.clone();
+        other.id = EndpointId::generate();
+        f.store
+            .change_endpoint(store::EndpointChange::Create(&other), &event)
+            .await
+            .expect("create");
+    }
+    let rows = f.store.read_outbox(100).await.expect("read");
+    assert_eq!(rows.len(), 3);
+    // What a node publishes for these rows: messages of its own making (fresh ids).
+    let published = || -> Vec<store::Published> {
+        rows.iter()
+            .map(|row| store::Published {
+                id: row.id,
+                message: Some(Message::new(
+                    ops_app.clone(),
+                    EventTypeName::parse("endpoint.created").expect("an event type"),
+                    row.event.clone().into(),
+                    f.t0,
+                    24 * HOUR,
+                )),
+            })
+            .collect()
+    };
+    let (first, second) = (published(), published());
+
+    // Two publishers of the same rows at once, as two nodes would: each row goes once.
+    let (a, b) = tokio::join!(
+        f.store.publish_outbox(&ops_endpoint.id, &first),
+        f.store.publish_outbox(&ops_endpoint.id, &second),
+    );
+    let mut taken = [a.expect("publish"), b.expect("publish")].concat();
+    taken.sort_unstable();
+    let mut ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    ids.sort_unstable();
+    assert_eq!(taken, ids, "every row published exactly once");
+    assert!(f.store.read_outbox(100).await.expect("read").is_empty());
+    let messages = f
+        .store
+        .list_messages(&ops_app, &Default::default(), &page())
+        .await
+        .expect("list");
+    let deliveries = f.claim_many("lease-ops", 5, 100).await;
+    assert_eq!(messages.len(), 3, "one message per row");
+    assert_eq!(
+        deliveries
+            .iter()
+            .filter(|d| d.endpoint_id == ops_endpoint.id)
+            .count(),
+        3,
+        "one delivery to the operational endpoint per message"
+    );
+    // Publishing them again finds nothing to publish.
+    let again = f
+        .store
+        .publish_outbox(&ops_endpoint.id, &published())
+        .await
+        .expect("publish");
+    assert!(again.is_empty());
+    let messages = f
+        .store
+        .list_messages(&ops_app, &Default::default(), &page())
+        .await
+        .expect("list");
+    assert_eq!(messages.len(), 3, "published again");
+}
+
+#[tokio::test]
+async fn nothing_is_written_to_the_outbox_while_operational_webhooks_are_off() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let mut endpoint = f.endpoint(&app, None).await;
+    endpoint.id = EndpointId::generate();
+    let made = f
+        .store
+        .change_endpoint(
+            store::EndpointChange::Create(&endpoint),
+            &created(&app, &endpoint.id),
+        )
+        .await
+        .expect("create");
+    assert!(made, "the change itself is made");
+    let gone = f.message(&app, None, 0).await;
+    let claimed = f.claim("lease-a", 5, HOUR).await;
+    let delivery = claimed.iter().find(|d| d.msg_id == gone).expect("claimed");
+    let recorded = f.record(&[(delivery, NextStep::Gone)], 10, &HEALTH).await;
+    assert_eq!((recorded.disabled.len(), recorded.operational), (1, 0));
+
+    // Turned on and off again, as a restart without the settings would.
+    f.store.set_operational(Some(AppId::generate()));
+    f.store.set_operational(None);
+    let delete = store::EndpointChange::Delete {
+        app_id: &app,
+        endpoint_id: &endpoint.id,
+    };
+    let deleted = f
+        .store
+        .change_endpoint(delete, &created(&app, &endpoint.id))
+        .await
+        .expect("delete");
+    assert!(deleted);
+    assert!(f.store.read_outbox(100).await.expect("read").is_empty());
 }

@@ -11,8 +11,8 @@ use crate::store::cipher::SecretCipher;
 use crate::store::records;
 use crate::store::status::HELD;
 use crate::store::{
-    ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreResult, TokenKind,
+    ApiToken, Application, DeliveryStatus, Endpoint, EndpointChange, EndpointStats, EventType,
+    PageRequest, StoreResult, TokenKind,
 };
 
 pub async fn insert_app(pool: &PgPool, app: &Application) -> StoreResult<()> {
@@ -93,7 +93,7 @@ pub async fn delete_app(pool: &PgPool, app_id: &str) -> StoreResult<bool> {
 }
 
 pub async fn insert_endpoint(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     cipher: &SecretCipher,
     ep: &Endpoint,
 ) -> StoreResult<()> {
@@ -120,7 +120,7 @@ pub async fn insert_endpoint(
     .bind(retiring)
     .bind(ep.created_at)
     .bind(ep.updated_at)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -188,8 +188,20 @@ pub async fn update_endpoint(
     ep: &Endpoint,
     read_at: i64,
 ) -> StoreResult<bool> {
-    let (secret, retiring) = records::seal_secrets(ep, cipher);
     let mut tx = pool.begin().await.map_err(db_error)?;
+    let written = update_endpoint_in(&mut tx, cipher, ep, read_at).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(written)
+}
+
+/// [`update_endpoint`] in the caller's transaction.
+pub async fn update_endpoint_in(
+    tx: &mut sqlx::PgConnection,
+    cipher: &SecretCipher,
+    ep: &Endpoint,
+    read_at: i64,
+) -> StoreResult<bool> {
+    let (secret, retiring) = records::seal_secrets(ep, cipher);
     let written = sqlx::query(
         "UPDATE endpoints SET uid = $3, url = $4, description = $5, disabled = $6,
          event_types = $7, channels = $8, throttle_rate = $9, metadata = $10::jsonb,
@@ -217,13 +229,16 @@ pub async fn update_endpoint(
     .map_err(db_error)?
     .rows_affected();
     if written > 0 && ep.disabled {
-        cancel_pending(&mut tx, &[ep.id.as_str()], now_millis()).await?;
+        cancel_pending(tx, &[ep.id.as_str()], now_millis()).await?;
     }
-    tx.commit().await.map_err(db_error)?;
     Ok(written > 0)
 }
 
-pub async fn delete_endpoint(pool: &PgPool, app_id: &str, endpoint_id: &str) -> StoreResult<bool> {
+pub async fn delete_endpoint(
+    conn: impl sqlx::PgExecutor<'_>,
+    app_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<bool> {
     let deleted: i64 = sqlx::query_scalar(
         "WITH endpoint_gone AS (DELETE FROM endpoints WHERE id = $1 AND app_id = $2 RETURNING id),
               attempts_gone AS (DELETE FROM attempts
@@ -234,10 +249,36 @@ pub async fn delete_endpoint(pool: &PgPool, app_id: &str, endpoint_id: &str) -> 
     )
     .bind(endpoint_id)
     .bind(app_id)
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
     .map_err(db_error)?;
     Ok(deleted > 0)
+}
+
+/// Makes an announced change and writes its outbox `rows` in one transaction; true when the
+/// change was made. Without rows (the outbox is off) it is the plain change.
+pub async fn change_endpoint(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    change: EndpointChange<'_>,
+    rows: &[String],
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let changed = match change {
+        EndpointChange::Create(ep) => insert_endpoint(&mut *tx, cipher, ep).await.map(|()| true),
+        EndpointChange::Update { endpoint, read_at } => {
+            update_endpoint_in(&mut tx, cipher, endpoint, read_at).await
+        }
+        EndpointChange::Delete {
+            app_id,
+            endpoint_id,
+        } => delete_endpoint(&mut *tx, app_id.as_str(), endpoint_id.as_str()).await,
+    }?;
+    if changed {
+        super::outbox::insert(&mut tx, rows, now_millis()).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(changed)
 }
 
 pub async fn endpoint_stats(

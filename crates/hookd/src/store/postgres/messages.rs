@@ -17,7 +17,7 @@ use crate::store::{
 /// Inserts a message and one delivery of it, due now, to one endpoint of its application, in
 /// one statement.
 pub async fn insert_message_to(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     message: &Message,
     endpoint_id: &str,
 ) -> StoreResult<()> {
@@ -45,7 +45,7 @@ pub async fn insert_message_to(
     .bind(new_id(IdPrefix::Delivery))
     .bind(DeliveryStatus::Pending as i16)
     .bind(endpoint_id)
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(())

@@ -24,6 +24,7 @@ mod idempotency;
 mod ingest;
 mod list;
 mod messages;
+mod outbox;
 mod prune;
 mod record;
 mod rows;
@@ -49,6 +50,7 @@ pub struct PgStore {
     cipher: Arc<SecretCipher>,
     ingest: IngestQueue,
     notifier: Notifier,
+    operational: super::outbox::OutboxSwitch,
     /// Stops the store's background tasks when the store is dropped.
     stop: CancellationToken,
 }
@@ -81,6 +83,7 @@ impl PgStore {
             notifier: Notifier::start(pool.clone(), stop.clone()),
             pool,
             cipher,
+            operational: Default::default(),
             stop,
         })
     }
@@ -144,6 +147,29 @@ impl Store for PgStore {
 
     async fn delete_endpoint(&self, app_id: &AppId, endpoint_id: &EndpointId) -> StoreResult<bool> {
         catalog::delete_endpoint(&self.pool, app_id, endpoint_id).await
+    }
+
+    async fn change_endpoint(
+        &self,
+        change: EndpointChange<'_>,
+        event: &Event,
+    ) -> StoreResult<bool> {
+        let rows = self.operational.rows([event.clone()]);
+        if rows.is_empty() {
+            return match change {
+                EndpointChange::Create(endpoint) => {
+                    self.create_endpoint(endpoint).await.map(|()| true)
+                }
+                EndpointChange::Update { endpoint, read_at } => {
+                    self.update_endpoint(endpoint, read_at).await
+                }
+                EndpointChange::Delete {
+                    app_id,
+                    endpoint_id,
+                } => self.delete_endpoint(app_id, endpoint_id).await,
+            };
+        }
+        catalog::change_endpoint(&self.pool, &self.cipher, change, &rows).await
     }
 
     async fn endpoint_activity(
@@ -308,7 +334,7 @@ impl Store for PgStore {
         if results.is_empty() {
             return Ok(Recorded::default());
         }
-        record::record_attempts(&self.pool, results, health, now).await
+        record::record_attempts(&self.pool, results, health, now, &self.operational).await
     }
 
     async fn give_back(&self, deliveries: &[ClaimedDelivery], at: i64) -> StoreResult<()> {
@@ -321,6 +347,27 @@ impl Store for PgStore {
 
     fn wakeups(&self) -> Option<mpsc::Receiver<()>> {
         Some(wakeups::listen(self.pool.clone(), self.stop.clone()))
+    }
+
+    fn set_operational(&self, own_app: Option<AppId>) {
+        self.operational.set(own_app);
+    }
+
+    async fn read_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxRow>> {
+        outbox::read(&self.pool, limit).await
+    }
+
+    async fn publish_outbox(
+        &self,
+        endpoint_id: &EndpointId,
+        published: &[Published],
+    ) -> StoreResult<Vec<i64>> {
+        let taken = outbox::publish(&self.pool, endpoint_id, published).await?;
+        if !taken.is_empty() {
+            // Any node's worker may claim the operational endpoint's deliveries.
+            self.notifier.notify();
+        }
+        Ok(taken)
     }
 
     async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()> {

@@ -8,22 +8,24 @@ use std::collections::{HashMap, HashSet};
 use sqlx::postgres::PgPool;
 
 use super::catalog::cancel_pending;
-use super::catchup;
 use super::connection::db_error;
+use super::{catchup, outbox};
 use crate::store::catchup::EndpointState;
+use crate::store::outbox::{recorded_events, OutboxSwitch};
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{CANCELED, FAILED, HELD, PENDING, SENDING, SUCCESS};
 use crate::store::{activity, health};
 use crate::store::{Attempt, AttemptResult, DisabledEndpoint, HealthPolicy, Recorded, StoreResult};
 
 /// Applies results whose lease still holds and logs an attempt for each that did (one
-/// statement), then moves the failure clocks of their endpoints (see [`health`]), in one
-/// transaction.
+/// statement), then moves the failure clocks of their endpoints (see [`health`]) and writes the
+/// batch's operational events, in one transaction.
 pub async fn record_attempts(
     pool: &PgPool,
     results: &[AttemptResult],
     policy: &HealthPolicy,
     now: i64,
+    operational: &OutboxSwitch,
 ) -> StoreResult<Recorded> {
     // Rows are locked in id order, so two nodes recording overlapping batches (possible only
     // after a lease expired) do not deadlock.
@@ -135,12 +137,15 @@ pub async fn record_attempts(
     } else {
         release_held(&mut tx, &finished, now).await?
     };
+    let events = operational.rows(recorded_events(results, &applied, &disabled));
+    let operational = outbox::insert(&mut tx, &events, now).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(Recorded {
         applied,
         disabled,
         released,
         caught_up,
+        operational,
     })
 }
 

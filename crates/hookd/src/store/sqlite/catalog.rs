@@ -11,9 +11,42 @@ use crate::store::cipher::SecretCipher;
 use crate::store::records;
 use crate::store::status::HELD;
 use crate::store::{
-    ApiToken, Application, DeliveryStatus, Endpoint, EndpointStats, EventType, PageRequest,
-    StoreError, StoreResult, TokenKind,
+    ApiToken, Application, DeliveryStatus, Endpoint, EndpointChange, EndpointStats, EventType,
+    PageRequest, StoreError, StoreResult, TokenKind,
 };
+
+/// An [`EndpointChange`] the writer thread can own.
+pub enum OwnedChange {
+    Create(Endpoint),
+    Update(Endpoint, i64),
+    Delete(String, String),
+}
+
+impl From<EndpointChange<'_>> for OwnedChange {
+    fn from(change: EndpointChange<'_>) -> Self {
+        match change {
+            EndpointChange::Create(endpoint) => Self::Create(endpoint.clone()),
+            EndpointChange::Update { endpoint, read_at } => Self::Update(endpoint.clone(), read_at),
+            EndpointChange::Delete {
+                app_id,
+                endpoint_id,
+            } => Self::Delete(app_id.to_string(), endpoint_id.to_string()),
+        }
+    }
+}
+
+/// Makes the change in the caller's transaction; true when it was made.
+pub fn change_endpoint(
+    conn: &Connection,
+    cipher: &SecretCipher,
+    change: &OwnedChange,
+) -> StoreResult<bool> {
+    match change {
+        OwnedChange::Create(endpoint) => insert_endpoint(conn, cipher, endpoint).map(|()| true),
+        OwnedChange::Update(endpoint, read_at) => update_endpoint(conn, cipher, endpoint, *read_at),
+        OwnedChange::Delete(app_id, endpoint_id) => delete_endpoint(conn, app_id, endpoint_id),
+    }
+}
 
 pub fn insert_app(conn: &Connection, app: &Application) -> StoreResult<()> {
     conn.prepare_cached(

@@ -13,6 +13,7 @@ mod feed;
 mod idempotency;
 mod list;
 mod messages;
+mod outbox;
 mod prune;
 mod record;
 mod rows;
@@ -33,6 +34,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     cipher: Arc<SecretCipher>,
+    operational: Arc<super::outbox::OutboxSwitch>,
     _lock: Option<ProcessLock>,
 }
 
@@ -74,6 +76,7 @@ impl SqliteStore {
             writer,
             readers,
             cipher,
+            operational: Arc::default(),
             _lock: lock,
         })
     }
@@ -162,6 +165,25 @@ impl Store for SqliteStore {
         let (app_id, endpoint_id) = (app_id.to_string(), endpoint_id.to_string());
         self.writer
             .run(move |c| catalog::delete_endpoint(c, &app_id, &endpoint_id))
+            .await
+    }
+
+    async fn change_endpoint(
+        &self,
+        change: EndpointChange<'_>,
+        event: &Event,
+    ) -> StoreResult<bool> {
+        let rows = self.operational.rows([event.clone()]);
+        let cipher = Arc::clone(&self.cipher);
+        let change = catalog::OwnedChange::from(change);
+        self.writer
+            .run(move |c| {
+                let changed = catalog::change_endpoint(c, &cipher, &change)?;
+                if changed {
+                    outbox::insert(c, &rows, crate::domain::time::now_millis())?;
+                }
+                Ok(changed)
+            })
             .await
     }
 
@@ -389,8 +411,9 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<Recorded> {
         let (results, health) = (results.to_vec(), *health);
+        let operational = Arc::clone(&self.operational);
         self.writer
-            .run(move |c| record::record_attempts(c, &results, &health, now))
+            .run(move |c| record::record_attempts(c, &results, &health, now, &operational))
             .await
     }
 
@@ -405,6 +428,25 @@ impl Store for SqliteStore {
         let owner = owner.to_string();
         self.writer
             .run(move |c| claim::release_leases(c, Some(&owner)))
+            .await
+    }
+
+    fn set_operational(&self, own_app: Option<AppId>) {
+        self.operational.set(own_app);
+    }
+
+    async fn read_outbox(&self, limit: usize) -> StoreResult<Vec<OutboxRow>> {
+        self.readers.run(move |c| outbox::read(c, limit)).await
+    }
+
+    async fn publish_outbox(
+        &self,
+        endpoint_id: &EndpointId,
+        published: &[Published],
+    ) -> StoreResult<Vec<i64>> {
+        let (endpoint_id, published) = (endpoint_id.to_string(), published.to_vec());
+        self.writer
+            .run(move |c| outbox::publish(c, &endpoint_id, &published))
             .await
     }
 

@@ -8,19 +8,22 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::connection::db_error;
-use super::{catalog, catchup};
+use super::{catalog, catchup, outbox};
+use crate::store::outbox::{recorded_events, OutboxSwitch};
 use crate::store::outcome::{self, KeyOf};
 use crate::store::status::{HELD, PENDING, SENDING};
 use crate::store::{activity, health};
 use crate::store::{AttemptResult, DisabledEndpoint, HealthPolicy, Recorded, StoreResult};
 
 /// Applies results whose lease still holds, then moves the failure clocks of their endpoints
-/// (see [`health`]), all in the caller's transaction.
+/// (see [`health`]) and writes the operational events of the batch, all in the caller's
+/// transaction.
 pub fn record_attempts(
     conn: &Connection,
     results: &[AttemptResult],
     policy: &HealthPolicy,
     now: i64,
+    operational: &OutboxSwitch,
 ) -> StoreResult<Recorded> {
     let mut update = conn
         .prepare_cached(&format!(
@@ -101,11 +104,14 @@ pub fn record_attempts(
     let applied_results: Vec<&AttemptResult> = applied_results.collect();
     count_hourly(conn, applied_results.iter().copied())?;
     let (disabled, caught_up) = judge_endpoints(conn, &applied_results, now, policy)?;
+    let events = operational.rows(recorded_events(results, &applied, &disabled));
+    let operational = outbox::insert(conn, &events, now)?;
     Ok(Recorded {
         applied,
         disabled,
         released,
         caught_up,
+        operational,
     })
 }
 
