@@ -62,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0010_endpoint_checks.sql"),
     ),
     ("0011_catchup", include_str!("migrations/0011_catchup.sql")),
+    (
+        "0013_listen_pins",
+        include_str!("migrations/0013_listen_pins.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.
