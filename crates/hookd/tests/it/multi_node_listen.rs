@@ -271,3 +271,23 @@ async fn a_listen_session_moves_to_another_node_when_its_node_stops() {
     let _ = cli.kill().await;
     node_b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_worker_refuses_to_hold_a_listen_session() {
+    if !postgres_only("multi_node_listen") {
+        return;
+    }
+    let api = TestServer::start_with(|s| s.role = hookd::config::Role::Api).await;
+    let app = api.create_app("Merchant").await;
+    let (status, body) = api
+        .post(&format!("/api/v1/app/{app}/listen"), json!({}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("--role")),
+        "{body}"
+    );
+    api.stop().await;
+}
