@@ -4,6 +4,22 @@ use anyhow::{bail, Context};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// A hookd server's answer other than 2xx, as [`ApiClient::call`]'s error (callers that care
+/// which status it was downcast to it).
+#[derive(Debug)]
+pub struct Refused {
+    pub status: reqwest::StatusCode,
+    detail: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Calls a hookd server with a token.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -45,10 +61,13 @@ impl ApiClient {
         let text = response.text().await.unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!(
-                "{method} {path} answered {status}: {}",
-                value_or_text(&value, &text)
-            );
+            return Err(anyhow::Error::new(Refused {
+                status,
+                detail: format!(
+                    "{method} {path} answered {status}: {}",
+                    value_or_text(&value, &text)
+                ),
+            }));
         }
         Ok(value)
     }

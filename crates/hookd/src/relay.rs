@@ -2,8 +2,25 @@
 //! developer's CLI over long-polled HTTP, and the CLI's answer from the local URL comes back
 //! as the attempt's result.
 //!
-//! A session lives in the memory of the node the CLI talks to. A delivery claimed by another
-//! node, or made while no CLI is connected, fails like an unreachable endpoint and is retried.
+//! A session lives in the memory of the node the CLI talks to, so that node alone can deliver
+//! to it. With several nodes on one PostgreSQL database, the session's endpoint is therefore
+//! pinned to that node (`endpoints.listen_node`, written by `api/listen.rs` through
+//! `Store::pin_listen_endpoint`): the claim on every other node passes over the endpoint, and
+//! their ingest never leases its deliveries, so they all reach the holder, on their first
+//! attempt. When the CLI loses its node (the node stopped, or a load balancer moved the CLI),
+//! it re-opens the same session on the node it reaches now, which pins the endpoint to itself
+//! and makes its waiting deliveries due at once.
+//!
+//! Why a pin rather than the alternatives: forwarding a delivery from the claiming node to the
+//! holder would need nodes to reach each other, which they cannot (they share only the
+//! database); a node giving back deliveries it cannot make would pass them around until the
+//! holder happened to claim them, on every poll. The pin costs the claim one array lookup per
+//! due row against a list read once per claim from a partial index of pinned endpoints.
+//!
+//! A pin holds only while its node heartbeats (`store::LISTEN_HOLDER_SILENT_MS`): a pin to a
+//! node killed, or stopped and not replaced, is ignored, and then a delivery made while no
+//! CLI is connected anywhere fails like an unreachable endpoint and is retried, as does one
+//! whose CLI stopped answering. With SQLite there is one node, which holds every live session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,11 +75,28 @@ pub(crate) enum RelayError {
 #[derive(Default)]
 pub(crate) struct RelayHub {
     sessions: Mutex<HashMap<String, Session>>,
+    /// Cancelled when the node begins to shut down: the CLIs' polls answer at once, rather
+    /// than hold the shutdown up, and the CLIs go on to re-open their sessions elsewhere.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl RelayHub {
-    /// Opens a session for an application's endpoint.
+    /// Answers every waiting poll now and every later one at once (see `stopping`).
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Opens a session for an application's endpoint. A session this node already holds is
+    /// kept as it is (a CLI re-opening it after a lost connection to this same node), so the
+    /// deliveries waiting on it are not dropped.
     pub fn open(&self, session_id: &str, app_id: &str, endpoint_id: &str) {
+        let mut sessions = self.lock();
+        if sessions
+            .get(session_id)
+            .is_some_and(|s| s.app_id == app_id && s.endpoint_id == endpoint_id)
+        {
+            return;
+        }
         let (queue, inbox) = mpsc::channel(QUEUE_DEPTH);
         let session = Session {
             app_id: app_id.to_string(),
@@ -71,7 +105,7 @@ impl RelayHub {
             inbox: Arc::new(tokio::sync::Mutex::new(inbox)),
             waiting: HashMap::new(),
         };
-        self.lock().insert(session_id.to_string(), session);
+        sessions.insert(session_id.to_string(), session);
     }
 
     /// Closes a session and answers its endpoint's id; deliveries waiting on it fail.
@@ -129,10 +163,10 @@ impl RelayHub {
     pub async fn next(&self, session_id: &str, wait: Duration) -> Option<RelayRequest> {
         let inbox = Arc::clone(&self.lock().get(session_id)?.inbox);
         let mut inbox = inbox.lock().await;
-        tokio::time::timeout(wait, inbox.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::select! {
+            () = self.stopping.cancelled() => None,
+            next = tokio::time::timeout(wait, inbox.recv()) => next.ok().flatten(),
+        }
     }
 
     /// CLI side: the answer to one delivery. False when nobody waits for it any more.

@@ -162,6 +162,7 @@ pub(crate) async fn run_with_store(
         outbound: outbound(&settings)?,
     });
     let feed = Arc::clone(&state.feed);
+    let relay = Arc::clone(&state.relay);
     crate::telemetry::prometheus();
     let sampler = BacklogSampler::start(state.store.clone());
     // A worker-only process answers health probes and nothing else.
@@ -176,7 +177,8 @@ pub(crate) async fn run_with_store(
     // supervisor starts a healthy one (health answers 503 meanwhile).
     let engine_failed = engine.as_ref().map(Engine::failed);
     let died = engine_failed.clone();
-    // Long-polls of the feed answer as soon as shutdown begins, rather than hold it up.
+    // Long-polls of the feed and of `hookd listen` answer as soon as shutdown begins, rather
+    // than hold it up.
     let shutdown = async move {
         match died {
             Some(died) => tokio::select! {
@@ -186,6 +188,7 @@ pub(crate) async fn run_with_store(
             None => shutdown.await,
         }
         feed.stop();
+        relay.stop();
     };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

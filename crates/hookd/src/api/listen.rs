@@ -3,6 +3,15 @@
 //! `POST …/listen` opens a session and an endpoint that delivers to it; the CLI long-polls
 //! `GET …/listen/{session}/next` for deliveries and posts each local answer to
 //! `POST …/listen/{session}/reply/{request_id}`; `DELETE …/listen/{session}` ends it.
+//!
+//! The session lives in this node's memory ([`crate::relay`]), so its endpoint is pinned to
+//! this node ([`crate::store::Store::pin_listen_endpoint`]): with several nodes on one
+//! PostgreSQL database, only this node claims its deliveries. A CLI that lost its node (the
+//! node stopped, or a load balancer sent it elsewhere) re-opens the same session with
+//! `POST …/listen {"sessionId", "endpointId"}` on whichever node it reaches now, which pins the
+//! endpoint to itself; the deliveries that waited, and those that failed meanwhile, come to it.
+//! A node without a delivery worker (`--role api`) could hold a session but never deliver to
+//! it, so it refuses to open one.
 
 use std::time::Duration;
 
@@ -47,6 +56,9 @@ pub fn routes() -> Router<AppState> {
 struct OpenIn {
     /// Only these event types; all when absent.
     event_types: Option<Vec<String>>,
+    /// Re-opens this session (with its `endpointId`) on this node instead of opening a new one.
+    session_id: Option<String>,
+    endpoint_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,19 +75,79 @@ async fn open(
     Json(input): Json<OpenIn>,
 ) -> Result<(StatusCode, axum::Json<OpenOut>), ApiError> {
     let app = apps::load(&state, &principal, &app_id).await?;
-    let session_id = new_id(IdPrefix::Token).replacen("tok_", "lsn_", 1);
+    let Some(dispatch) = state.dispatch.clone() else {
+        return Err(ApiError::conflict(
+            "this node runs no delivery worker (--role api), so it cannot hold a `hookd listen` \
+             session: point the CLI at a node that runs one (--role all)",
+        ));
+    };
+    let (status, session_id, endpoint_id) = match (input.session_id, input.endpoint_id) {
+        (Some(session_id), Some(endpoint_id)) => {
+            let endpoint = state
+                .store
+                .get_endpoint(&app.id, &endpoint_id)
+                .await?
+                .filter(|e| relay::session_of(&e.url) == Some(session_id.as_str()))
+                .ok_or_else(|| ApiError::not_found("listen session"))?;
+            (StatusCode::OK, session_id, endpoint.id)
+        }
+        (None, None) => {
+            let session_id = new_id(IdPrefix::Token).replacen("tok_", "lsn_", 1);
+            let endpoint = listen_endpoint(&app.id, &session_id, input.event_types);
+            state.store.create_endpoint(&endpoint).await?;
+            (StatusCode::CREATED, session_id, endpoint.id)
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                &["body", "endpointId"],
+                "sessionId and endpointId re-open a session together",
+            ))
+        }
+    };
+    // The session exists here before its endpoint is pinned here (and, when new, enabled), so
+    // no delivery this node claims for it finds it missing.
+    state.relay.open(&session_id, &app.id, &endpoint_id);
+    let pinned = state
+        .store
+        .pin_listen_endpoint(&app.id, &endpoint_id, &state.node_id, now_millis())
+        .await;
+    match pinned {
+        Ok(true) => {}
+        // The endpoint was deleted meanwhile (the session was closed elsewhere).
+        Ok(false) => {
+            state.relay.close(&session_id);
+            return Err(ApiError::not_found("listen session"));
+        }
+        Err(err) => {
+            state.relay.close(&session_id);
+            return Err(err.into());
+        }
+    }
+    // Deliveries that waited for the session, or failed while it was away, are due now.
+    dispatch.wake();
+    Ok((
+        status,
+        axum::Json(OpenOut {
+            session_id,
+            endpoint_id: endpoint_id.into(),
+        }),
+    ))
+}
+
+/// A new session's endpoint. It is stored disabled, so no message matches it before pinning
+/// (which enables it) has tied it to this node.
+fn listen_endpoint(app_id: &AppId, session_id: &str, event_types: Option<Vec<String>>) -> Endpoint {
     let now = now_millis();
-    let endpoint = Endpoint {
+    Endpoint {
         id: EndpointId::generate(),
-        app_id: app.id.clone(),
+        app_id: app_id.clone(),
         uid: None,
         url: format!("{}://{session_id}", relay::SCHEME),
         description: "hookd listen session".into(),
-        disabled: false,
+        disabled: true,
         // Not parsed, as before: a name that would not parse matches no message (every
         // message's event type was parsed), so the session simply receives none of it.
-        event_types: input
-            .event_types
+        event_types: event_types
             .filter(|t| !t.is_empty())
             .map(|types| types.into_iter().map(EventTypeName::from_stored).collect()),
         channels: None,
@@ -86,16 +158,7 @@ async fn open(
         retiring_secrets: Vec::new(),
         created_at: now,
         updated_at: now,
-    };
-    state.relay.open(&session_id, &app.id, &endpoint.id);
-    state.store.create_endpoint(&endpoint).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(OpenOut {
-            session_id,
-            endpoint_id: endpoint.id.into(),
-        }),
-    ))
+    }
 }
 
 /// Checks the caller may use this application's session.

@@ -337,7 +337,7 @@ impl Dispatcher {
     }
 
     async fn next_due(&self, poll: Instant, busy: &[EndpointId]) -> Instant {
-        match self.store.next_due(busy).await {
+        match self.store.next_due(busy, &self.owner).await {
             Ok(Some(due_at)) => poll.min(instant_at(due_at)),
             Ok(None) => poll,
             Err(err) => {

@@ -2,7 +2,8 @@
 //! picks the transport: an ordinary URL goes through the guarded HTTP client
 //! ([`crate::outbound`]); a listen session's URL (`hookd-listen://<session>`) goes to the
 //! `hookd listen` CLI connected to this node ([`crate::relay`]) and never onto the network, so
-//! the SSRF guard has nothing to judge there.
+//! the SSRF guard has nothing to judge there. Only the node holding a session claims its
+//! deliveries (its endpoint is pinned to that node; see [`crate::relay`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -28,6 +28,9 @@
 //!   [`Store::set_operational`] turned it on, and never about the operational application;
 //!   `publish_outbox` creates a row's message and deletes the row in one transaction, and of
 //!   several nodes publishing at once only one publishes a row.
+//! - A `hookd listen` session's endpoint is pinned to the node holding the session
+//!   ([`Store::pin_listen_endpoint`]): while that node heartbeats, no other node claims its
+//!   deliveries or leases them at ingest, so no other node ever attempts (and fails) them.
 //! - `read_feed` answers an application's messages in commit order from positions that never
 //!   change, and never answers a position that a transaction still running could precede.
 //!
@@ -70,6 +73,16 @@ pub use outbox::{EndpointChange, OutboxRow, Published};
 pub const CATCHUP_BATCH: usize = catchup::RELEASE_BATCH;
 /// The shortest time between the starts of two catch-ups of one endpoint, in ms ([`catchup`]).
 pub const CATCHUP_RESTART_AFTER_MS: i64 = catchup::RESTART_AFTER_MS;
+
+/// How long a node may stay silent (no heartbeat in `nodes`; they come every 2 s) and still
+/// hold its `hookd listen` pins, in ms. A pin to a node silent for longer (killed, or gone
+/// for good) is ignored: any node claims the endpoint's deliveries, and without the session
+/// they fail and retry as an unreachable endpoint's would, until the CLI re-opens the session
+/// elsewhere and re-pins it. Long enough for a few lost heartbeats, short enough that a CLI
+/// which never comes back does not keep its deliveries pending for long.
+pub const LISTEN_HOLDER_SILENT_MS: i64 = 10_000;
+/// The most pending deliveries of a listen endpoint that re-pinning makes due at once.
+pub const LISTEN_RELEASE_LIMIT: i64 = 1_000;
 
 /// Errors the store reports to its callers.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -271,11 +284,31 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     // The delivery engine's side.
-    /// Leases up to `lease.limit` due deliveries (expired leases included).
+    /// Leases up to `lease.limit` due deliveries (expired leases included), passing over the
+    /// endpoints pinned to another live node ([`LISTEN_HOLDER_SILENT_MS`]): `lease.owner` is
+    /// the claiming node's id.
     async fn claim_due(&self, lease: &Lease, limit: usize) -> StoreResult<Vec<ClaimedDelivery>>;
     /// When the next delivery becomes due, if any is waiting, passing over the endpoints in
-    /// `skip_endpoints` (those the worker is busy with: their finished attempts wake it).
-    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>>;
+    /// `skip_endpoints` (those the worker is busy with: their finished attempts wake it) and,
+    /// as the claim does, those pinned to a live node other than `node_id`.
+    async fn next_due(
+        &self,
+        skip_endpoints: &[EndpointId],
+        node_id: &str,
+    ) -> StoreResult<Option<i64>>;
+    /// Pins a `hookd listen` session's endpoint to the node that holds the session (and
+    /// enables it, its failure clock stopped): from now on only `node_id` claims or leases its
+    /// deliveries while that node is alive. Its pending deliveries waiting for a later retry
+    /// (at most [`LISTEN_RELEASE_LIMIT`]) become due at `now`, so a session re-opened on
+    /// another node gets at once what failed while it was away. False when the endpoint does
+    /// not exist in that application.
+    async fn pin_listen_endpoint(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        node_id: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Records attempt results; each applies only while its lease is held. In the same
     /// transaction, moves the failure clock of each endpoint with applied results and disables
     /// (cancelling its pending deliveries) those that failed for `health.disable_after` or

@@ -228,7 +228,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub token: String,
-    database: TestDatabase,
+    /// Shared with the other nodes started with [`TestServer::start_another`].
+    database: std::sync::Arc<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -245,6 +246,19 @@ impl TestServer {
 
     /// Starts a server on `database` after `adjust` has changed the test settings.
     pub async fn start_on(database: TestDatabase, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_node(std::sync::Arc::new(database), adjust).await
+    }
+
+    /// Starts another node on this server's database (PostgreSQL: SQLite allows one process,
+    /// and one server per file), after `adjust` has changed the test settings.
+    pub async fn start_another(&self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_node(std::sync::Arc::clone(&self.database), adjust).await
+    }
+
+    async fn start_node(
+        database: std::sync::Arc<TestDatabase>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = test_settings(&database);
         adjust(&mut settings);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

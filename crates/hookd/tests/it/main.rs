@@ -21,6 +21,7 @@ mod hostile_receivers;
 mod idempotency;
 mod logs;
 mod multi_node;
+mod multi_node_listen;
 mod openapi;
 mod operational;
 mod operations;

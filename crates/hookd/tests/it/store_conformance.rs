@@ -1280,4 +1280,90 @@ async fn nothing_is_written_to_the_outbox_while_operational_webhooks_are_off() {
         .expect("delete");
     assert!(deleted);
     assert!(f.store.read_outbox(100).await.expect("read").is_empty());
+/// Claims what is due at `t0 + at` as the node `owner`, held a second.
+async fn claim_as(f: &Fixture, owner: &str, token: &str, at: i64) -> Vec<ClaimedDelivery> {
+    let lease = Lease {
+        owner: owner.into(),
+        token: token.into(),
+        now: f.t0 + at,
+        until: f.t0 + at + SECOND,
+        skip_endpoints: Vec::new(),
+    };
+    f.store.claim_due(&lease, 50).await.expect("claim")
+}
+
+/// Reports a node of the deployment, heartbeating at `t0 + at`.
+async fn heartbeat(f: &Fixture, node: &str, at: i64) {
+    let report = store::NodeReport {
+        id: node.into(),
+        role: "all".into(),
+        version: "test".into(),
+        started_at: f.t0,
+        heartbeat_at: f.t0 + at,
+        in_flight: 0,
+    };
+    f.store.report_node(&report).await.expect("report node");
+}
+
+#[tokio::test]
+async fn a_listen_endpoint_pinned_to_a_live_node_is_claimed_by_that_node_only() {
+    let f = Fixture::new().await;
+    let app = f.app().await;
+    let endpoint = f.endpoint(&app, None).await;
+    let postgres = crate::harness::backend() == crate::harness::Backend::Postgres;
+    heartbeat(&f, "node-a", 0).await;
+    heartbeat(&f, "node-b", 0).await;
+    assert!(f
+        .store
+        .pin_listen_endpoint(&app, &endpoint.id, "node-a", f.t0)
+        .await
+        .expect("pin"));
+    assert!(
+        !f.store
+            .pin_listen_endpoint(&app, &EndpointId::generate(), "node-a", f.t0)
+            .await
+            .expect("pin"),
+        "no such endpoint"
+    );
+    let msg = f.message(&app, None, 0).await;
+
+    if postgres {
+        // Another node passes over it, and does not wake for it either.
+        assert!(claim_as(&f, "node-b", "lease-b", 1).await.is_empty());
+        let next = f.store.next_due(&[], "node-b").await.expect("next due");
+        assert_eq!(next, None, "node B has nothing to wait for");
+    }
+    let claimed = claim_as(&f, "node-a", "lease-a", 1).await;
+    assert_eq!(msg_ids(&claimed), [msg.as_str()], "the holder claims it");
+
+    // It fails (the CLI did not answer); the session re-opens on node B, which makes it due
+    // at once there, an hour before its retry.
+    f.record(&[(&claimed[0], NextStep::RetryAt(f.t0 + HOUR))], 2, &HEALTH)
+        .await;
+    assert!(f
+        .store
+        .pin_listen_endpoint(&app, &endpoint.id, "node-b", f.t0 + 3)
+        .await
+        .expect("re-pin"));
+    if postgres {
+        assert!(claim_as(&f, "node-a", "lease-a2", 4).await.is_empty());
+    }
+    let moved = claim_as(&f, "node-b", "lease-b2", 4).await;
+    assert_eq!(
+        msg_ids(&moved),
+        [msg.as_str()],
+        "due at once on the new holder"
+    );
+
+    // Node B falls silent: its pin no longer keeps the others out.
+    f.record(&[(&moved[0], NextStep::RetryAt(f.t0 + 5))], 5, &HEALTH)
+        .await;
+    let later = 5 + store::LISTEN_HOLDER_SILENT_MS + SECOND;
+    heartbeat(&f, "node-a", later).await;
+    let taken = claim_as(&f, "node-a", "lease-a3", later).await;
+    assert_eq!(
+        msg_ids(&taken),
+        [msg.as_str()],
+        "a dead holder's pin is ignored"
+    );
 }

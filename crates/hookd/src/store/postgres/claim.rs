@@ -11,32 +11,57 @@ use super::catalog;
 use super::connection::db_error;
 use super::rows::{self, MESSAGE_COLUMNS};
 use crate::domain::time::now_millis;
-use crate::domain::{EndpointId, MessageId};
+use crate::domain::{AppId, EndpointId, MessageId};
 use crate::store::cipher::SecretCipher;
 use crate::store::claim::{self, LeasedRow};
 use crate::store::status::{PENDING, SENDING};
 use crate::store::throttle;
 use crate::store::{
     Backlog, ClaimedDelivery, DeliveryStatus, Endpoint, Lease, Message, StoreResult, TriggerType,
+    LISTEN_HOLDER_SILENT_MS, LISTEN_RELEASE_LIMIT,
 };
+
+/// The endpoints pinned to a live node other than `$1` (the claiming node), as an array: a
+/// listen session's endpoint, whose deliveries only the node holding the session can make
+/// (`store::LISTEN_HOLDER_SILENT_MS`). Uncorrelated, so PostgreSQL computes it once per claim
+/// (an InitPlan) from the partial index `endpoints_listen_node`, which holds only pinned
+/// endpoints, usually none; each due row then costs one array comparison, like `$6`'s.
+fn pinned_elsewhere(node: &str, now: &str) -> String {
+    format!(
+        "ARRAY(SELECT e.id FROM endpoints e JOIN nodes n ON n.id = e.listen_node
+               WHERE e.listen_node IS NOT NULL AND e.listen_node <> {node}
+               AND n.heartbeat_at >= {now} - {LISTEN_HOLDER_SILENT_MS})"
+    )
+}
 
 /// The oldest due deliveries, in one walk of the due index (`$6`, the endpoints to pass over,
 /// is empty).
-const OLDEST_DUE: &str = "SELECT id FROM deliveries WHERE next_attempt_at <= $4
-    AND NOT (endpoint_id = ANY($6::text[]))
-    ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED";
+fn oldest_due() -> String {
+    format!(
+        "SELECT id FROM deliveries WHERE next_attempt_at <= $4
+         AND NOT (endpoint_id = ANY($6::text[]))
+         AND NOT (endpoint_id = ANY({}))
+         ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED",
+        pinned_elsewhere("$1", "$4")
+    )
+}
 
 /// The oldest due deliveries of the endpoints not passed over (`$6`): up to the limit from each
 /// endpoint's own due order, then the oldest of those. Walking the global due order instead
 /// would read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
 /// unlocked when the statement's transaction ends.)
-const OLDEST_DUE_OF_OTHERS: &str = "SELECT d.id FROM endpoints e
-    CROSS JOIN LATERAL (
-        SELECT id, next_attempt_at FROM deliveries
-        WHERE endpoint_id = e.id AND next_attempt_at <= $4
-        ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) d
-    WHERE NOT (e.id = ANY($6::text[]))
-    ORDER BY d.next_attempt_at LIMIT $5";
+fn oldest_due_of_others() -> String {
+    format!(
+        "SELECT d.id FROM endpoints e
+         CROSS JOIN LATERAL (
+            SELECT id, next_attempt_at FROM deliveries
+            WHERE endpoint_id = e.id AND next_attempt_at <= $4
+            ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) d
+         WHERE NOT (e.id = ANY($6::text[])) AND NOT (e.id = ANY({}))
+         ORDER BY d.next_attempt_at LIMIT $5",
+        pinned_elsewhere("$1", "$4")
+    )
+}
 
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease
 /// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
@@ -47,9 +72,9 @@ pub async fn claim_due(
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let due_rows = if lease.skip_endpoints.is_empty() {
-        OLDEST_DUE
+        oldest_due()
     } else {
-        OLDEST_DUE_OF_OTHERS
+        oldest_due_of_others()
     };
     let due = sqlx::query(&format!(
         "WITH due AS ({due_rows}), claimed AS (
@@ -188,22 +213,74 @@ pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -
     Ok(())
 }
 
-pub async fn next_due(pool: &PgPool, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
-    // As in claiming, endpoints passed over are left out by asking each other endpoint.
-    sqlx::query_scalar(if skip_endpoints.is_empty() {
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
-         AND NOT (endpoint_id = ANY($1::text[]))"
+pub async fn next_due(
+    pool: &PgPool,
+    skip_endpoints: &[EndpointId],
+    node: &str,
+) -> StoreResult<Option<i64>> {
+    // As in claiming, endpoints passed over are left out by asking each other endpoint, and
+    // endpoints pinned to another node are left out as well: their due rows are that node's
+    // work, and counting them here would make this node look again at once, and spin.
+    let pinned = pinned_elsewhere("$2", "$3");
+    sqlx::query_scalar(&if skip_endpoints.is_empty() {
+        format!(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
+             AND NOT (endpoint_id = ANY($1::text[])) AND NOT (endpoint_id = ANY({pinned}))"
+        )
     } else {
-        "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
-            SELECT next_attempt_at FROM deliveries
-            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
-            ORDER BY next_attempt_at LIMIT 1) d
-         WHERE NOT (e.id = ANY($1::text[]))"
+        format!(
+            "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
+                SELECT next_attempt_at FROM deliveries
+                WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
+                ORDER BY next_attempt_at LIMIT 1) d
+             WHERE NOT (e.id = ANY($1::text[])) AND NOT (e.id = ANY({pinned}))"
+        )
     })
     .bind(skip_endpoints)
+    .bind(node)
+    .bind(now_millis())
     .fetch_one(pool)
     .await
     .map_err(db_error)
+}
+
+/// Pins a listen session's endpoint to `node` (see `Store::pin_listen_endpoint`).
+pub async fn pin_listen_endpoint(
+    pool: &PgPool,
+    app_id: &AppId,
+    endpoint_id: &EndpointId,
+    node: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let pinned = sqlx::query(
+        "UPDATE endpoints SET listen_node = $3, disabled = FALSE, first_failure_at = NULL,
+         updated_at = $4 WHERE app_id = $1 AND id = $2",
+    )
+    .bind(app_id)
+    .bind(endpoint_id)
+    .bind(node)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected()
+        > 0;
+    if pinned {
+        sqlx::query(&format!(
+            "UPDATE deliveries SET next_attempt_at = $2 WHERE id IN (
+                SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = {PENDING}
+                AND next_attempt_at > $2 ORDER BY next_attempt_at LIMIT {LISTEN_RELEASE_LIMIT}
+                FOR UPDATE SKIP LOCKED)"
+        ))
+        .bind(endpoint_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(pinned)
 }
 
 pub async fn backlog(pool: &PgPool) -> StoreResult<Backlog> {

@@ -236,7 +236,8 @@ where
             INSERT INTO message_payloads (msg_id, payload) SELECT id, payload FROM m
          ), fanout AS (
             -- Held behind an unfinished delivery of the same key, leased to the ingesting
-            -- worker (never for a throttled or busy endpoint), or due now.
+            -- worker (never for a throttled or busy endpoint, nor for a listen session's
+            -- endpoint pinned to another node: only that node holds the session), or due now.
             SELECT m.*, e.id AS endpoint_id,
                    CASE WHEN m.ordering_key IS NOT NULL AND EXISTS (
                             SELECT 1 FROM deliveries d2 WHERE d2.endpoint_id = e.id
@@ -244,6 +245,7 @@ where
                         THEN {HELD}
                         WHEN m.lease_token IS NOT NULL AND e.throttle_rate IS NULL
                              AND NOT (e.id = ANY($12::text[]))
+                             AND (e.listen_node IS NULL OR e.listen_node = m.lease_owner)
                         THEN {SENDING}
                         ELSE {PENDING} END AS status
             FROM m JOIN endpoints e ON e.app_id = m.app_id AND NOT e.disabled

@@ -321,8 +321,22 @@ impl Store for PgStore {
         claim::claim_due(&self.pool, &self.cipher, lease, limit).await
     }
 
-    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
-        claim::next_due(&self.pool, skip_endpoints).await
+    async fn next_due(
+        &self,
+        skip_endpoints: &[EndpointId],
+        node_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        claim::next_due(&self.pool, skip_endpoints, node_id).await
+    }
+
+    async fn pin_listen_endpoint(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        node_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        claim::pin_listen_endpoint(&self.pool, app_id, endpoint_id, node_id, now).await
     }
 
     async fn record_attempts(

@@ -9,13 +9,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::connection::db_error;
 use super::rows::{self, ENDPOINT_COLUMNS, MESSAGE_COLUMNS};
 use crate::domain::time::now_millis;
-use crate::domain::EndpointId;
+use crate::domain::{AppId, EndpointId};
 use crate::store::cipher::SecretCipher;
 use crate::store::claim::{self, LeasedRow};
 use crate::store::status::{PENDING, SENDING};
 use crate::store::throttle;
 use crate::store::{
     Backlog, ClaimedDelivery, DeliveryStatus, Endpoint, Lease, Message, StoreResult, TriggerType,
+    LISTEN_RELEASE_LIMIT,
 };
 
 /// Claims the oldest due deliveries, in one walk of the due index.
@@ -223,6 +224,36 @@ pub fn next_due(conn: &Connection, skip_endpoints: &[EndpointId]) -> StoreResult
     )
     .and_then(|mut s| s.query_row([skip_json(skip_endpoints)], |row| row.get(0)))
     .map_err(db_error)
+}
+
+/// Pins a listen session's endpoint to `node` (see `Store::pin_listen_endpoint`). The claim
+/// never reads the pin: one process holds a SQLite database, so the pin names this process or
+/// one that is gone. It is written all the same, so the row says the same on both backends.
+pub fn pin_listen_endpoint(
+    conn: &Connection,
+    app_id: &AppId,
+    endpoint_id: &EndpointId,
+    node: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let pinned = conn
+        .prepare_cached(
+            "UPDATE endpoints SET listen_node = ?3, disabled = 0, first_failure_at = NULL,
+             updated_at = ?4 WHERE app_id = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| s.execute(params![app_id, endpoint_id, node, now]))
+        .map_err(db_error)?
+        > 0;
+    if pinned {
+        conn.prepare_cached(&format!(
+            "UPDATE deliveries SET next_attempt_at = ?2 WHERE rowid IN (
+                SELECT rowid FROM deliveries WHERE endpoint_id = ?1 AND status = {PENDING}
+                AND next_attempt_at > ?2 ORDER BY next_attempt_at LIMIT {LISTEN_RELEASE_LIMIT})"
+        ))
+        .and_then(|mut s| s.execute(params![endpoint_id, now]))
+        .map_err(db_error)?;
+    }
+    Ok(pinned)
 }
 
 pub fn backlog(conn: &Connection) -> StoreResult<Backlog> {

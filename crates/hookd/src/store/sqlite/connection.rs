@@ -66,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_operational_outbox",
         include_str!("migrations/0012_operational_outbox.sql"),
     ),
+    (
+        "0013_listen_pins",
+        include_str!("migrations/0013_listen_pins.sql"),
+    ),
 ];
 
 /// Opens a connection with the settings every hookd connection uses.

@@ -395,9 +395,28 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn next_due(&self, skip_endpoints: &[EndpointId]) -> StoreResult<Option<i64>> {
+    async fn next_due(
+        &self,
+        skip_endpoints: &[EndpointId],
+        _node_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        // One process holds the database: every pin names it or a process that is gone.
         let skip = skip_endpoints.to_vec();
         self.readers.run(move |c| claim::next_due(c, &skip)).await
+    }
+
+    async fn pin_listen_endpoint(
+        &self,
+        app_id: &AppId,
+        endpoint_id: &EndpointId,
+        node_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (app_id, endpoint_id, node_id) =
+            (app_id.clone(), endpoint_id.clone(), node_id.to_string());
+        self.writer
+            .run(move |c| claim::pin_listen_endpoint(c, &app_id, &endpoint_id, &node_id, now))
+            .await
     }
 
     async fn backlog(&self) -> StoreResult<Backlog> {
