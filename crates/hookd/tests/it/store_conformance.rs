@@ -1280,6 +1280,8 @@ async fn nothing_is_written_to_the_outbox_while_operational_webhooks_are_off() {
         .expect("delete");
     assert!(deleted);
     assert!(f.store.read_outbox(100).await.expect("read").is_empty());
+}
+
 /// Claims what is due at `t0 + at` as the node `owner`, held a second.
 async fn claim_as(f: &Fixture, owner: &str, token: &str, at: i64) -> Vec<ClaimedDelivery> {
     let lease = Lease {
