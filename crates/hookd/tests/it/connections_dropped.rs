@@ -155,11 +155,7 @@ async fn an_exhausted_pool_answers_503_not_500() {
     }
     // A pool of two connections, given up on after 20 ms: 64 concurrent requests (and the
     // node's own work) must queue for them.
-    let server = TestServer::start_with(|s| {
-        s.pool.max_connections = 2;
-        s.pool.acquire_timeout = Duration::from_millis(20);
-    })
-    .await;
+    let server = start_with_a_tiny_pool().await;
     // Even setting up meets the busy pool: a 503 is retried, as a client does.
     let mut app = None;
     for _ in 0..100 {
@@ -198,4 +194,29 @@ async fn an_exhausted_pool_answers_503_not_500() {
     }
     assert!(refused > 0, "the pool was never exhausted: {answers:?}");
     server.stop().await;
+}
+
+/// A server whose pool has two connections and gives up after 20 ms. The 20 ms include opening
+/// a connection, so on a busy machine starting may itself fail (hookd then exits, as it should
+/// when its database is unreachable); such a start is retried, since what this test examines
+/// is the requests, not the start.
+async fn start_with_a_tiny_pool() -> TestServer {
+    for _ in 0..10 {
+        let server = TestServer::start_with(|s| {
+            s.pool.max_connections = 2;
+            s.pool.acquire_timeout = Duration::from_millis(20);
+        })
+        .await;
+        let ping = server
+            .client
+            .get(format!("{}/api/v1/health/ping", server.base))
+            .send()
+            .await;
+        if ping.is_ok() {
+            return server;
+        }
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("hookd never started with a pool of 2 connections and a 20 ms timeout");
 }
