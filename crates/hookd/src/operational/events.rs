@@ -112,29 +112,8 @@ mod tests {
 
     use super::*;
     use crate::store::outbox::attempt_event;
-    use crate::store::{Attempt, AttemptResult, DisabledEndpoint, NextStep, TriggerType};
-
-    fn result(attempt_number: u32, success: bool, next: NextStep) -> AttemptResult {
-        AttemptResult {
-            delivery_id: "dlv_1".into(),
-            lease_token: "lease".into(),
-            attempt: Attempt {
-                id: "atmpt_1".into(),
-                msg_id: "msg_1".into(),
-                endpoint_id: "ep_1".into(),
-                url: "https://example.com/".into(),
-                success,
-                response_status_code: if success { 200 } else { 503 },
-                response: String::new(),
-                response_duration_ms: 3,
-                trigger_type: TriggerType::Scheduled,
-                created_at: 1_614_265_330_000,
-            },
-            app_id: "app_1".into(),
-            next,
-            attempt_number,
-        }
-    }
+    use crate::store::outbox::tests::result;
+    use crate::store::{DisabledEndpoint, NextStep};
 
     #[test]
     fn attempt_payloads_have_svix_shape() {

@@ -203,11 +203,12 @@ pub(crate) fn recorded_events(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::{Attempt, TriggerType};
 
-    fn result(attempt_number: u32, success: bool, next: NextStep) -> AttemptResult {
+    /// A recorded result of attempt `attempt_number` (also the operational payload tests').
+    pub(crate) fn result(attempt_number: u32, success: bool, next: NextStep) -> AttemptResult {
         AttemptResult {
             delivery_id: "dlv_1".into(),
             lease_token: "lease".into(),

@@ -130,6 +130,41 @@ impl TestDatabase {
         }
     }
 
+    /// Runs one statement with one text parameter on this database, as an operator's SQL shell
+    /// would (`sqlite` or `postgres`, whichever this is); answers the first column of the first
+    /// row, if any, as text.
+    pub async fn first_text(&self, sqlite: &str, postgres: &str, param: &str) -> Option<String> {
+        if self.is_postgres() {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            return sqlx::query_scalar::<_, String>(postgres)
+                .bind(param)
+                .fetch_optional(&mut conn)
+                .await
+                .expect("query");
+        }
+        let path = self
+            .url
+            .strip_prefix("sqlite://")
+            .expect("sqlite url")
+            .to_string();
+        let (sqlite, param) = (sqlite.to_string(), param.to_string());
+        tokio::task::spawn_blocking(move || {
+            let conn = rusqlite::Connection::open(path).expect("open");
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .expect("busy timeout");
+            let mut statement = conn.prepare(&sqlite).expect("prepare");
+            let mut rows = statement.query([param]).expect("query");
+            rows.next()
+                .expect("row")
+                .map(|row| row.get::<_, String>(0).expect("text"))
+        })
+        .await
+        .expect("sqlite task")
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }

@@ -296,36 +296,11 @@ async fn a_request_still_in_flight_elsewhere_is_a_409_until_its_lock_lapses() {
     server.stop().await;
 }
 
-/// Runs one statement about idempotency key `key` on the test's database, as an operator's SQL
-/// shell would; answers the first column of the first row (an `expires_at`), if any.
+/// One statement about idempotency key `key` whose first column is an `expires_at`.
 async fn key_sql(db: &TestDatabase, sqlite: &str, postgres: &str, key: &str) -> Option<i64> {
-    if db.is_postgres() {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-        return sqlx::query_scalar::<_, i64>(postgres)
-            .bind(key)
-            .fetch_optional(&mut conn)
-            .await
-            .expect("query");
-    }
-    let path = db
-        .url
-        .strip_prefix("sqlite://")
-        .expect("sqlite url")
-        .to_string();
-    let (sqlite, key) = (sqlite.to_string(), key.to_string());
-    tokio::task::spawn_blocking(move || {
-        let conn = rusqlite::Connection::open(path).expect("open");
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .expect("busy timeout");
-        let mut statement = conn.prepare(&sqlite).expect("prepare");
-        let mut rows = statement.query([key]).expect("query");
-        rows.next()
-            .expect("row")
-            .map(|row| row.get::<_, i64>(0).expect("integer"))
-    })
-    .await
-    .expect("sqlite task")
+    db.first_text(sqlite, postgres, key)
+        .await
+        .map(|text| text.parse().expect("an integer"))
 }
 
 /// Makes the stored answer for `key` older by `millis`, as if that much time had gone by
@@ -333,8 +308,8 @@ async fn key_sql(db: &TestDatabase, sqlite: &str, postgres: &str, key: &str) -> 
 async fn age_key(db: &TestDatabase, key: &str, millis: i64) {
     let aged = key_sql(
         db,
-        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = ?1 RETURNING expires_at"),
-        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = $1 RETURNING expires_at"),
+        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = ?1 RETURNING CAST(expires_at AS TEXT)"),
+        &format!("UPDATE idempotency_keys SET expires_at = expires_at - {millis} WHERE key = $1 RETURNING CAST(expires_at AS TEXT)"),
         key,
     )
     .await;
@@ -359,8 +334,8 @@ async fn a_key_is_replayed_for_24_hours_and_runs_again_after() {
     assert_eq!((status, replayed), (StatusCode::ACCEPTED, false), "{first}");
     let expires_at = key_sql(
         server.database(),
-        "SELECT expires_at FROM idempotency_keys WHERE key = ?1",
-        "SELECT expires_at FROM idempotency_keys WHERE key = $1",
+        "SELECT CAST(expires_at AS TEXT) FROM idempotency_keys WHERE key = ?1",
+        "SELECT CAST(expires_at AS TEXT) FROM idempotency_keys WHERE key = $1",
         "day-key",
     )
     .await

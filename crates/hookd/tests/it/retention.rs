@@ -58,42 +58,9 @@ async fn delivered_messages_and_their_attempts_are_pruned_after_retention() {
     server.stop().await;
 }
 
-/// Runs one statement with a message id on the test's database, as the operator's SQL shell
-/// would; answers the first column of the first row, if any, as text.
-async fn sql(db: &TestDatabase, sqlite: &str, postgres: &str, msg_id: &str) -> Option<String> {
-    if db.is_postgres() {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-        return sqlx::query_scalar::<_, String>(postgres)
-            .bind(msg_id)
-            .fetch_optional(&mut conn)
-            .await
-            .expect("query");
-    }
-    let path = db
-        .url
-        .strip_prefix("sqlite://")
-        .expect("sqlite url")
-        .to_string();
-    let (sqlite, msg_id) = (sqlite.to_string(), msg_id.to_string());
-    tokio::task::spawn_blocking(move || {
-        let conn = rusqlite::Connection::open(path).expect("open");
-        conn.busy_timeout(Duration::from_secs(5))
-            .expect("busy timeout");
-        let mut statement = conn.prepare(&sqlite).expect("prepare");
-        let mut rows = statement.query([msg_id]).expect("query");
-        rows.next()
-            .expect("row")
-            .map(|row| row.get::<_, String>(0).expect("text"))
-    })
-    .await
-    .expect("sqlite task")
-}
-
 /// Moves a message's payload expiry into the past, as if its retention period had gone by.
 async fn expire_retention_of(db: &TestDatabase, msg_id: &str) {
-    sql(
-        db,
+    db.first_text(
         "UPDATE messages SET payload_expires_at = 1 WHERE id = ?1 RETURNING id",
         "UPDATE messages SET payload_expires_at = 1 WHERE id = $1 RETURNING id",
         msg_id,
@@ -104,8 +71,7 @@ async fn expire_retention_of(db: &TestDatabase, msg_id: &str) {
 
 /// The payload as stored, not as the API shows it.
 async fn stored_payload(db: &TestDatabase, msg_id: &str) -> String {
-    sql(
-        db,
+    db.first_text(
         "SELECT payload FROM messages WHERE id = ?1",
         "SELECT payload FROM message_payloads WHERE msg_id = $1",
         msg_id,
