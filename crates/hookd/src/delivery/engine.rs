@@ -173,13 +173,13 @@ impl Engine {
         let failed = CancellationToken::new();
         tasks.spawn(supervised(
             "recorder",
-            recorder.run(),
+            with_debug_fault("recorder", recorder.run()),
             stop.clone(),
             failed.clone(),
         ));
         tasks.spawn(supervised(
             "dispatcher",
-            dispatcher.run(),
+            with_debug_fault("dispatcher", dispatcher.run()),
             stop.clone(),
             failed.clone(),
         ));
@@ -223,6 +223,42 @@ impl Engine {
             warn!(error = %err, "releasing leases at shutdown failed; they expire on their own");
         }
     }
+}
+
+/// Debug builds only: `HOOKD_DEBUG_ENGINE_FAULT=<task>:<ms>` makes the engine's `dispatcher` or
+/// `recorder` panic `ms` after it starts, so that a test of the binary can watch hookd notice
+/// (crates/hookd-cli/tests/engine_liveness.rs). Nothing else can make these tasks die on
+/// demand, and release builds carry no such switch.
+#[cfg(debug_assertions)]
+fn with_debug_fault(
+    name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    let after_ms = std::env::var("HOOKD_DEBUG_ENGINE_FAULT")
+        .ok()
+        .and_then(|fault| {
+            let (task, ms) = fault.split_once(':')?;
+            (task == name).then(|| ms.parse::<u64>().ok()).flatten()
+        });
+    match after_ms {
+        Some(ms) => Box::pin(async move {
+            tokio::select! {
+                () = task => {}
+                () = tokio::time::sleep(Duration::from_millis(ms)) => {
+                    panic!("HOOKD_DEBUG_ENGINE_FAULT: the {name} dies on purpose")
+                }
+            }
+        }),
+        None => Box::pin(task),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn with_debug_fault(
+    _name: &'static str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    task
 }
 
 /// Runs one of the engine's long-lived tasks. If it ends while the engine was not told to stop
