@@ -3,6 +3,7 @@
 //! giving leases back, and when work is next due.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use sqlx::postgres::PgPool;
 use sqlx::Row;
@@ -63,20 +64,10 @@ fn oldest_due_of_others() -> String {
     )
 }
 
-/// Leases due deliveries: pending ones whose time has come and sending ones whose lease
-/// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
-pub async fn claim_due(
-    pool: &PgPool,
-    cipher: &SecretCipher,
-    lease: &Lease,
-    limit: usize,
-) -> StoreResult<Vec<ClaimedDelivery>> {
-    let due_rows = if lease.skip_endpoints.is_empty() {
-        oldest_due()
-    } else {
-        oldest_due_of_others()
-    };
-    let due = sqlx::query(&format!(
+/// The claim statement around `due_rows` (a query answering the ids to lease). Built once per
+/// kind (below): claiming is the hottest path, and the text never changes.
+fn claim_statement(due_rows: &str) -> String {
+    format!(
         "WITH due AS ({due_rows}), claimed AS (
             UPDATE deliveries d SET status = {SENDING}, lease_owner = $1, lease_token = $2,
                    next_attempt_at = $3, updated_at = $4
@@ -88,16 +79,36 @@ pub async fn claim_due(
          FROM claimed c JOIN messages m ON m.id = c.msg_id
          JOIN message_payloads p ON p.msg_id = c.msg_id
          ORDER BY c.seq"
-    ))
-    .bind(&lease.owner)
-    .bind(&lease.token)
-    .bind(lease.until)
-    .bind(lease.now)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(&lease.skip_endpoints)
-    .fetch_all(pool)
-    .await
-    .map_err(db_error)?;
+    )
+}
+
+static CLAIM_OLDEST_DUE: LazyLock<String> = LazyLock::new(|| claim_statement(&oldest_due()));
+static CLAIM_OLDEST_DUE_OF_OTHERS: LazyLock<String> =
+    LazyLock::new(|| claim_statement(&oldest_due_of_others()));
+
+/// Leases due deliveries: pending ones whose time has come and sending ones whose lease
+/// expired. `SKIP LOCKED` lets every node claim at once without waiting on each other's rows.
+pub async fn claim_due(
+    pool: &PgPool,
+    cipher: &SecretCipher,
+    lease: &Lease,
+    limit: usize,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let statement: &str = if lease.skip_endpoints.is_empty() {
+        &CLAIM_OLDEST_DUE
+    } else {
+        &CLAIM_OLDEST_DUE_OF_OTHERS
+    };
+    let due = sqlx::query(statement)
+        .bind(&lease.owner)
+        .bind(&lease.token)
+        .bind(lease.until)
+        .bind(lease.now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(&lease.skip_endpoints)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
     if due.is_empty() {
         return Ok(Vec::new());
     }
@@ -213,6 +224,26 @@ pub async fn give_back(pool: &PgPool, deliveries: &[ClaimedDelivery], at: i64) -
     Ok(())
 }
 
+/// When the next delivery this node may claim is due (`$1` the endpoints passed over, `$2` the
+/// node, `$3` now); built once, like the claim statements.
+static NEXT_DUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
+         AND NOT (endpoint_id = ANY($1::text[])) AND NOT (endpoint_id = ANY({}))",
+        pinned_elsewhere("$2", "$3")
+    )
+});
+static NEXT_DUE_OF_OTHERS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
+            SELECT next_attempt_at FROM deliveries
+            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
+            ORDER BY next_attempt_at LIMIT 1) d
+         WHERE NOT (e.id = ANY($1::text[])) AND NOT (e.id = ANY({}))",
+        pinned_elsewhere("$2", "$3")
+    )
+});
+
 pub async fn next_due(
     pool: &PgPool,
     skip_endpoints: &[EndpointId],
@@ -221,27 +252,18 @@ pub async fn next_due(
     // As in claiming, endpoints passed over are left out by asking each other endpoint, and
     // endpoints pinned to another node are left out as well: their due rows are that node's
     // work, and counting them here would make this node look again at once, and spin.
-    let pinned = pinned_elsewhere("$2", "$3");
-    sqlx::query_scalar(&if skip_endpoints.is_empty() {
-        format!(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL
-             AND NOT (endpoint_id = ANY($1::text[])) AND NOT (endpoint_id = ANY({pinned}))"
-        )
+    let statement: &str = if skip_endpoints.is_empty() {
+        &NEXT_DUE
     } else {
-        format!(
-            "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
-                SELECT next_attempt_at FROM deliveries
-                WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
-                ORDER BY next_attempt_at LIMIT 1) d
-             WHERE NOT (e.id = ANY($1::text[])) AND NOT (e.id = ANY({pinned}))"
-        )
-    })
-    .bind(skip_endpoints)
-    .bind(node)
-    .bind(now_millis())
-    .fetch_one(pool)
-    .await
-    .map_err(db_error)
+        &NEXT_DUE_OF_OTHERS
+    };
+    sqlx::query_scalar(statement)
+        .bind(skip_endpoints)
+        .bind(node)
+        .bind(now_millis())
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)
 }
 
 /// Pins a listen session's endpoint to `node` (see `Store::pin_listen_endpoint`).
