@@ -83,11 +83,13 @@ impl DispatchHandle {
         let now = now_millis();
         Some(Reservation {
             lease: Lease {
-                owner: self.owner.clone(),
-                token: new_id(IdPrefix::Delivery),
-                now,
-                until: now + millis(self.lease_duration),
                 skip_endpoints: self.in_flight.busy(),
+                ..Lease::new(
+                    self.owner.clone(),
+                    new_id(IdPrefix::Delivery),
+                    now,
+                    now + millis(self.lease_duration),
+                )
             },
             permit,
         })
@@ -346,10 +348,13 @@ impl Dispatcher {
             let now = now_millis();
             let lease = Lease {
                 skip_endpoints: self.in_flight.busy(),
-                owner: self.owner.clone(),
-                token: new_id(IdPrefix::Delivery),
-                now,
-                until: now + millis(self.config.lease_duration),
+                endpoint_room: self.in_flight.room(),
+                ..Lease::new(
+                    self.owner.clone(),
+                    new_id(IdPrefix::Delivery),
+                    now,
+                    now + millis(self.config.lease_duration),
+                )
             };
             let started = std::time::Instant::now();
             let claimed = match self.store.claim_due(&lease, room).await {

@@ -8,15 +8,19 @@
 //!
 //! An endpoint whose attempts and queue are both full is named in every lease the worker takes
 //! ([`crate::store::Lease::skip_endpoints`]): claiming passes over its due deliveries and ingest
-//! does not hand them over, so other endpoints' deliveries keep flowing. Deliveries that arrive
-//! for a full endpoint anyway (handed over, or claimed in one batch) are given back. When a full
-//! endpoint's queue frees a place, the worker is woken to claim.
+//! does not hand them over, so other endpoints' deliveries keep flowing. It stays passed over
+//! until its queue is down to half, and then the worker is woken to claim: the claim then
+//! fills half a queue at once, where reopening at the first free place would cost a claim per
+//! delivery. Every claim takes no more of an endpoint than the worker can still run and queue
+//! for it ([`crate::store::EndpointRoom`]), so a recovered endpoint's backlog is not claimed
+//! only to be given back; deliveries that arrive for a full endpoint anyway (handed over at
+//! ingest) are given back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use crate::domain::EndpointId;
-use crate::store::ClaimedDelivery;
+use crate::store::{ClaimedDelivery, EndpointRoom};
 
 /// Attempts in flight and queued deliveries per endpoint on this worker.
 pub struct InFlight {
@@ -28,6 +32,8 @@ pub struct InFlight {
 struct EndpointLoad {
     running: usize,
     queued: VecDeque<ClaimedDelivery>,
+    /// Set when the endpoint filled up; cleared when its queue is down to half.
+    closed: bool,
 }
 
 /// What to do with a delivery offered to the worker.
@@ -46,7 +52,8 @@ pub enum Admission {
 pub struct Finished {
     /// The endpoint's next queued delivery, to start in the finished one's place.
     pub next: Option<ClaimedDelivery>,
-    /// The endpoint was full and now has room: due deliveries of it may be claimed.
+    /// The endpoint was closed and its queue is now down to half: due deliveries of it may
+    /// be claimed.
     pub reopened: bool,
 }
 
@@ -69,20 +76,40 @@ impl InFlight {
         load.running >= self.per_endpoint && load.queued.len() >= self.per_endpoint
     }
 
-    /// The endpoints with no room left, running or queued.
+    /// The endpoints passed over until their queues are down to half.
     pub fn busy(&self) -> Vec<EndpointId> {
         self.endpoints()
             .iter()
-            .filter(|(_, load)| self.is_full(load))
+            .filter(|(_, load)| load.closed)
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// How many deliveries of each endpoint a claim may take now: an idle endpoint's bound to
+    /// run plus its queue, and only the free places of the queue of one running at its bound.
+    /// (An endpoint running below its bound is not listed: it has more than a bound's room,
+    /// and the rare claim that takes more than it can hold gives the rest back.)
+    pub fn room(&self) -> EndpointRoom {
+        let limited = self
+            .endpoints()
+            .iter()
+            .filter(|(_, load)| !load.closed && load.running >= self.per_endpoint)
+            .map(|(id, load)| {
+                let free = self.per_endpoint.saturating_sub(load.queued.len());
+                (id.clone(), free)
+            })
+            .collect();
+        EndpointRoom {
+            each: self.per_endpoint * 2,
+            limited,
+        }
     }
 
     /// Starts, queues or refuses a delivery, by its endpoint's load.
     pub fn admit(&self, delivery: ClaimedDelivery) -> Admission {
         let mut endpoints = self.endpoints();
         let load = endpoints.entry(delivery.endpoint_id.clone()).or_default();
-        if load.running < self.per_endpoint {
+        let admission = if load.running < self.per_endpoint {
             load.running += 1;
             Admission::Start(delivery)
         } else if load.queued.len() < self.per_endpoint {
@@ -90,7 +117,11 @@ impl InFlight {
             Admission::Queued
         } else {
             Admission::Full(delivery)
+        };
+        if self.is_full(load) {
+            load.closed = true;
         }
+        admission
     }
 
     /// Counts an attempt of `endpoint_id` finishing; with `continue_queue`, hands out the
@@ -103,7 +134,6 @@ impl InFlight {
                 reopened: false,
             };
         };
-        let was_full = self.is_full(load);
         let next = if continue_queue {
             load.queued.pop_front()
         } else {
@@ -112,7 +142,10 @@ impl InFlight {
         if next.is_none() {
             load.running = load.running.saturating_sub(1);
         }
-        let reopened = was_full && !self.is_full(load);
+        let reopened = load.closed && load.queued.len() <= self.per_endpoint / 2;
+        if reopened {
+            load.closed = false;
+        }
         if load.running == 0 && load.queued.is_empty() {
             endpoints.remove(endpoint_id);
         }
@@ -190,6 +223,36 @@ mod tests {
         assert!(finished.next.is_none());
         assert!(!finished.reopened);
         assert!(started(in_flight.admit(delivery("ep_a", 3))), "it is idle");
+    }
+
+    #[test]
+    fn a_full_endpoint_stays_passed_over_until_its_queue_is_down_to_half() {
+        let in_flight = InFlight::new(4);
+        for n in 0..8 {
+            in_flight.admit(delivery("ep_a", n));
+        }
+        assert_eq!(in_flight.busy(), vec![EndpointId::from("ep_a")]);
+        assert!(!in_flight.finish("ep_a", true).reopened, "3 queued");
+        assert_eq!(in_flight.busy().len(), 1, "one free place is not reopened");
+        assert!(in_flight.finish("ep_a", true).reopened, "2 queued: half");
+        assert!(in_flight.busy().is_empty());
+        let room = in_flight.room();
+        assert_eq!(room.each, 8, "an idle endpoint: its bound and its queue");
+        assert_eq!(room.limited, vec![(EndpointId::from("ep_a"), 2)]);
+    }
+
+    #[test]
+    fn an_endpoint_below_its_bound_is_not_limited() {
+        let in_flight = InFlight::new(4);
+        in_flight.admit(delivery("ep_a", 1));
+        assert!(in_flight.room().limited.is_empty());
+        for n in 2..=4 {
+            in_flight.admit(delivery("ep_a", n));
+        }
+        assert_eq!(
+            in_flight.room().limited,
+            vec![(EndpointId::from("ep_a"), 4)]
+        );
     }
 
     #[test]

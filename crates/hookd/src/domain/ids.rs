@@ -84,9 +84,22 @@ pub(crate) fn is_well_formed_id(text: &str) -> bool {
     ulid::Ulid::from_string(ulid).is_ok_and(|parsed| parsed.to_string() == ulid)
 }
 
-/// A new id of the given kind.
+/// A new id of the given kind, sorting after every id this process made before it.
 pub(crate) fn new_id(prefix: IdPrefix) -> String {
-    format!("{}{}", prefix.as_str(), ulid::Ulid::new())
+    format!("{}{}", prefix.as_str(), next_ulid())
+}
+
+/// Ids made within one millisecond differ only in their random part, so two of them would sort
+/// in random order, and a list paged by id would not match creation order. A monotonic
+/// generator increments the random part instead (and holds its order if the clock steps back).
+fn next_ulid() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Failing needs 2^80 ids within one millisecond; a fresh random id is then still unique.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
 }
 
 macro_rules! id_type {
@@ -97,7 +110,7 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
-            /// A new id of this kind, sorting after every id made before it.
+            /// A new id of this kind, sorting after every id this process made before it.
             pub fn generate() -> Self {
                 Self(new_id($prefix))
             }
@@ -235,6 +248,16 @@ mod tests {
         let second = MessageId::generate();
         assert!(first.starts_with("msg_"));
         assert!(first < second);
+    }
+
+    #[test]
+    fn ids_made_within_one_millisecond_keep_their_order() {
+        // Thousands in a row span few milliseconds, so most share one with a neighbour.
+        let ids: Vec<AppId> = (0..5_000).map(|_| AppId::generate()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert!(ids == sorted, "ids sort in the order they were made");
+        assert!(ids.iter().all(|id| is_well_formed_id(id)));
     }
 
     #[test]

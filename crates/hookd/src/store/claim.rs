@@ -134,13 +134,7 @@ mod tests {
     }
 
     fn lease() -> Lease {
-        Lease {
-            owner: "worker".into(),
-            token: "token".into(),
-            now: 10,
-            until: 20,
-            skip_endpoints: Vec::new(),
-        }
+        Lease::new("worker", "token", 10, 20)
     }
 
     fn by_id<K: std::hash::Hash + Eq, T>(items: Vec<T>, id: impl Fn(&T) -> K) -> HashMap<K, T> {

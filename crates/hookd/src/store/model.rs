@@ -331,6 +331,48 @@ pub struct Lease {
     /// Endpoints the worker has no room for now: their deliveries are neither claimed nor
     /// leased at ingest, so one slow endpoint cannot take every slot.
     pub skip_endpoints: Vec<EndpointId>,
+    /// How many deliveries of each endpoint a claim may take.
+    pub endpoint_room: EndpointRoom,
+}
+
+impl Lease {
+    /// A lease with room for any number of deliveries of every endpoint.
+    pub fn new(owner: impl Into<String>, token: impl Into<String>, now: i64, until: i64) -> Self {
+        Self {
+            owner: owner.into(),
+            token: token.into(),
+            now,
+            until,
+            skip_endpoints: Vec::new(),
+            endpoint_room: EndpointRoom::unbounded(),
+        }
+    }
+}
+
+/// How many deliveries of one endpoint a claim may take: what the worker can still run and
+/// queue for it. A claim that took more would give the rest straight back, two writes per
+/// delivery for nothing; while a recovered endpoint drains its backlog, that would happen at
+/// every claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRoom {
+    /// The room of any endpoint not in `limited`.
+    pub each: usize,
+    /// Endpoints with less room than `each` (more than none: those are skipped), and theirs.
+    pub limited: Vec<(EndpointId, usize)>,
+}
+
+impl EndpointRoom {
+    pub fn unbounded() -> Self {
+        Self {
+            each: usize::MAX,
+            limited: Vec::new(),
+        }
+    }
+
+    /// `each` as a SQL integer.
+    pub fn each_sql(&self) -> i64 {
+        i64::try_from(self.each).unwrap_or(i64::MAX)
+    }
 }
 
 /// Everything a worker needs to make one attempt without touching the database.

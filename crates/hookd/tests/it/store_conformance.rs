@@ -14,9 +14,9 @@ use hookd::domain::{AppId, AttemptId, EndpointId, EventTypeName, MessageId, Task
 use hookd::operational::{Event, Kind};
 use hookd::store::{
     self, Application, Attempt, AttemptFilter, AttemptResult, BackgroundTask, ClaimedDelivery,
-    DeliveryStatus, DisabledEndpoint, Endpoint, FeedPosition, HealthPolicy, Lease, Message,
-    NextStep, OpenMode, Order, PageRequest, PoolOptions, SharedStore, TaskKind, TaskStatus,
-    TriggerType, CATCHUP_BATCH, CATCHUP_RESTART_AFTER_MS,
+    DeliveryStatus, DisabledEndpoint, Endpoint, EndpointRoom, FeedPosition, HealthPolicy, Lease,
+    Message, NextStep, OpenMode, Order, PageRequest, PoolOptions, SharedStore, TaskKind,
+    TaskStatus, TriggerType, CATCHUP_BATCH, CATCHUP_RESTART_AFTER_MS,
 };
 use hookd_signing::Secret;
 
@@ -121,25 +121,13 @@ impl Fixture {
 
     /// Claims what is due at `t0 + at` under the lease `token`, held for `hold` ms.
     async fn claim(&self, token: &str, at: i64, hold: i64) -> Vec<ClaimedDelivery> {
-        let lease = Lease {
-            owner: "conformance".into(),
-            token: token.into(),
-            now: self.t0 + at,
-            until: self.t0 + at + hold,
-            skip_endpoints: Vec::new(),
-        };
+        let lease = Lease::new("conformance", token, self.t0 + at, self.t0 + at + hold);
         self.store.claim_due(&lease, 50).await.expect("claim")
     }
 
     /// Claims up to `limit` deliveries due at `t0 + at` under the lease `token`, held a second.
     async fn claim_many(&self, token: &str, at: i64, limit: usize) -> Vec<ClaimedDelivery> {
-        let lease = Lease {
-            owner: "conformance".into(),
-            token: token.into(),
-            now: self.t0 + at,
-            until: self.t0 + at + SECOND,
-            skip_endpoints: Vec::new(),
-        };
+        let lease = Lease::new("conformance", token, self.t0 + at, self.t0 + at + SECOND);
         self.store.claim_due(&lease, limit).await.expect("claim")
     }
 
@@ -281,6 +269,56 @@ async fn an_expired_lease_is_claimable_again() {
     assert_eq!(again[0].lease_token, "lease-c");
     let recorded = f.record(&[(&again[0], NextStep::Done)], 150, &HEALTH).await;
     assert_eq!(recorded.applied, [true]);
+}
+
+#[tokio::test]
+async fn a_claim_takes_no_more_of_an_endpoint_than_the_worker_has_room_for() {
+    let f = Fixture::new().await;
+    let mut endpoints = Vec::new();
+    for _ in 0..3 {
+        let app = f.app().await;
+        let endpoint = f.endpoint(&app, None).await;
+        for n in 0..10 {
+            f.message(&app, None, n).await;
+        }
+        endpoints.push(endpoint.id);
+    }
+    let [limited, open, skipped] = [0, 1, 2].map(|i| endpoints[i].clone());
+    let count = |claimed: &[ClaimedDelivery], id: &EndpointId| {
+        claimed.iter().filter(|d| &d.endpoint_id == id).count()
+    };
+    let at = |token: &str| Lease::new("conformance", token, f.t0 + 100, f.t0 + 100 + SECOND);
+
+    // Every endpoint with the same room: one walk of the due order, capped per endpoint.
+    let lease = Lease {
+        endpoint_room: EndpointRoom {
+            each: 3,
+            limited: Vec::new(),
+        },
+        ..at("lease-a")
+    };
+    let claimed = f.store.claim_due(&lease, 50).await.expect("claim");
+    assert_eq!(
+        endpoints
+            .iter()
+            .map(|id| count(&claimed, id))
+            .collect::<Vec<_>>(),
+        [3, 3, 3]
+    );
+
+    // One endpoint with less room, one passed over.
+    let lease = Lease {
+        skip_endpoints: vec![skipped.clone()],
+        endpoint_room: EndpointRoom {
+            each: 5,
+            limited: vec![(limited.clone(), 2)],
+        },
+        ..at("lease-b")
+    };
+    let claimed = f.store.claim_due(&lease, 50).await.expect("claim");
+    assert_eq!(count(&claimed, &limited), 2);
+    assert_eq!(count(&claimed, &open), 5);
+    assert_eq!(count(&claimed, &skipped), 0);
 }
 
 #[tokio::test]
@@ -1284,13 +1322,7 @@ async fn nothing_is_written_to_the_outbox_while_operational_webhooks_are_off() {
 
 /// Claims what is due at `t0 + at` as the node `owner`, held a second.
 async fn claim_as(f: &Fixture, owner: &str, token: &str, at: i64) -> Vec<ClaimedDelivery> {
-    let lease = Lease {
-        owner: owner.into(),
-        token: token.into(),
-        now: f.t0 + at,
-        until: f.t0 + at + SECOND,
-        skip_endpoints: Vec::new(),
-    };
+    let lease = Lease::new(owner, token, f.t0 + at, f.t0 + at + SECOND);
     f.store.claim_due(&lease, 50).await.expect("claim")
 }
 

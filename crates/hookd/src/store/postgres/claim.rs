@@ -36,28 +36,37 @@ fn pinned_elsewhere(node: &str, now: &str) -> String {
 }
 
 /// The oldest due deliveries, in one walk of the due index (`$6`, the endpoints to pass over,
-/// is empty).
+/// and `$8`, those with limited room, are empty), at most `$7` of any one endpoint (see
+/// [`crate::store::EndpointRoom`]). Rows locked beyond an endpoint's room are unlocked when the
+/// statement's transaction ends.
 fn oldest_due() -> String {
     format!(
-        "SELECT id FROM deliveries WHERE next_attempt_at <= $4
-         AND NOT (endpoint_id = ANY($6::text[]))
-         AND NOT (endpoint_id = ANY({}))
-         ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED",
+        "SELECT id FROM (
+            SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
+            FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
+                  WHERE next_attempt_at <= $4
+                  AND NOT (endpoint_id = ANY($6::text[]))
+                  AND NOT (endpoint_id = ANY({}))
+                  ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) locked) ranked
+         WHERE n <= $7",
         pinned_elsewhere("$1", "$4")
     )
 }
 
-/// The oldest due deliveries of the endpoints not passed over (`$6`): up to the limit from each
-/// endpoint's own due order, then the oldest of those. Walking the global due order instead
-/// would read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
+/// The oldest due deliveries of the endpoints not passed over (`$6`): from each endpoint's own
+/// due order as many as it has room for (`$8` and `$9` name the endpoints with less room than
+/// `$7`, and theirs), then the oldest of those. Walking the global due order instead would
+/// read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
 /// unlocked when the statement's transaction ends.)
 fn oldest_due_of_others() -> String {
     format!(
         "SELECT d.id FROM endpoints e
+         LEFT JOIN unnest($8::text[], $9::int8[]) AS r(id, room) ON r.id = e.id
          CROSS JOIN LATERAL (
             SELECT id, next_attempt_at FROM deliveries
             WHERE endpoint_id = e.id AND next_attempt_at <= $4
-            ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) d
+            ORDER BY next_attempt_at LIMIT LEAST($5, COALESCE(r.room, $7))
+            FOR UPDATE SKIP LOCKED) d
          WHERE NOT (e.id = ANY($6::text[])) AND NOT (e.id = ANY({}))
          ORDER BY d.next_attempt_at LIMIT $5",
         pinned_elsewhere("$1", "$4")
@@ -94,11 +103,17 @@ pub async fn claim_due(
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let statement: &str = if lease.skip_endpoints.is_empty() {
+    let room = &lease.endpoint_room;
+    let statement: &str = if lease.skip_endpoints.is_empty() && room.limited.is_empty() {
         &CLAIM_OLDEST_DUE
     } else {
         &CLAIM_OLDEST_DUE_OF_OTHERS
     };
+    let (limited, rooms): (Vec<&str>, Vec<i64>) = room
+        .limited
+        .iter()
+        .map(|(id, room)| (id.as_str(), i64::try_from(*room).unwrap_or(i64::MAX)))
+        .unzip();
     let due = sqlx::query(statement)
         .bind(&lease.owner)
         .bind(&lease.token)
@@ -106,6 +121,9 @@ pub async fn claim_due(
         .bind(lease.now)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(&lease.skip_endpoints)
+        .bind(room.each_sql())
+        .bind(limited)
+        .bind(rooms)
         .fetch_all(pool)
         .await
         .map_err(db_error)?;

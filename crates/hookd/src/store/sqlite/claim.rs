@@ -15,36 +15,48 @@ use crate::store::claim::{self, LeasedRow};
 use crate::store::status::{PENDING, SENDING};
 use crate::store::throttle;
 use crate::store::{
-    Backlog, ClaimedDelivery, DeliveryStatus, Endpoint, Lease, Message, StoreResult, TriggerType,
-    LISTEN_RELEASE_LIMIT,
+    Backlog, ClaimedDelivery, DeliveryStatus, Endpoint, EndpointRoom, Lease, Message, StoreResult,
+    TriggerType, LISTEN_RELEASE_LIMIT,
 };
 
-/// Claims the oldest due deliveries, in one walk of the due index.
+/// Claims the oldest due deliveries, in one walk of the due index, taking at most `?6` of any
+/// one endpoint (see [`crate::store::EndpointRoom`]).
 fn claim_oldest_due() -> String {
     format!(
         "UPDATE deliveries SET status = {SENDING}, lease_owner = ?1,
          lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
-         WHERE rowid IN (SELECT rowid FROM deliveries WHERE next_attempt_at <= ?4
-                         ORDER BY next_attempt_at LIMIT ?5)
+         WHERE rowid IN (
+            SELECT rid FROM (
+                SELECT rid, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY due) AS n
+                FROM (SELECT rowid AS rid, endpoint_id, next_attempt_at AS due FROM deliveries
+                      WHERE next_attempt_at <= ?4 ORDER BY next_attempt_at LIMIT ?5))
+            WHERE n <= ?6)
          RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
     )
 }
 
-/// Claims the oldest due deliveries of the endpoints not passed over (`?6`): up to the limit
-/// from each endpoint's own due order, then the oldest of those. Walking the global due order
-/// instead would read every due row of a passed-over endpoint first; a dead endpoint's backlog
-/// of a million would make every claim read a million rows.
+/// Claims the oldest due deliveries of the endpoints not passed over (`?7`): up to the limit
+/// from each endpoint's own due order, as many of those as the endpoint has room for (`?8`
+/// names the endpoints with less room than `?6`), then the oldest of them all. Walking the
+/// global due order instead would read every due row of a passed-over endpoint first; a dead
+/// endpoint's backlog of a million would make every claim read a million rows.
 fn claim_oldest_due_of_others() -> String {
     format!(
         "UPDATE deliveries SET status = {SENDING}, lease_owner = ?1,
          lease_token = ?2, next_attempt_at = ?3, updated_at = ?4
          WHERE rowid IN (
-            SELECT d.rowid FROM endpoints e
-            JOIN deliveries d ON d.rowid IN (
-                SELECT rowid FROM deliveries WHERE endpoint_id = e.id AND next_attempt_at <= ?4
-                ORDER BY next_attempt_at LIMIT ?5)
-            WHERE e.id NOT IN (SELECT value FROM json_each(?6))
-            ORDER BY d.next_attempt_at LIMIT ?5)
+            SELECT rid FROM (
+                SELECT d.rowid AS rid, d.endpoint_id AS endpoint_id, d.next_attempt_at AS due,
+                       ROW_NUMBER() OVER (PARTITION BY d.endpoint_id
+                                          ORDER BY d.next_attempt_at) AS n
+                FROM endpoints e
+                JOIN deliveries d ON d.rowid IN (
+                    SELECT rowid FROM deliveries
+                    WHERE endpoint_id = e.id AND next_attempt_at <= ?4
+                    ORDER BY next_attempt_at LIMIT ?5)
+                WHERE e.id NOT IN (SELECT value FROM json_each(?7)))
+            WHERE n <= COALESCE((SELECT value FROM json_each(?8) WHERE key = endpoint_id), ?6)
+            ORDER BY due LIMIT ?5)
          RETURNING id, msg_id, endpoint_id, attempts, trigger_type, rowid"
     )
 }
@@ -55,6 +67,16 @@ fn skip_json(endpoints: &[EndpointId]) -> String {
     serde_json::json!(endpoints).to_string()
 }
 
+/// The endpoints with limited room, as one JSON object of their rooms.
+fn room_json(room: &EndpointRoom) -> String {
+    let rooms: serde_json::Map<String, serde_json::Value> = room
+        .limited
+        .iter()
+        .map(|(id, room)| (id.to_string(), (*room).into()))
+        .collect();
+    serde_json::Value::Object(rooms).to_string()
+}
+
 /// Leases due deliveries: pending ones whose time has come and sending ones whose lease expired.
 pub fn claim_due(
     conn: &Connection,
@@ -62,22 +84,25 @@ pub fn claim_due(
     lease: &Lease,
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
+    let every_endpoint = lease.skip_endpoints.is_empty() && lease.endpoint_room.limited.is_empty();
     let mut statement = conn
-        .prepare_cached(&if lease.skip_endpoints.is_empty() {
+        .prepare_cached(&if every_endpoint {
             claim_oldest_due()
         } else {
             claim_oldest_due_of_others()
         })
         .map_err(db_error)?;
-    let params: [rusqlite::types::Value; 6] = [
+    let params: [rusqlite::types::Value; 8] = [
         lease.owner.clone().into(),
         lease.token.clone().into(),
         lease.until.into(),
         lease.now.into(),
         (limit as i64).into(),
+        lease.endpoint_room.each_sql().into(),
         skip_json(&lease.skip_endpoints).into(),
+        room_json(&lease.endpoint_room).into(),
     ];
-    // Claiming with no endpoint to pass over takes no list (`?6`).
+    // Claiming with no endpoint to pass over or limit takes no lists (`?7`, `?8`).
     let used = statement.parameter_count();
     let mut due = statement
         .query_map(
