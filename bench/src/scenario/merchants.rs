@@ -59,6 +59,11 @@ async fn measure(hookd: &mut Hookd, args: &MerchantsArgs) -> anyhow::Result<Vec<
     let started = Instant::now();
     let apps = create_merchants(&setup, args.apps, args.setup_tasks).await?;
     let setup_s = started.elapsed().as_secs_f64();
+    // PostgreSQL plans hookd's statements once per connection while the tables are nearly
+    // empty (a sequential scan is then cheapest) and keeps those plans until the tables are
+    // analyzed; autovacuum would do that within a minute of the burst, but this machine's
+    // server runs without it. Without this, the run measured ten thousand sequential scans.
+    hookd.analyze().await?;
     setup
         .receiver
         .set_answer_delay(Duration::from_millis(args.endpoint_delay_ms));
