@@ -15,13 +15,7 @@ const IDLE_CHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Opens a pool on `database_url` with the given sizes and timeouts.
 pub async fn connect(database_url: &str, options: &PoolOptions) -> StoreResult<PgPool> {
-    let statement_timeout = options.statement_timeout.as_millis().to_string();
-    let connect = PgConnectOptions::from_str(database_url)
-        .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
-        .application_name("hookd")
-        // A statement stuck behind a lock or a slow disk fails instead of holding a connection;
-        // `synchronous_commit` stays at the server's default (on): a 2xx means committed.
-        .options([("statement_timeout", statement_timeout.as_str())]);
+    let connect = session_options(database_url, options)?;
     PgPoolOptions::new()
         .max_connections(options.max_connections)
         .min_connections(1)
@@ -41,6 +35,25 @@ pub async fn connect(database_url: &str, options: &PoolOptions) -> StoreResult<P
         .connect_with(connect)
         .await
         .map_err(db_error)
+}
+
+/// How each of hookd's sessions is opened.
+fn session_options(database_url: &str, options: &PoolOptions) -> StoreResult<PgConnectOptions> {
+    let statement_timeout = options.statement_timeout.as_millis().to_string();
+    Ok(PgConnectOptions::from_str(database_url)
+        .map_err(|e| StoreError::Database(format!("invalid PostgreSQL URL: {e}")))?
+        .application_name("hookd")
+        .options([
+            // A statement stuck behind a lock or a slow disk fails instead of holding a
+            // connection; `synchronous_commit` stays at the server's default (on): a 2xx means
+            // committed.
+            ("statement_timeout", statement_timeout.as_str()),
+            // No JIT compilation. hookd's statements run in milliseconds, but with a large
+            // backlog PostgreSQL estimates the claim's walk in millions, past `jit_above_cost`,
+            // and then compiled it for about 200 ms at every call (BENCHMARKS.md, "third
+            // round"). Compiling never pays for itself on statements this short.
+            ("jit", "off"),
+        ]))
 }
 
 /// Brings the schema up to date.
@@ -102,3 +115,21 @@ const UNIQUE_INDEXES: &[(&str, Taken)] = &[
     ("messages_", Taken::MessageId),
     ("message_payloads_", Taken::MessageId),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_run_without_jit_and_with_the_statement_timeout() {
+        let options = PoolOptions {
+            statement_timeout: std::time::Duration::from_secs(7),
+            ..PoolOptions::default()
+        };
+        let session = session_options("postgres://hookd@127.0.0.1:5432/hookd", &options)
+            .expect("a valid URL");
+        let set = session.get_options().expect("session options");
+        assert!(set.contains("jit=off"), "{set}");
+        assert!(set.contains("statement_timeout=7000"), "{set}");
+    }
+}
