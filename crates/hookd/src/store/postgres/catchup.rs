@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::claim;
 use super::connection::db_error;
 use crate::store::catchup::{self, EndpointState, Step, Throttle, RELEASE_BATCH};
 use crate::store::health::EndpointVerdict;
@@ -122,15 +123,15 @@ async fn release_more(
     let (released, last_due): (i64, Option<i64>) = sqlx::query_as(&format!(
         "WITH waiting AS (
             SELECT id, next_attempt_at FROM deliveries
-            WHERE endpoint_id = $1 AND next_attempt_at >= $2 AND status = {PENDING}
-              AND updated_at < $3
-            ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED
+            WHERE {} AND status = {PENDING} AND updated_at < $3
+            ORDER BY endpoint_id, next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED
          ), released AS (
             UPDATE deliveries d SET next_attempt_at = $5, updated_at = $5
             FROM waiting w WHERE d.id = w.id
             RETURNING w.next_attempt_at
          )
-         SELECT COUNT(*), MAX(next_attempt_at) FROM released"
+         SELECT COUNT(*), MAX(next_attempt_at) FROM released",
+        claim::endpoint_waiting_from("$1", "$2")
     ))
     .bind(endpoint_id)
     .bind(cursor.max(now + 1))
@@ -153,10 +154,10 @@ async fn release_more(
 /// How many of the endpoint's deliveries are due at `now`, counted up to [`RELEASE_BATCH`]
 /// from the endpoint's due index alone.
 async fn due_now(tx: &mut sqlx::PgConnection, endpoint_id: &str, now: i64) -> StoreResult<usize> {
-    let due: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries
-         WHERE endpoint_id = $1 AND next_attempt_at <= $2 LIMIT $3) due",
-    )
+    let due: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE {} LIMIT $3) due",
+        claim::endpoint_due_up_to("$1", "$2")
+    ))
     .bind(endpoint_id)
     .bind(now)
     .bind(i64::try_from(RELEASE_BATCH).unwrap_or(i64::MAX))

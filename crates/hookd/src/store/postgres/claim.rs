@@ -35,47 +35,85 @@ fn pinned_elsewhere(node: &str, now: &str) -> String {
     )
 }
 
-/// The oldest due deliveries, in one walk of the due index (`$6`, the endpoints to pass over,
-/// and `$8`, those with limited room, are empty), at most `$7` of any one endpoint (see
-/// [`crate::store::EndpointRoom`]). Rows locked beyond an endpoint's room are unlocked when the
-/// statement's transaction ends.
-fn oldest_due() -> String {
+/// The condition that walks one endpoint's deliveries due up to `at` on the
+/// `(endpoint_id, next_attempt_at)` index, from its earliest; its statement orders by both
+/// columns.
+///
+/// The bound is a row comparison, which only that index can serve. Written as
+/// `endpoint_id = … AND next_attempt_at <= …`, PostgreSQL could plan it on the global due
+/// index instead, filtering by endpoint, whenever its statistics showed few due rows: then,
+/// while a recovered endpoint's backlog fell due, every other endpoint's walk read all of it
+/// (in a scratch database with 300,000 rows of another endpoint due, 42 to 82 ms a walk
+/// against 0.1 to 0.3 ms; BENCHMARKS.md, "second round" and "third round").
+pub(super) fn endpoint_due_up_to(endpoint: &str, at: &str) -> String {
     format!(
-        "SELECT id FROM (
-            SELECT id, ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
-            FROM (SELECT id, endpoint_id, next_attempt_at FROM deliveries
-                  WHERE next_attempt_at <= $4
-                  AND NOT (endpoint_id = ANY($6::text[]))
-                  AND NOT (endpoint_id = ANY({}))
-                  ORDER BY next_attempt_at LIMIT $5 FOR UPDATE SKIP LOCKED) locked) ranked
-         WHERE n <= $7",
-        pinned_elsewhere("$1", "$4")
+        "endpoint_id = {endpoint} AND next_attempt_at IS NOT NULL
+         AND (endpoint_id, next_attempt_at) <= ({endpoint}, {at})"
     )
 }
+
+/// The condition that walks one endpoint's deliveries from `from` on, on the same index and
+/// for the same reason as [`endpoint_due_up_to`]. Both bounds are row comparisons, and the
+/// endpoint is not also given as an equality: with one, PostgreSQL 15 starts the scan at the
+/// endpoint's first entry rather than at `from`, and reads every row due before it.
+pub(super) fn endpoint_waiting_from(endpoint: &str, from: &str) -> String {
+    format!(
+        "next_attempt_at IS NOT NULL AND (endpoint_id, next_attempt_at) >= ({endpoint}, {from})
+         AND (endpoint_id, next_attempt_at) <= ({endpoint}, {})",
+        i64::MAX
+    )
+}
+
+/// The oldest due deliveries, in one walk of the due index (used when no endpoint is passed
+/// over or limited: `$6` and `$8` are empty), at most `$7` of any one endpoint (see
+/// [`crate::store::EndpointRoom`]), and `$5` in all. Rows locked beyond that are unlocked when
+/// the statement's transaction ends.
+///
+/// The walk must read the due index in order, whatever PostgreSQL's estimates say: with a
+/// large backlog falling due between two `ANALYZE`s they are far off, and a plan that collects
+/// every due row and sorts them took 636 to 763 ms with 580,000 rows due, against 2 to 11 ms
+/// for the ordered walk (BENCHMARKS.md, "third round"). So:
+/// - endpoints pinned to another node are left out with `NOT EXISTS`, which PostgreSQL
+///   estimates as leaving nearly every row; `NOT (endpoint_id = ANY(ARRAY(…)))` was estimated
+///   to leave one row in a thousand, which made sorting them look cheap;
+/// - the walk's `LIMIT` is the literal `walk`: for a parameter the generic plan assumes a tenth
+///   of the rows. [`claim_due`] takes the walk of the next power of two at or above its limit,
+///   so a handful of statements serve every limit.
+fn oldest_due(walk: usize) -> String {
+    format!(
+        "SELECT id FROM (
+            SELECT id, next_attempt_at,
+                   ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
+            FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM deliveries d
+                  WHERE d.next_attempt_at <= $4
+                  AND NOT EXISTS (SELECT 1 FROM endpoints e JOIN nodes n ON n.id = e.listen_node
+                      WHERE e.id = d.endpoint_id AND e.listen_node IS NOT NULL
+                      AND e.listen_node <> $1 AND n.heartbeat_at >= $4 - {LISTEN_HOLDER_SILENT_MS})
+                  ORDER BY d.next_attempt_at LIMIT {walk} FOR UPDATE OF d SKIP LOCKED) locked
+         ) ranked
+         WHERE n <= $7 ORDER BY next_attempt_at LIMIT $5"
+    )
+}
+
+/// The longest walk of [`oldest_due`]: a claim with a larger limit takes at most this many.
+const MAX_WALK: usize = 1024;
 
 /// The oldest due deliveries of the endpoints not passed over (`$6`): from each endpoint's own
 /// due order as many as it has room for (`$8` and `$9` name the endpoints with less room than
 /// `$7`, and theirs), then the oldest of those. Walking the global due order instead would
 /// read every due row of a passed-over endpoint first. (Rows locked beyond the limit are
 /// unlocked when the statement's transaction ends.)
-///
-/// The per-endpoint walk is written as a row comparison, which only the index on
-/// `(endpoint_id, next_attempt_at)` can serve. Written as `next_attempt_at <= $4`, PostgreSQL
-/// could plan it on the global due index instead, filtering by endpoint, whenever its
-/// statistics showed few due rows: then, while a recovered endpoint's backlog fell due, each
-/// other endpoint's walk read all of it (325 ms a claim; BENCHMARKS.md, "second round").
 fn oldest_due_of_others() -> String {
     format!(
         "SELECT d.id FROM endpoints e
          LEFT JOIN unnest($8::text[], $9::int8[]) AS r(id, room) ON r.id = e.id
          CROSS JOIN LATERAL (
-            SELECT id, next_attempt_at FROM deliveries
-            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
-              AND (endpoint_id, next_attempt_at) <= (e.id, $4)
+            SELECT id, next_attempt_at FROM deliveries WHERE {}
             ORDER BY endpoint_id, next_attempt_at LIMIT LEAST($5, COALESCE(r.room, $7))
             FOR UPDATE SKIP LOCKED) d
          WHERE NOT (e.id = ANY($6::text[])) AND NOT (e.id = ANY({}))
          ORDER BY d.next_attempt_at LIMIT $5",
+        endpoint_due_up_to("e.id", "$4"),
         pinned_elsewhere("$1", "$4")
     )
 }
@@ -98,7 +136,12 @@ fn claim_statement(due_rows: &str) -> String {
     )
 }
 
-static CLAIM_OLDEST_DUE: LazyLock<String> = LazyLock::new(|| claim_statement(&oldest_due()));
+/// The claims of [`oldest_due`], one for each walk: 1, 2, 4, … [`MAX_WALK`].
+static CLAIM_OLDEST_DUE: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..=MAX_WALK.trailing_zeros())
+        .map(|power| claim_statement(&oldest_due(1 << power)))
+        .collect()
+});
 static CLAIM_OLDEST_DUE_OF_OTHERS: LazyLock<String> =
     LazyLock::new(|| claim_statement(&oldest_due_of_others()));
 
@@ -112,7 +155,8 @@ pub async fn claim_due(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let room = &lease.endpoint_room;
     let statement: &str = if lease.skip_endpoints.is_empty() && room.limited.is_empty() {
-        &CLAIM_OLDEST_DUE
+        let walk = limit.next_power_of_two().min(MAX_WALK);
+        &CLAIM_OLDEST_DUE[walk.trailing_zeros() as usize]
     } else {
         &CLAIM_OLDEST_DUE_OF_OTHERS
     };
@@ -261,10 +305,10 @@ static NEXT_DUE: LazyLock<String> = LazyLock::new(|| {
 static NEXT_DUE_OF_OTHERS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT MIN(d.next_attempt_at) FROM endpoints e CROSS JOIN LATERAL (
-            SELECT next_attempt_at FROM deliveries
-            WHERE endpoint_id = e.id AND next_attempt_at IS NOT NULL
-            ORDER BY next_attempt_at LIMIT 1) d
+            SELECT next_attempt_at FROM deliveries WHERE {}
+            ORDER BY endpoint_id, next_attempt_at LIMIT 1) d
          WHERE NOT (e.id = ANY($1::text[])) AND NOT (e.id = ANY({}))",
+        endpoint_due_up_to("e.id", &i64::MAX.to_string()),
         pinned_elsewhere("$2", "$3")
     )
 });
