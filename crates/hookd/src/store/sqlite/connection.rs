@@ -7,9 +7,13 @@
 //! each caller. With `synchronous=FULL` a commit costs an fsync, so sharing it between many
 //! jobs is what makes durable ingest fast. A job that fails is rolled back to its savepoint
 //! without touching the others.
+//!
+//! Copying the log back into the database file (a checkpoint) is another thread's work, on its
+//! own connection, so the writer does not stop for it: see [`Checkpointer`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -22,6 +26,13 @@ const MAX_JOBS_PER_COMMIT: usize = 512;
 const WRITE_QUEUE_DEPTH: usize = 4096;
 /// Concurrent readers.
 const READERS: usize = 4;
+/// Pages of log after which the writer checkpoints by itself (SQLite's `wal_autocheckpoint`,
+/// whose default is 1,000). A backstop: by then the checkpointer has copied most of them.
+const WRITER_CHECKPOINT_PAGES: u32 = 4000;
+/// The shortest time between two of the checkpointer's checkpoints.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(200);
+/// Commits between two nudges of the checkpointer: a few commits are not worth a checkpoint.
+const COMMITS_PER_NUDGE: u32 = 32;
 
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("migrations/0001_initial.sql")),
@@ -221,10 +232,13 @@ impl Writer {
     pub fn start(path: &Path) -> StoreResult<Self> {
         let mut conn = connect(path)?;
         migrate(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(db_error)?;
+        let checkpointer = Checkpointer::start(path)?;
         let (jobs, queue) = mpsc::channel(WRITE_QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || write_loop(&conn, queue))
+            .spawn(move || write_loop(&conn, queue, &checkpointer))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs,
@@ -263,7 +277,11 @@ impl Writer {
 }
 
 /// The writer thread: ends when every [`Writer`] handle is dropped.
-fn write_loop(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
+fn write_loop(
+    conn: &Connection,
+    mut queue: mpsc::Receiver<Box<dyn WriteJob>>,
+    checkpointer: &Checkpointer,
+) {
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -281,10 +299,68 @@ fn write_loop(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
         if committed.is_err() {
             // Leave no half-open transaction behind for the next batch.
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            checkpointer.committed();
         }
         replies
             .into_iter()
             .for_each(|reply| reply(committed.clone()));
+    }
+}
+
+/// Copies the log back into the database file on a thread of its own.
+///
+/// Left to SQLite, the connection that commits runs the checkpoint whenever the log passes
+/// 1,000 pages: the writer would stop for it (copying the pages, syncing the database file),
+/// and every caller waiting for the next group commit with it. Here the writer only nudges
+/// this thread every few commits; it checkpoints (`PASSIVE`: it never blocks the writer or
+/// the readers) at most every [`CHECKPOINT_SPACING`] while commits go on, and not at all when
+/// none do. The writer's own checkpoint stays as a backstop at [`WRITER_CHECKPOINT_PAGES`]:
+/// SQLite starts the log over only once every page in it was copied, which a checkpoint
+/// running beside a busy writer rarely achieves, and the writer's, which finds nearly all
+/// pages copied, does quickly.
+struct Checkpointer {
+    nudges: std_mpsc::SyncSender<()>,
+    /// Commits since the last nudge (only the writer thread counts).
+    commits: std::cell::Cell<u32>,
+}
+
+impl Checkpointer {
+    /// Starts the thread; it ends when the checkpointer is dropped (with the writer thread).
+    fn start(path: &Path) -> StoreResult<Self> {
+        let conn = connect(path)?;
+        let (nudges, nudged) = std_mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("hookd-sqlite-checkpointer".into())
+            .spawn(move || {
+                while nudged.recv().is_ok() {
+                    if let Err(err) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(%err, "checkpointing the SQLite log failed");
+                    }
+                    std::thread::sleep(CHECKPOINT_SPACING);
+                }
+            })
+            .map_err(|e| {
+                StoreError::Database(format!("cannot start the checkpointer thread: {e}"))
+            })?;
+        Ok(Self {
+            nudges,
+            commits: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Counts a commit, and every [`COMMITS_PER_NUDGE`] tells the thread that the log grew.
+    /// Never waits: a nudge already pending covers this one.
+    fn committed(&self) {
+        let commits = self.commits.get() + 1;
+        if commits < COMMITS_PER_NUDGE {
+            self.commits.set(commits);
+            return;
+        }
+        self.commits.set(0);
+        let _ = self.nudges.try_send(());
     }
 }
 
@@ -370,5 +446,56 @@ impl ProcessLock {
             ))
         })?;
         Ok(Self { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_pages(path: &Path) -> u64 {
+        std::fs::metadata(path).expect("the database file").len() / 4096
+    }
+
+    /// Commits far below both the writer's backstop and SQLite's own threshold reach the
+    /// database file: only the checkpointer thread copies them there.
+    #[tokio::test]
+    async fn the_checkpointer_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("hookd.db");
+        let writer = Writer::start(&path).expect("the writer starts");
+        writer
+            .run(|conn| {
+                conn.execute_batch("CREATE TABLE filler (b BLOB)")
+                    .map_err(db_error)
+            })
+            .await
+            .expect("a table");
+        let before = file_pages(&path);
+
+        // About 300 pages of log in 100 commits: the checkpointer is nudged three times.
+        for _ in 0..100 {
+            writer
+                .run(|conn| {
+                    for _ in 0..3 {
+                        conn.execute("INSERT INTO filler VALUES (zeroblob(4000))", [])
+                            .map_err(db_error)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .expect("a commit");
+        }
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while file_pages(&path) < before + 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {} pages ({before} before the commits): \
+                 nothing checkpointed the log",
+                file_pages(&path)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
