@@ -22,16 +22,24 @@ use crate::store::{
     LISTEN_HOLDER_SILENT_MS, LISTEN_RELEASE_LIMIT,
 };
 
-/// The endpoints pinned to a live node other than `$1` (the claiming node), as an array: a
+/// The rows of endpoints (`e`) pinned to a live node other than `node` (the claiming node): a
 /// listen session's endpoint, whose deliveries only the node holding the session can make
-/// (`store::LISTEN_HOLDER_SILENT_MS`). Uncorrelated, so PostgreSQL computes it once per claim
-/// (an InitPlan) from the partial index `endpoints_listen_node`, which holds only pinned
-/// endpoints, usually none; each due row then costs one array comparison, like `$6`'s.
+/// (`store::LISTEN_HOLDER_SILENT_MS`). `extra` narrows them further (or is empty).
+fn pinned_elsewhere_rows(node: &str, now: &str, extra: &str) -> String {
+    format!(
+        "FROM endpoints e JOIN nodes n ON n.id = e.listen_node
+         WHERE e.listen_node IS NOT NULL AND e.listen_node <> {node}
+         AND n.heartbeat_at >= {now} - {LISTEN_HOLDER_SILENT_MS} {extra}"
+    )
+}
+
+/// The endpoints pinned to another live node ([`pinned_elsewhere_rows`]), as an array.
+/// Uncorrelated, so PostgreSQL computes it once per statement (an InitPlan) from the partial
+/// index `endpoints_listen_node`, which holds only pinned endpoints, usually none.
 fn pinned_elsewhere(node: &str, now: &str) -> String {
     format!(
-        "ARRAY(SELECT e.id FROM endpoints e JOIN nodes n ON n.id = e.listen_node
-               WHERE e.listen_node IS NOT NULL AND e.listen_node <> {node}
-               AND n.heartbeat_at >= {now} - {LISTEN_HOLDER_SILENT_MS})"
+        "ARRAY(SELECT e.id {})",
+        pinned_elsewhere_rows(node, now, "")
     )
 }
 
@@ -86,12 +94,11 @@ fn oldest_due(walk: usize) -> String {
                    ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS n
             FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM deliveries d
                   WHERE d.next_attempt_at <= $4
-                  AND NOT EXISTS (SELECT 1 FROM endpoints e JOIN nodes n ON n.id = e.listen_node
-                      WHERE e.id = d.endpoint_id AND e.listen_node IS NOT NULL
-                      AND e.listen_node <> $1 AND n.heartbeat_at >= $4 - {LISTEN_HOLDER_SILENT_MS})
+                  AND NOT EXISTS (SELECT 1 {})
                   ORDER BY d.next_attempt_at LIMIT {walk} FOR UPDATE OF d SKIP LOCKED) locked
          ) ranked
-         WHERE n <= $7 ORDER BY next_attempt_at LIMIT $5"
+         WHERE n <= $7 ORDER BY next_attempt_at LIMIT $5",
+        pinned_elsewhere_rows("$1", "$4", "AND e.id = d.endpoint_id")
     )
 }
 
